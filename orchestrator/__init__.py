@@ -1,0 +1,1 @@
+"""Open Lines dialog orchestrator."""

@@ -1,0 +1,78 @@
+"""One settings object: the only place that reads the environment (see README, deploy/env.example)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything configurable, read once at the edge and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+
+    # --- Redis ---------------------------------------------------------------------------
+    redis_url: str | None = Field(
+        default=None, description="Redis URL; unset -> an embedded server is started (make run/test)"
+    )
+    key_prefix: str = Field(default="ol", description="prefix of every Redis key we own")
+
+    # --- The portal (single-portal setups; OAuth portals register via ONAPPINSTALL) --------
+    b24_webhook_url: str | None = Field(
+        default=None, description="inbound webhook, e.g. https://x.bitrix24.com/rest/1/code/"
+    )
+    b24_member_id: str | None = Field(default=None, description="member_id of the webhook portal")
+    b24_application_token: str | None = Field(
+        default=None, description="application_token events of the webhook portal carry"
+    )
+    b24_client_id: str | None = Field(default=None, description="OAuth app client_id")
+    b24_client_secret: str | None = Field(default=None, description="OAuth app client_secret")
+    b24_oauth_url: str = Field(
+        default="https://oauth.bitrix.info/oauth/token/", description="OAuth token endpoint"
+    )
+    b24_bot_client_id: str | None = Field(
+        default=None, description="CLIENT_ID of a webhook-registered bot (imbot.* over webhooks)"
+    )
+
+    # --- REST client -----------------------------------------------------------------------
+    b24_plan: Literal["standard", "enterprise"] = "standard"
+    b24_bucket_capacity: int | None = Field(default=None, description="override the plan's bucket")
+    b24_drain_per_s: float | None = Field(default=None, description="override the plan's drain")
+    b24_burst_margin: int = Field(default=5, description="bucket slots we never use (safety)")
+    b24_operating_limit_s: float = Field(default=480.0, description="per-method budget / 10 min")
+    b24_request_timeout_s: float = 30.0
+    b24_max_connections: int = 32
+    b24_coalesce_window_ms: float = Field(default=2.0, description="wait to fill a batch")
+    b24_max_retries: int = 5
+
+    # --- Ingress ---------------------------------------------------------------------------
+    ingress_host: str = "0.0.0.0"
+    ingress_port: int = 8080
+    ingress_max_body_bytes: int = 256 * 1024
+    spool_dir: str = Field(default="./spool", description="where events go while Redis is down")
+    dedup_ttl_s: int = 7 * 24 * 3600
+
+    # --- Worker ----------------------------------------------------------------------------
+    queue_name: str = Field(default="ol:queue", description="arq queue name")
+    worker_concurrency: int = 50
+    worker_poll_delay_s: float = 0.02
+    lease_ms: int = 5000
+    drain_budget_events: int = 20
+    drain_budget_s: float = 1.0
+    sweep_interval_s: float = 2.0
+    max_attempts: int = 5
+    shutdown_grace_s: float = 10.0
+
+    # --- Dialogs ---------------------------------------------------------------------------
+    scenario_path: str | None = Field(default=None, description="YAML scenario; default shipped")
+
+    # --- Logs ------------------------------------------------------------------------------
+    log_format: Literal["json", "console"] = "json"
+    log_level: str = "INFO"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; explicit overrides (CLI flags, tests) win."""
+    return Settings(**overrides)  # type: ignore[arg-type]
