@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 if TYPE_CHECKING:
     from emulator.portal import Portal
@@ -30,6 +30,22 @@ class RestError(Exception):
 
     def envelope(self) -> dict[str, Any]:
         return {"error": self.code, "error_description": self.description, **self.extra}
+
+
+@dataclass(frozen=True)
+class PortalIdentity:
+    """What names a portal: its member_id, its domain and the token its events carry."""
+
+    member_id: str
+    domain: str
+    application_token: str
+
+
+class EventSink(Protocol):
+    """Where the portal drops outbound events; the platform POSTs each once, never retried."""
+
+    def post(self, url: str, payload: dict[str, Any]) -> None:
+        """Queue `payload` (event, event_handler_id, data, ts, auth) for delivery to `url`."""
 
 
 class Clock:

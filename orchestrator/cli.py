@@ -1,0 +1,63 @@
+"""The `orchestrator` command: one subcommand per job; each is imported only when it runs.
+
+The CLI is the composition root: the core modules never import worker/ or emulator/, but the
+commands that start them (emulator, demo, bench, chaos) do, lazily.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+
+# subcommand -> (module, function taking the parsed args and returning an exit code)
+Runner = Callable[[argparse.Namespace], int]
+
+
+def _lazy(target: str) -> Runner:
+    module_name, func_name = target.split(":")
+
+    def run(args: argparse.Namespace) -> int:
+        func: Runner = getattr(importlib.import_module(module_name), func_name)
+        return func(args)
+
+    return run
+
+
+def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("emulator", help="run the Bitrix24 portal emulator standalone")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8090)
+    p.add_argument("--plan", choices=["standard", "enterprise"], default="standard")
+    p.add_argument("--event-url", default=None,
+                   help="where the seeded bot's handlers and Open Lines events are POSTed")
+    p.add_argument("--token-ttl", type=float, default=3600.0, help="access token lifetime, s")
+    p.set_defaults(func=_lazy("emulator.server:cli_main"))
+
+
+# Each builder adds one subcommand (or group); keep them in the order of `orchestrator --help`.
+BUILDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_emulator,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="orchestrator",
+        description="Open Lines dialog orchestrator: ingress, workers, tools, emulator, benches.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for build in BUILDERS:
+        build(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    code: int = args.func(args)
+    return code
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
