@@ -1,0 +1,158 @@
+"""The `/_emulator/` control API: play clients and operators, move time, inject faults, expire
+tokens, re-install the app, and read state, counters and credentials. JSON in, JSON out; every
+route takes an optional `member_id` (body or query), default the first portal."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from emulator.dispatch import EMULATOR
+from emulator.registry import RestError
+from emulator.runtime import Emulator, PortalRuntime
+from emulator.transport import json_response
+
+Action = Callable[[Any, dict[str, Any]], dict[str, Any]]
+
+# Domain actions of B's Portal, by route: (portal, body) -> result.
+ACTIONS: dict[str, Action] = {
+    "client-message": lambda p, b: p.client_message(
+        int(b["line_id"]), str(b["text"]), b.get("user_code"), b.get("name")),
+    "operator-answer": lambda p, b: p.operator_answer(int(b["chat_id"]), int(b["user_id"])),
+    "operator-message": lambda p, b: p.operator_message(
+        int(b["chat_id"]), int(b["user_id"]), str(b["text"])),
+    "operator-finish": lambda p, b: p.operator_finish(int(b["chat_id"]), int(b["user_id"])),
+    "client-vote": lambda p, b: p.client_vote(int(b["chat_id"]), str(b["vote"])),
+}
+
+
+class BadRequest(Exception):
+    """A control request the emulator cannot act on (400)."""
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if request.method == "GET" or not request.can_read_body:
+        return {}
+    try:
+        body = json.loads(await request.read())
+    except ValueError as exc:
+        raise BadRequest(f"body is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise BadRequest("body must be a JSON object")
+    return body
+
+
+def _runtime(emu: Emulator, request: web.Request, body: dict[str, Any]) -> PortalRuntime:
+    member_id = body.get("member_id") or request.query.get("member_id")
+    try:
+        return emu.by_member(member_id)
+    except KeyError as exc:
+        raise web.HTTPNotFound(
+            text=json.dumps({"error": "PORTAL_NOT_FOUND", "error_description": str(member_id)}),
+            content_type="application/json") from exc
+
+
+Route = Callable[[Emulator, PortalRuntime, dict[str, Any]], Any]
+
+
+def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        emu = request.app[EMULATOR]
+        try:
+            body = await _body(request)
+            runtime = _runtime(emu, request, body)
+            result = route(emu, runtime, body)
+        except RestError as err:
+            return json_response(err.envelope(), err.status)
+        except (BadRequest, KeyError, ValueError, TypeError) as exc:
+            text = f"missing field {exc}" if isinstance(exc, KeyError) else str(exc)
+            return json_response({"error": "BAD_REQUEST", "error_description": text}, 400)
+        return json_response(result)
+
+    return handler
+
+
+def _action(name: str) -> Route:
+    def run(_: Emulator, runtime: PortalRuntime, body: dict[str, Any]) -> Any:
+        return ACTIONS[name](runtime.portal, body)
+
+    return run
+
+
+def _advance_time(_: Emulator, runtime: PortalRuntime, body: dict[str, Any]) -> Any:
+    seconds = float(body["seconds"])
+    if seconds < 0:
+        raise BadRequest("seconds must not be negative")
+    runtime.clock.advance(seconds)
+    runtime.portal.tick()
+    return {"now": runtime.clock.now()}
+
+
+def _set_faults(_: Emulator, runtime: PortalRuntime, body: dict[str, Any]) -> Any:
+    runtime.faults.configure(body)
+    return {"faults": runtime.faults.describe()}
+
+
+def _clear_faults(_: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> Any:
+    runtime.faults.clear()
+    return {"faults": runtime.faults.describe()}
+
+
+def _expire_tokens(_: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> Any:
+    return {"expired": runtime.tokens.expire_all()}
+
+
+def _install(emu: Emulator, runtime: PortalRuntime, body: dict[str, Any]) -> Any:
+    url = body.get("url") or emu.config.event_url
+    if not url:
+        raise BadRequest("url is required (no event_url configured)")
+    payload = runtime.install_payload(emu.base_url)
+    emu.delivery.enqueue(runtime.identity.member_id, str(url), payload)
+    return {"queued": True, "url": url, "auth": payload["auth"]}
+
+
+def _oauth_code(_: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> Any:
+    return {"code": runtime.tokens.issue_code(), "client_id": runtime.tokens.client_id}
+
+
+def _add_webhook(emu: Emulator, runtime: PortalRuntime, body: dict[str, Any]) -> Any:
+    scopes = body.get("scopes", list(emu.config.scopes))
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        raise BadRequest("scopes must be a list of strings")
+    hook = runtime.add_webhook(frozenset(scopes))
+    return {"webhook_url": f"{emu.base_url}/rest/{hook.user_id}/{hook.code}/",
+            "scopes": sorted(hook.scopes)}
+
+
+def _state(emu: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> Any:
+    return {**runtime.portal.snapshot(), "counters": runtime.counters(),
+            "deliveries": emu.delivery.log(runtime.identity.member_id),
+            "faults": runtime.faults.describe(), "now": runtime.clock.now()}
+
+
+def _counters(_: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> Any:
+    return runtime.counters()
+
+
+def _credentials(emu: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> Any:
+    return runtime.credentials(emu.base_url)
+
+
+def add_control_routes(app: web.Application) -> None:
+    """Mount every `/_emulator/` route on `app`."""
+    prefix = "/_emulator"
+    for name in ACTIONS:
+        app.router.add_post(f"{prefix}/{name}", _wrap(_action(name)))
+    app.router.add_post(f"{prefix}/advance-time", _wrap(_advance_time))
+    app.router.add_post(f"{prefix}/faults", _wrap(_set_faults))
+    app.router.add_delete(f"{prefix}/faults", _wrap(_clear_faults))
+    app.router.add_post(f"{prefix}/expire-tokens", _wrap(_expire_tokens))
+    app.router.add_post(f"{prefix}/install", _wrap(_install))
+    app.router.add_post(f"{prefix}/oauth-code", _wrap(_oauth_code))
+    app.router.add_post(f"{prefix}/webhooks", _wrap(_add_webhook))
+    app.router.add_get(f"{prefix}/state", _wrap(_state))
+    app.router.add_get(f"{prefix}/counters", _wrap(_counters))
+    app.router.add_get(f"{prefix}/credentials", _wrap(_credentials))

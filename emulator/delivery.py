@@ -1,0 +1,97 @@
+"""Outbound events: the portal's queue server. Each payload is form-encoded like PHP
+`http_build_query` and POSTed once — never retried, as on the real portal [bitrix24-api.md §8]."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from typing import Any
+
+import aiohttp
+import structlog
+
+from emulator.transport import http_build_query
+
+log = structlog.get_logger(__name__)
+
+_Item = tuple[str, str, dict[str, Any]]          # (member_id, url, payload)
+
+
+class EventDelivery:
+    """One queue and one worker for every portal: events leave in the order they were raised."""
+
+    def __init__(self, timeout_s: float = 10.0, log_size: int = 2000) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout_s)
+        self._queue: asyncio.Queue[_Item] = asyncio.Queue()
+        self._log: deque[dict[str, Any]] = deque(maxlen=log_size)
+        self._session: aiohttp.ClientSession | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        self._worker = asyncio.create_task(self._run(), name="emulator-event-delivery")
+
+    async def close(self) -> None:
+        """Stop delivering; events still queued are dropped, as a portal shutting down would."""
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+            self._worker = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def sink(self, member_id: str) -> PortalSink:
+        """The EventSink handed to one portal."""
+        return PortalSink(self, member_id)
+
+    def enqueue(self, member_id: str, url: str, payload: dict[str, Any]) -> None:
+        self._queue.put_nowait((member_id, url, payload))
+
+    async def settle(self) -> None:
+        """Wait until every queued event has been attempted."""
+        await self._queue.join()
+
+    def log(self, member_id: str | None = None) -> list[dict[str, Any]]:
+        """The deliveries attempted so far (oldest first), optionally for one portal."""
+        return [dict(e) for e in self._log if member_id is None or e["member_id"] == member_id]
+
+    async def _run(self) -> None:
+        while True:
+            member_id, url, payload = await self._queue.get()
+            try:
+                await self._deliver(member_id, url, payload)
+            finally:
+                self._queue.task_done()
+
+    async def _deliver(self, member_id: str, url: str, payload: dict[str, Any]) -> None:
+        entry: dict[str, Any] = {"member_id": member_id, "url": url,
+                                 "event": payload.get("event"), "status": None,
+                                 "error": None, "ts": time.time()}
+        self._log.append(entry)
+        assert self._session is not None, "delivery used before start()"
+        body = http_build_query(payload)
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        try:
+            async with self._session.post(url, data=body.encode(), headers=headers) as resp:
+                await resp.read()
+                entry["status"] = resp.status
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            # The queue server gives up at once: the event is lost for this handler.
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+            log.info("event_delivery_failed", url=url, event_name=entry["event"],
+                     error=entry["error"])
+
+
+class PortalSink:
+    """EventSink for one portal: tags each event with the portal's member_id."""
+
+    def __init__(self, delivery: EventDelivery, member_id: str) -> None:
+        self._delivery = delivery
+        self.member_id = member_id
+
+    def post(self, url: str, payload: dict[str, Any]) -> None:
+        self._delivery.enqueue(self.member_id, url, payload)

@@ -1,0 +1,182 @@
+"""The REST call pipeline, in the order the portal applies it: credentials -> portal -> leaky
+bucket -> auth -> faults -> method lookup -> auth type -> scope -> operating budget -> handler ->
+envelope. `batch` reuses the per-call half for each of its commands."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from emulator.batch import run_batch
+from emulator.faults import Decision
+from emulator.registry import METHODS, CallContext, MethodSpec, RestError
+from emulator.runtime import GLOBAL_SCOPES, Caller, Emulator, PortalRuntime
+from emulator.transport import (
+    error_response,
+    extract_credentials,
+    html_error,
+    json_response,
+    lift_result,
+    normalise_keys,
+    parse_rest_path,
+    read_params,
+    time_block,
+)
+
+log = structlog.get_logger(__name__)
+
+EMULATOR = web.AppKey("emulator", Emulator)
+BATCH = "batch"
+
+NOT_FOUND = ("ERROR_METHOD_NOT_FOUND", "Method not found!")
+
+
+def _no_auth(creds_kind: str, status: int) -> RestError:
+    if creds_kind == "webhook":
+        return RestError("INVALID_CREDENTIALS", "Invalid request credentials", status)
+    if creds_kind == "oauth":
+        return RestError("invalid_token", "The access token provided is invalid", 401)
+    return RestError("NO_AUTH_FOUND", "Wrong authorization data", 401)
+
+
+async def handle_rest(request: web.Request) -> web.StreamResponse:
+    """`/rest/<method>[.json]` and `/rest/<user>/<code>/<method>[.json]`."""
+    emu = request.app[EMULATOR]
+    route = parse_rest_path(request.match_info["tail"])
+    if route is None:
+        return error_response(RestError(*NOT_FOUND, 404))
+    params = await read_params(request)
+    creds = extract_credentials(route, request.headers, params)
+    runtime = emu.by_credentials(creds)
+    if runtime is None:
+        return error_response(_no_auth(creds.kind, emu.config.auth_error_status))
+    runtime.requests += 1
+    runtime.count(route.method, "calls")
+    if not runtime.bucket.try_acquire():
+        runtime.count(route.method, "503")
+        return error_response(RestError("QUERY_LIMIT_EXCEEDED", "Too many requests", 503))
+    try:
+        caller = runtime.authenticate(creds)
+    except RestError as err:
+        runtime.count(route.method, "errors")
+        return error_response(err)
+    decision = runtime.faults.decide(route.method)
+    held = await _apply_transport_fault(emu, runtime, route.method, decision)
+    if held is not None:
+        return held
+    if route.method == BATCH:
+        return await _serve_batch(runtime, caller, params)
+    outcome = await execute(runtime, caller, route.method, params, decision)
+    status = outcome.pop("_status", 200)
+    return json_response(outcome, status)
+
+
+async def _apply_transport_fault(emu: Emulator, runtime: PortalRuntime, method: str,
+                                 decision: Decision) -> web.StreamResponse | None:
+    """Timeouts, HTML pages and latency: trouble in front of the handler."""
+    if decision.kind == "timeout":
+        runtime.count(method, "errors")
+        # Hold the request past any sane client timeout; wake early when the emulator stops.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(emu.closing.wait(), emu.config.fault_timeout_s)
+        return html_error(504)
+    if decision.kind == "html":
+        runtime.count(method, "errors")
+        return html_error(decision.html_status)
+    if decision.latency_s > 0:
+        await asyncio.sleep(decision.latency_s)
+    return None
+
+
+async def _serve_batch(runtime: PortalRuntime, caller: Caller,
+                       params: dict[str, Any]) -> web.Response:
+    start = runtime.clock.now()
+    t0 = time.perf_counter()
+
+    async def sub_call(method: str, sub_params: dict[str, Any]) -> dict[str, Any]:
+        runtime.count(method, "calls")
+        decision = runtime.faults.decide(method)
+        if decision.latency_s > 0:
+            await asyncio.sleep(decision.latency_s)
+        outcome = await execute(runtime, caller, method, sub_params, decision)
+        outcome.pop("_status", None)
+        return outcome
+
+    result = await run_batch(normalise_keys(params), sub_call)
+    finish = runtime.clock.now()
+    # `batch` itself is exempt from the operating budget: no operating* in its time block.
+    body = {"result": result, "time": time_block(start, finish, time.perf_counter() - t0, None)}
+    return json_response(body)
+
+
+def _check_access(runtime: PortalRuntime, caller: Caller, spec: MethodSpec) -> None:
+    if caller.auth_type not in spec.auth:
+        raise RestError("WRONG_AUTH_TYPE", "Current authorization type is denied for this method",
+                        403)
+    if spec.scope not in GLOBAL_SCOPES and spec.scope not in caller.scopes:
+        raise runtime.scope_error(caller)
+
+
+async def execute(runtime: PortalRuntime, caller: Caller, method: str, params: dict[str, Any],
+                  decision: Decision) -> dict[str, Any]:
+    """Run one method for an authenticated caller: the success body, or an error envelope
+    carrying its HTTP status under "_status"."""
+    try:
+        return await _execute(runtime, caller, method, params, decision)
+    except RestError as err:
+        runtime.count(method, "429" if err.status == 429 else "errors")
+        return {**err.envelope(), "_status": err.status}
+
+
+async def _execute(runtime: PortalRuntime, caller: Caller, method: str, params: dict[str, Any],
+                   decision: Decision) -> dict[str, Any]:
+    spec = METHODS.get(method.lower())
+    if spec is None:
+        raise RestError(*NOT_FOUND, 404)
+    _check_access(runtime, caller, spec)
+    key = (caller.auth_type, caller.entity, spec.name)
+    if runtime.budget.blocked(key):
+        raise RestError("OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.",
+                        429)
+    if decision.kind == "error":
+        raise RestError("INTERNAL_SERVER_ERROR", "Internal server error", 500)
+    start = runtime.clock.now()
+    t0 = time.perf_counter()
+    ctx = CallContext(runtime.portal, caller.user_id, caller.auth_type, caller.app_client_id,
+                      caller.scopes, spec.name)
+    try:
+        result = await _invoke(spec, ctx, normalise_keys(params) if spec.keys_normalised
+                               else params)
+    finally:
+        simulated = runtime_exec_time(runtime, spec.name) + decision.exec_time_s
+        processing = time.perf_counter() - t0 + simulated
+        runtime.budget.record(key, start, processing)
+    finish = runtime.clock.now() + simulated
+    operating = runtime.budget.report(key, start)
+    return {**lift_result(result), "time": time_block(start, finish, processing, operating)}
+
+
+def runtime_exec_time(runtime: PortalRuntime, method: str) -> float:
+    """Simulated execution seconds configured for `method` (config.method_exec_time)."""
+    table = runtime.exec_time
+    return table.get(method, table.get("*", 0.0))
+
+
+async def _invoke(spec: MethodSpec, ctx: CallContext, params: dict[str, Any]) -> Any:
+    try:
+        result = spec.handler(ctx, params)
+        if inspect.isawaitable(result):
+            result = await result
+    except RestError:
+        raise
+    except Exception as exc:
+        # A non-REST exception surfaces as ERROR_CORE 400, as CRestServer does.
+        log.exception("emulator_handler_failed", method=spec.name)
+        raise RestError("ERROR_CORE", str(exc) or type(exc).__name__, 400) from exc
+    return result

@@ -1,0 +1,268 @@
+"""Open Lines session lifecycle (bitrix24-api.md §4.4-§4.5): start, welcome bot, queue, answer,
+finish, votes and the timers (messages are in emulator.messaging). Functions over a Portal; the
+REST handlers and the control API both go through here, so a transition behaves the same
+whoever triggers it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from emulator import payloads
+from emulator.registry import RestError
+from emulator.state import (
+    VOTE_DISLIKE,
+    VOTE_LIKE,
+    Chat,
+    Line,
+    Message,
+    Session,
+    Status,
+    User,
+)
+
+if TYPE_CHECKING:
+    from emulator.portal import Portal
+
+
+def set_status(portal: Portal, session: Session, status: int) -> None:
+    """Change a session's status and keep its history (only real changes are recorded)."""
+    if session.history and session.status == status:
+        return
+    session.status = int(status)
+    session.history.append({"status": int(status), "at": portal.now()})
+
+
+# ---- client side --------------------------------------------------------------------------
+
+
+# ---- session start and routing ------------------------------------------------------------
+
+def start_session(portal: Portal, chat: Chat, line: Line, *, mode: str,
+                  parent_id: int = 0) -> Session:
+    """Create a session for the chat and fire OnSessionStart: status 0 for an incoming
+    dialog, 10 for an outgoing one; START_ID is the "started" system message."""
+    session = Session(portal.next_id("session"), chat.id, line.id, chat.client_id,
+                      chat.entity_id, chat.entity_id.split("|")[0], mode, portal.now(),
+                      parent_id=parent_id)
+    portal.sessions[session.id] = session
+    chat.session_id = session.id
+    chat.pause = chat.wait_action = False
+    set_status(portal, session, Status.ANSWER if mode == "output" else Status.NEW)
+    text = (f"Conversation #{session.id} started from conversation #{parent_id}" if parent_id
+            else f"Conversation #{session.id} started")
+    portal.post_message(chat, 0, text, system=True)
+    if mode == "input" and line.crm and line.crm_create == "lead" and not chat.crm:
+        create_chat_lead(portal, chat, assigned_by=line.queue[0] if line.queue else 0)
+    portal.emit_app_event("ONSESSIONSTART", payloads.session_event(portal, session))
+    return session
+
+
+def route_new_session(portal: Portal, chat: Chat, line: Line, session: Session) -> None:
+    """The welcome bot takes a new dialog when configured; otherwise it goes to the queue."""
+    bot = portal.bots.get(line.welcome_bot_id)
+    first_session = all(s.id == session.id for s in portal.sessions.values()
+                        if s.chat_id == chat.id)
+    if (bot is None or not line.welcome_bot_enable or not line.active
+            or (line.welcome_bot_join == "first" and not first_session)):
+        to_queue(portal, session)
+        return
+    session.operator_id, session.operator_is_bot = bot.id, True
+    chat.author_id = bot.id
+    if line.welcome_bot_time > 0:
+        session.queue_deadline = portal.now() + line.welcome_bot_time
+    join_chat(portal, chat, bot.id, context_user_id=chat.client_id)
+
+
+def join_chat(portal: Portal, chat: Chat, user_id: int, *, context_user_id: int) -> None:
+    """Add a member; a bot that joins gets ONIMBOTJOINCHAT."""
+    if user_id in chat.members:
+        return
+    chat.members.append(user_id)
+    bot = portal.bots.get(user_id)
+    if bot is not None:
+        portal.emit_bot_event(bot, "ONIMBOTJOINCHAT",
+                              payloads.bot_join(portal, bot, chat, context_user_id))
+
+
+def leave_chat(chat: Chat, user_id: int) -> None:
+    """Remove a member if present."""
+    if user_id in chat.members:
+        chat.members.remove(user_id)
+
+
+def _bot_steps_down(portal: Portal, session: Session) -> None:
+    """Account the bot's time when a bot operator hands over (TIME_BOT, DATE_OPERATOR)."""
+    session.time_bot = int(portal.now() - session.date_create)
+    session.date_operator = portal.now()
+
+
+def remove_bot(chat: Chat, line: Line, bot_id: int) -> None:
+    """A bot leaves the chat; the welcome bot stays hidden when WELCOME_BOT_LEFT=close."""
+    leave_chat(chat, bot_id)
+    if line.welcome_bot_left == "close" and bot_id == line.welcome_bot_id:
+        chat.fake_relations.append(bot_id)
+
+
+def to_queue(portal: Portal, session: Session, line: Line | None = None, *,
+             remove_operator_bot: bool = True) -> None:
+    """Send the dialog to a line's queue: no operator, WAIT_ANSWER=Y, status 5."""
+    chat = portal.chats[session.chat_id]
+    line = line or portal.lines[session.config_id]
+    if session.operator_is_bot and session.operator_id:
+        _bot_steps_down(portal, session)
+        if remove_operator_bot:
+            remove_bot(chat, portal.lines[session.config_id], session.operator_id)
+    session.config_id = line.id
+    session.operator_id, session.operator_is_bot = 0, False
+    session.wait_answer, session.queue_deadline = True, None
+    chat.author_id = 0
+    chat.fake_relations = [u for u in chat.fake_relations if u in portal.bots] + list(line.queue)
+    set_status(portal, session, Status.SKIP)
+
+
+def end_bot_session(portal: Portal, chat: Chat) -> bool:
+    """Chat::endBotSession: the bot operator hands the dialog to the queue; False if no bot."""
+    session = portal.open_session(chat)
+    if session is None or not session.operator_is_bot:
+        return False
+    portal.post_message(chat, 0, "The bot session has ended", system=True)
+    to_queue(portal, session)
+    return True
+
+
+# ---- operators ----------------------------------------------------------------------------
+
+def answer(portal: Portal, session: Session, user: User, *, check_responsible: bool = False,
+           announce: bool = True) -> None:
+    """Chat::answer: the user becomes the responsible operator (status at least 10); the
+    "picked conversation" system message is skipped for transfers and intercepts."""
+    chat = portal.chats[session.chat_id]
+    line = portal.lines[session.config_id]
+    if check_responsible and chat.author_id == user.id:
+        raise RestError("IMOL_CHAT_ERROR_ANSWER_ALREADY_RESPONSIBLE",
+                        "You are already responsible for this dialog")
+    if session.operator_is_bot and session.operator_id and session.operator_id != user.id:
+        _bot_steps_down(portal, session)
+    for member in list(chat.members):
+        person = portal.users[member]
+        human_staff = not person.is_bot and not person.is_connector
+        evicted_bot = (member == line.welcome_bot_id and line.welcome_bot_left == "queue")
+        if member != user.id and (human_staff or evicted_bot):
+            leave_chat(chat, member)
+    join_chat(portal, chat, user.id, context_user_id=user.id)
+    chat.author_id = user.id
+    chat.fake_relations = [u for u in chat.fake_relations if u in portal.bots]
+    if announce:
+        portal.post_message(chat, user.id, f"{user.full_name} picked conversation",
+                            system=True)
+    session.operator_id, session.operator_is_bot = user.id, user.is_bot
+    session.wait_answer = session.wait_action = chat.wait_action = False
+    if not user.is_bot:
+        session.queue_deadline = None
+        session.date_operator_answer = portal.now()
+        session.time_answer = int(portal.now() - session.date_create)
+    if session.status < Status.ANSWER:
+        set_status(portal, session, Status.ANSWER)
+
+
+# ---- finish, votes, timers ----------------------------------------------------------------
+
+def finish(portal: Portal, session: Session) -> None:
+    """Session::finish: ask for the vote (status 50) when the line wants one, else close."""
+    chat = portal.chats[session.chat_id]
+    line = portal.lines[session.config_id]
+    if session.closed:
+        return
+    if (session.wait_action and not session.wait_answer) or not line.active:
+        close(portal, session, "The conversation is closed")
+        return
+    if line.vote_message and not session.vote:
+        session.wait_vote = session.wait_action = chat.wait_action = True
+        session.wait_answer = False
+        connector_notice(portal, chat, session.operator_id, "Please rate the quality of service",
+                         {"IMOL_VOTE": session.id, "IMOL_VOTE_SID": session.id,
+                          "IMOL_FORM": "like"})
+        if line.vote_time_limit > 0:
+            session.date_close_vote = portal.now() + line.vote_time_limit
+        set_status(portal, session, Status.WAIT_CLIENT)
+        return
+    operator = portal.get_user(session.operator_id)
+    close(portal, session, f"{operator.full_name if operator else 'Operator'} "
+                           "finished the conversation")
+
+
+def connector_notice(portal: Portal, chat: Chat, author_id: int, text: str,
+                     params: dict[str, Any]) -> Message:
+    """A system message the client receives too (IMPORTANT_CONNECTOR=Y)."""
+    message = portal.post_message(chat, author_id, text, system=True,
+                                  params={**params, "IMPORTANT_CONNECTOR": "Y"})
+    portal.emit_app_event("ONOPENLINEMESSAGEADD",
+                          payloads.outgoing_message(portal, chat, message))
+    return message
+
+
+def close(portal: Portal, session: Session, text: str = "The conversation is closed") -> None:
+    """CLOSED=Y: status 60, END_ID, times; bots leave; OnSessionFinish fires."""
+    chat = portal.chats[session.chat_id]
+    portal.post_message(chat, session.operator_id, text, system=True,
+                        params={"IMOL_VOTE_SID": session.id, "IMOL_VOTE_USER": session.vote})
+    now = portal.now()
+    session.closed = True
+    session.end_id = portal.last_message_id(chat.id)
+    session.date_close = now
+    session.time_close = int(now - session.date_create)
+    if session.operator_is_bot:
+        session.time_bot = int(now - session.date_create)
+    session.wait_action = session.wait_vote = session.wait_answer = session.pause = False
+    session.queue_deadline = session.date_close_vote = None
+    chat.pause = chat.wait_action = False
+    chat.members = [m for m in chat.members if m not in portal.bots]
+    chat.fake_relations = []
+    set_status(portal, session, Status.SPAM if session.spam else Status.CLOSE)
+    portal.emit_app_event("ONSESSIONFINISH", payloads.session_event(portal, session))
+
+
+def client_vote(portal: Portal, session: Session, vote: str) -> None:
+    """Session::voteAsUser: like 5 / dislike 1; a vote awaited on a closing-delay line closes."""
+    if session.closed:
+        return  # only an open (or vote-reopened) session takes a vote
+    session.vote = VOTE_LIKE if vote == "like" else VOTE_DISLIKE
+    line = portal.lines[session.config_id]
+    if session.wait_vote and line.vote_closing_delay:
+        session.wait_vote = False
+        close(portal, session)
+        return
+    # The portal's own "hack": the status is forced to 50, no other flag changes.
+    session.wait_vote = False
+    session.date_close_vote = None
+    set_status(portal, session, Status.WAIT_CLIENT)
+
+
+def tick(portal: Portal) -> None:
+    """Fire due timers: the welcome bot's queue timeout and the vote time limit."""
+    now = portal.now()
+    for session in [s for s in portal.sessions.values() if not s.closed]:
+        if (session.queue_deadline is not None and session.queue_deadline <= now
+                and session.operator_is_bot):
+            to_queue(portal, session)
+        elif (session.wait_vote and session.date_close_vote is not None
+              and session.date_close_vote <= now):
+            close(portal, session)
+
+
+def create_chat_lead(portal: Portal, chat: Chat, *, assigned_by: int) -> int:
+    """Create a lead from the chat's client and bind it (ENTITY_DATA_1/2)."""
+    client = portal.users[chat.client_id]
+    line = portal.lines[chat.line_id]
+    connector = chat.entity_id.split("|")[0]
+    lead = portal.add_lead({
+        "TITLE": f"{client.full_name} - {line.name}", "NAME": client.name,
+        "LAST_NAME": client.last_name, "SOURCE_ID": f"{line.id}|{connector.upper()}",
+        "SOURCE_DESCRIPTION": f"Open Channel: {line.name}",
+        "ASSIGNED_BY_ID": assigned_by or portal.admin_user_id,
+    }, created_by=assigned_by or portal.admin_user_id)
+    chat.crm, chat.crm_entity_type, chat.crm_entity_id = True, "LEAD", lead.id
+    chat.crm_bindings["LEAD"] = lead.id
+    return lead.id
+
+

@@ -1,0 +1,23 @@
+"""The portal's REST methods: importing this package registers every handler in METHODS."""
+
+from emulator.methods import (
+    crm,
+    events,
+    imbot,
+    imopenlines_bot,
+    imopenlines_dialog,
+    imopenlines_mode,
+    imopenlines_session,
+    users,
+)
+
+__all__ = [
+    "crm",
+    "events",
+    "imbot",
+    "imopenlines_bot",
+    "imopenlines_dialog",
+    "imopenlines_mode",
+    "imopenlines_session",
+    "users",
+]
