@@ -1,0 +1,132 @@
+"""The stored state of one dialog session: status, collected data, counters, timestamps, timers."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ACTIVE",
+    "CLOSED",
+    "HISTORY_LIMIT",
+    "SEEN_LIMIT",
+    "TERMINAL",
+    "Collected",
+    "DialogState",
+    "DialogStatus",
+    "HistoryEntry",
+]
+
+HISTORY_LIMIT = 50
+SEEN_LIMIT = 100
+
+
+class DialogStatus(StrEnum):
+    """Where a dialog session is in its lifecycle."""
+
+    BOT = "bot"  # the bot owns the dialog
+    OPERATOR_QUEUE = "operator_queue"  # handed to a queue, no human has answered yet
+    OPERATOR = "operator"  # a human took it
+    FINISHED = "finished"  # the portal closed the session; post-close work under way
+    VOTED = "voted"  # the rating step is done (saved, skipped, or owned by the line)
+    LEAD = "lead"  # the lead step is done too: nothing left for this session
+    FAILED = "failed"  # gave up (e.g. the lead could not be created after retries)
+
+
+ACTIVE = frozenset({DialogStatus.BOT, DialogStatus.OPERATOR_QUEUE, DialogStatus.OPERATOR})
+CLOSED = frozenset(
+    {DialogStatus.FINISHED, DialogStatus.VOTED, DialogStatus.LEAD, DialogStatus.FAILED}
+)
+TERMINAL = frozenset({DialogStatus.LEAD, DialogStatus.FAILED})
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Collected(_Model):
+    """Contact data the bot collected."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+    def get(self, field: str) -> str | None:
+        """A field's value by name."""
+        value = getattr(self, field, None)
+        return value if isinstance(value, str) else None
+
+
+class HistoryEntry(_Model):
+    """One transition, for operators reading `orchestrator sessions`."""
+
+    at: float
+    input: str
+    from_: str | None = Field(alias="from")
+    to: str
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class DialogState(_Model):
+    """Everything the machine remembers about one dialog (one portal chat, current session)."""
+
+    member_id: str
+    chat_id: int
+    session_id: int | None = None
+    line_id: int | None = None
+    user_code: str = ""
+    client_user_id: int | None = None
+    bot_ids: list[int] = Field(default_factory=list)
+    status: DialogStatus = DialogStatus.BOT
+    seq: int = 0  # transitions applied (effect ids derive from it)
+    epoch: int = 0  # earlier sessions seen in this chat
+    session_seq: int = 0  # the seq of the transition that began this session
+
+    # the bot conversation
+    greeted: bool = False
+    after_hours: bool = False
+    asking: str | None = None
+    data: Collected = Field(default_factory=Collected)
+    skipped: list[str] = Field(default_factory=list)  # fields given up after max re-asks
+    reasks: int = 0
+    unanswered: int = 0
+    last_message: str = ""
+    handoff_reason: str | None = None
+    closing: bool = False  # we asked the portal to finish the session
+
+    # the humans
+    operator_id: int | None = None
+
+    # timestamps (Unix seconds) for the evaluation
+    started_at: float | None = None
+    handed_off_at: float | None = None
+    operator_accepted_at: float | None = None
+    first_operator_response_at: float | None = None
+    last_client_at: float | None = None
+    closed_at: float | None = None
+
+    # after the close
+    client_vote: int | None = None  # 5 like, 1 dislike (the session's VOTE)
+    transcript_pending: bool = False
+    vote_pending: bool = False
+    vote: int | None = None
+    vote_saved: bool = False
+    lead_pending: bool = False
+    lead_done: bool = False
+    lead_id: int | None = None
+    failure: str | None = None
+
+    timers: dict[str, str] = Field(default_factory=dict)  # name -> token of the live timer
+    seen: list[int] = Field(default_factory=list)  # recent message ids (replays are no-ops)
+    history: list[HistoryEntry] = Field(default_factory=list)
+
+    def to_json(self) -> str:
+        """The stored form."""
+        return self.model_dump_json(by_alias=True)
+
+    @classmethod
+    def from_json(cls, raw: str | bytes) -> DialogState:
+        """Parse the stored form."""
+        return cls.model_validate_json(raw)

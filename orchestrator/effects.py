@@ -1,0 +1,201 @@
+"""What the dialog machine asks the world to do, as frozen data (the runner does the I/O).
+
+Every effect carries a deterministic `effect_id` built from (member_id, chat_id, session_id,
+transition seq, index in the transition), so replaying a transition after a crash yields the
+same ids and the runner's done-marks make each effect happen once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+__all__ = [
+    "EFFECT_TYPES",
+    "CancelTimer",
+    "CreateLead",
+    "Effect",
+    "FetchTranscript",
+    "FinishBotSession",
+    "HandToQueue",
+    "ScheduleTimer",
+    "SendMessage",
+    "Transfer",
+    "effect_from_record",
+    "effect_id",
+    "effect_payload",
+    "effect_seq",
+    "effect_session_id",
+    "with_ids",
+]
+
+# session: imopenlines.bot.session.message.send (NAME=DEFAULT), a system message from the line;
+# bot: imbot.message.add to the client; note: imbot.message.add with SKIP_CONNECTOR=Y, which the
+# operators see in the chat and the client's channel never receives.
+Via = Literal["session", "bot", "note"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Effect:
+    kind: ClassVar[str]
+    effect_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SendMessage(_Effect):
+    """Post a text into the chat."""
+
+    kind: ClassVar[str] = "SendMessage"
+    chat_id: int
+    text: str
+    via: Via = "session"
+
+
+@dataclass(frozen=True, kw_only=True)
+class HandToQueue(_Effect):
+    """imopenlines.bot.session.operator: end the bot's part, the line's queue distributes."""
+
+    kind: ClassVar[str] = "HandToQueue"
+    chat_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Transfer(_Effect):
+    """imopenlines.bot.session.transfer to a user or another line's queue."""
+
+    kind: ClassVar[str] = "Transfer"
+    chat_id: int
+    user_id: int | None = None
+    queue_id: int | None = None
+    leave: bool = True
+
+
+@dataclass(frozen=True, kw_only=True)
+class FinishBotSession(_Effect):
+    """imopenlines.bot.session.finish: the bot closes the session."""
+
+    kind: ClassVar[str] = "FinishBotSession"
+    chat_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class FetchTranscript(_Effect):
+    """imopenlines.session.history.get; comes back as TranscriptFetched (or EffectFailed)."""
+
+    kind: ClassVar[str] = "FetchTranscript"
+    session_id: int
+    chat_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SaveHeadVote(_Effect):
+    """imopenlines.session.head.vote with both RATING and COMMENT (a lone rating wipes it)."""
+
+    kind: ClassVar[str] = "SaveHeadVote"
+    session_id: int
+    rating: int
+    comment: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CreateLead(_Effect):
+    """One lead per session: look up by ORIGINATOR_ID/ORIGIN_ID first, then create."""
+
+    kind: ClassVar[str] = "CreateLead"
+    session_id: int | None
+    chat_id: int
+    fields: dict[str, Any] = field(default_factory=dict)
+    originator_id: str = "openlines-orchestrator"
+    origin_id: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleTimer(_Effect):
+    """Fire TimerFired(name, token) into this dialog after `delay_s`."""
+
+    kind: ClassVar[str] = "ScheduleTimer"
+    name: str
+    delay_s: float
+    token: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelTimer(_Effect):
+    """Forget a timer; a late firing is ignored anyway (its token no longer matches)."""
+
+    kind: ClassVar[str] = "CancelTimer"
+    name: str
+
+
+Effect = (
+    SendMessage
+    | HandToQueue
+    | Transfer
+    | FinishBotSession
+    | FetchTranscript
+    | SaveHeadVote
+    | CreateLead
+    | ScheduleTimer
+    | CancelTimer
+)
+
+EFFECT_TYPES: dict[str, type[Effect]] = {
+    cls.kind: cls
+    for cls in (
+        SendMessage,
+        HandToQueue,
+        Transfer,
+        FinishBotSession,
+        FetchTranscript,
+        SaveHeadVote,
+        CreateLead,
+        ScheduleTimer,
+        CancelTimer,
+    )
+}
+
+
+def effect_id(member_id: str, chat_id: int, session_id: int | None, seq: int, index: int) -> str:
+    """The deterministic id of the `index`-th effect of transition `seq`."""
+    return f"{member_id}:{chat_id}:{session_id or 0}:{seq}:{index}"
+
+
+def effect_session_id(effect_id: str) -> int | None:
+    """The session an effect id was minted for (for EffectFailed.session_id); None if unknown."""
+    parts = effect_id.rsplit(":", 4)
+    if len(parts) == 5 and parts[2].isdigit() and int(parts[2]) > 0:
+        return int(parts[2])
+    return None
+
+
+def effect_seq(effect_id: str) -> int | None:
+    """The transition seq an effect id was minted at; None if the id is not ours."""
+    parts = effect_id.rsplit(":", 4)
+    return int(parts[3]) if len(parts) == 5 and parts[3].isdigit() else None
+
+
+def with_ids(
+    effects: list[Effect], member_id: str, chat_id: int, session_id: int | None, seq: int
+) -> list[Effect]:
+    """Stamp each effect with its deterministic id."""
+    return [
+        dataclasses.replace(e, effect_id=effect_id(member_id, chat_id, session_id, seq, i))
+        for i, e in enumerate(effects)
+    ]
+
+
+def effect_payload(effect: Effect) -> dict[str, Any]:
+    """The JSON-able fields of an effect (without its id and kind)."""
+    data = dataclasses.asdict(effect)
+    data.pop("effect_id")
+    return data
+
+
+def effect_from_record(kind: str, payload: dict[str, Any], effect_id: str = "") -> Effect:
+    """Rebuild an effect from its kind and payload (the runner's stored form)."""
+    try:
+        cls = EFFECT_TYPES[kind]
+    except KeyError:
+        raise ValueError(f"unknown effect kind {kind!r}") from None
+    return cls(effect_id=effect_id, **payload)
