@@ -1,0 +1,198 @@
+"""Portal credentials in Redis: inbound webhooks and OAuth apps, with one cluster-wide refresh.
+
+A portal's credentials are the hash `{prefix}:{<member_id>}:creds` (fields below); who the
+portal is and the hash of its event token live apart, in the registry (orchestrator/registry.py).
+OAuth records carry a `version`; the one process holding the refresh lock exchanges the refresh
+token and writes the new pair with a compare-and-set on that version, while every other caller
+(in any process) waits for the version to move and re-reads. Refresh tokens rotate, so a second
+refresh would spend a token that is no longer valid: exactly one exchange per expiry is the point.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+
+from orchestrator.bitrix import metrics
+from orchestrator.bitrix.transport import Transport
+from orchestrator.errors import ConfigurationError, OAuthError
+
+WEBHOOK = "webhook"
+OAUTH = "oauth"
+_LOCK_TTL_MS = 30_000
+_WAIT_STEP_S = 0.05
+_REFRESH_DEADLINE_S = 30.0
+
+# Write the rotated pair only if nobody else did since we read `version` (ARGV[1]).
+_CAS_SCRIPT = """
+if redis.call('HGET', KEYS[1], 'version') ~= ARGV[1] then return 0 end
+for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('HINCRBY', KEYS[1], 'version', 1)
+return 1
+"""
+_UNLOCK_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class PortalCredentials:
+    """How to reach one portal: its REST base URL and, for OAuth, the current token pair."""
+
+    member_id: str
+    kind: str
+    endpoint: str
+    access_token: str = ""
+    refresh_token: str = ""
+    expires: int = 0
+    version: int = 0
+    domain: str = ""
+
+    def url(self, method: str) -> str:
+        """The URL of `method` on this portal."""
+        return f"{self.endpoint.rstrip('/')}/{method}.json"
+
+
+def _decode(raw: Mapping[bytes, bytes]) -> dict[str, str]:
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+class AuthStore:
+    """Reads, registers and refreshes portal credentials kept in Redis."""
+
+    def __init__(self, redis: aioredis.Redis, *, prefix: str, transport: Transport | None = None,
+                 client_id: str | None = None, client_secret: str | None = None,
+                 oauth_url: str = "https://oauth.bitrix.info/oauth/token/") -> None:
+        self._redis = redis
+        self._prefix = prefix
+        self._transport = transport
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._oauth_url = oauth_url
+        self._cache: dict[str, PortalCredentials] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._cas = redis.register_script(_CAS_SCRIPT)
+        self._unlock = redis.register_script(_UNLOCK_SCRIPT)
+
+    def key(self, member_id: str) -> str:
+        """The portal record's key."""
+        return f"{self._prefix}:{{{member_id}}}:creds"
+
+    async def load(self, member_id: str) -> PortalCredentials:
+        """Read the record from Redis (bypassing the process cache)."""
+        # redis-py types its commands as sync-or-async; on the asyncio client they are awaitables.
+        pending = cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(self.key(member_id)))
+        raw = _decode(await pending)
+        if not raw:
+            raise ConfigurationError(f"portal {member_id} is not registered")
+        creds = PortalCredentials(
+            member_id=member_id, kind=raw["kind"], endpoint=raw["endpoint"],
+            access_token=raw.get("access_token", ""), refresh_token=raw.get("refresh_token", ""),
+            expires=int(float(raw.get("expires", "0") or 0)), version=int(raw.get("version", "0")),
+            domain=raw.get("domain", ""),
+        )
+        self._cache[member_id] = creds
+        return creds
+
+    async def get(self, member_id: str) -> PortalCredentials:
+        """The credentials to use now (cached in process until a refresh moves them)."""
+        cached = self._cache.get(member_id)
+        return cached if cached is not None else await self.load(member_id)
+
+    async def _write(self, member_id: str, fields: dict[str, str]) -> PortalCredentials:
+        key = self.key(member_id)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, mapping=fields)
+            pipe.hincrby(key, "version", 1)
+            await pipe.execute()
+        return await self.load(member_id)
+
+    async def register_webhook(self, member_id: str, webhook_url: str) -> PortalCredentials:
+        """Store an inbound-webhook portal (no tokens; webhooks do not expire)."""
+        return await self._write(member_id, {"kind": WEBHOOK, "endpoint": webhook_url})
+
+    async def register_from_install(self, auth: Mapping[str, Any]) -> PortalCredentials:
+        """Store an OAuth portal from the `auth` block of ONAPPINSTALL (bitrix24-api.md §8)."""
+        missing = [k for k in ("member_id", "access_token", "refresh_token") if not auth.get(k)]
+        if missing:
+            raise ConfigurationError(f"install auth block lacks {', '.join(missing)}")
+        endpoint = str(auth.get("client_endpoint") or "")
+        if not endpoint:
+            if not auth.get("domain"):
+                raise ConfigurationError("install auth has neither client_endpoint nor domain")
+            endpoint = f"https://{auth['domain']}/rest/"
+        fields = {
+            "kind": OAUTH, "endpoint": endpoint, "access_token": str(auth["access_token"]),
+            "refresh_token": str(auth["refresh_token"]), "expires": str(auth.get("expires") or 0),
+            "domain": str(auth.get("domain") or ""), "registered_at": str(int(time.time())),
+        }
+        return await self._write(str(auth["member_id"]), fields)
+
+    async def unregister(self, member_id: str) -> None:
+        """Forget a portal (ONAPPUNINSTALL)."""
+        self._cache.pop(member_id, None)
+        await self._redis.delete(self.key(member_id))
+
+    async def refresh(self, member_id: str, stale: PortalCredentials) -> PortalCredentials:
+        """Credentials newer than `stale`: refreshed here or by whoever got there first."""
+        lock = self._locks.setdefault(member_id, asyncio.Lock())
+        async with lock:
+            current = await self.load(member_id)
+            if current.version != stale.version or current.kind != OAUTH:
+                return current
+            return await self._refresh_cluster(member_id, stale)
+
+    async def _refresh_cluster(self, member_id: str, stale: PortalCredentials) -> PortalCredentials:
+        lock_key = f"{self._prefix}:{{{member_id}}}:refresh-lock"
+        deadline = time.monotonic() + _REFRESH_DEADLINE_S
+        while time.monotonic() < deadline:
+            owner = secrets.token_hex(8)
+            if await self._redis.set(lock_key, owner, nx=True, px=_LOCK_TTL_MS):
+                try:
+                    current = await self.load(member_id)
+                    if current.version != stale.version:
+                        return current
+                    return await self._exchange(current)
+                finally:
+                    await self._unlock(keys=[lock_key], args=[owner])
+            # Someone else is refreshing: wait for the version to move (or their lock to lapse).
+            # Polling, not pub/sub: the holder may die, and then its lock's TTL is the signal.
+            while await self._redis.exists(lock_key) and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(_WAIT_STEP_S)
+            current = await self.load(member_id)
+            if current.version != stale.version:
+                return current
+        raise OAuthError("refresh_timeout", f"no refresh of {member_id} within the deadline")
+
+    async def _exchange(self, current: PortalCredentials) -> PortalCredentials:
+        """Spend the refresh token at the OAuth server and store the rotated pair (CAS)."""
+        if self._transport is None or not self._client_id or not self._client_secret:
+            raise ConfigurationError("OAuth refresh needs a transport, client_id and client_secret")
+        raw = await self._transport.get_json(self._oauth_url, {
+            "grant_type": "refresh_token", "client_id": self._client_id,
+            "client_secret": self._client_secret, "refresh_token": current.refresh_token,
+        })
+        try:
+            body = json.loads(raw.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise OAuthError("INVALID_RESPONSE", f"token endpoint: HTTP {raw.status}") from exc
+        if not isinstance(body, dict) or "error" in body or "access_token" not in body:
+            body = body if isinstance(body, dict) else {}
+            raise OAuthError(str(body.get("error", "INVALID_RESPONSE")),
+                             str(body.get("error_description", "")))
+        fields = ["access_token", str(body["access_token"]),
+                  "refresh_token", str(body.get("refresh_token") or current.refresh_token),
+                  "expires", str(body.get("expires") or 0)]
+        if body.get("client_endpoint"):
+            fields += ["endpoint", str(body["client_endpoint"])]
+        await self._cas(keys=[self.key(current.member_id)], args=[str(current.version), *fields])
+        metrics.TOKEN_REFRESHES.labels(current.member_id).inc()
+        return await self.load(current.member_id)

@@ -1,0 +1,104 @@
+"""Which failures may be retried, by the method's idempotency, and how long to wait.
+
+Rule: a throttle answer (503/429) or an expired token means the portal did not run the call, so any
+call may be replayed. After a timeout, a network error or a 5xx the call may have run: reads and
+idempotent writes are retried with jittered exponential backoff; the writes in `NON_IDEMPOTENT`
+surface as `OutcomeUnknown` so the caller can reconcile instead of doubling the effect.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from enum import StrEnum
+
+from orchestrator.errors import (
+    OutcomeUnknown,
+    RateLimited,
+    ServerError,
+    TokenExpired,
+    TransportError,
+)
+
+# Writes whose replay can have a second effect (bitrix24-api.md §5–§7). One row per method:
+NON_IDEMPOTENT: dict[str, str] = {
+    "imbot.message.add": "every call posts a new message",
+    "imopenlines.bot.session.message.send": "every DEFAULT call posts a new system message",
+    "imopenlines.bot.session.finish": "a replay may finish the dialog's next session",
+    "imopenlines.bot.session.transfer": "a replay transfers again and posts another notice",
+    "imopenlines.bot.session.operator": "a replay after success fails with WRONG_CHAT",
+    "imopenlines.message.session.start": "each call closes the session and starts a new one",
+    "imopenlines.crm.lead.create": "creates CRM entities; the existing-binding check races",
+    "crm.lead.add": "every call creates a lead",
+    "event.bind": "a replay after success fails with ERROR_CORE (already bound)",
+    "batch": "an explicit batch may hold any write",
+}
+# Writes that are safe to replay, and why (kept here so the classification is reviewable):
+IDEMPOTENT_WRITES: dict[str, str] = {
+    "imbot.register": "the portal returns the existing bot for the same CODE (§6.1)",
+    "imbot.unregister": "a replay finds no bot; nothing is removed twice",
+    "imbot.message.update": "sets the same content again",
+    "imbot.message.delete": "the message stays deleted",
+    "imbot.chat.sendTyping": "an indicator, no state",
+    "imopenlines.session.start": "opens a session only when none is open",
+    "imopenlines.session.join": "membership is a set",
+    "imopenlines.session.intercept": "no-op once the caller is the operator",
+    "imopenlines.session.head.vote": "sets the rating",
+    "imopenlines.session.mode.pin": "sets a flag",
+    "imopenlines.session.mode.pinAll": "sets a flag on a set",
+    "imopenlines.session.mode.unpinAll": "clears a flag on a set",
+    "imopenlines.session.mode.silent": "sets a flag",
+    "event.unbind": "the binding stays removed",
+}
+_READ_SUFFIXES = (".get", ".list", ".search", ".open", ".history.get", ".fields")
+
+
+def is_idempotent(method: str) -> bool:
+    """True when replaying `method` after an unknown outcome cannot double its effect."""
+    name = method.lower()
+    if name in {m.lower() for m in NON_IDEMPOTENT}:
+        return False
+    if name in {m.lower() for m in IDEMPOTENT_WRITES}:
+        return True
+    # Unknown methods count as writes unless their name says they read.
+    return name.endswith(_READ_SUFFIXES)
+
+
+class Action(StrEnum):
+    """What the client does with a failed attempt."""
+
+    RETRY = "retry"
+    REFRESH = "refresh"
+    RAISE = "raise"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The action for one failure and, for RETRY, the reason label."""
+
+    action: Action
+    reason: str = ""
+
+
+def decide(exc: BaseException, method: str, *, idempotent: bool | None = None) -> Decision:
+    """The action for `exc` raised by an attempt of `method` (attempt counting is the caller's)."""
+    if isinstance(exc, RateLimited):
+        return Decision(Action.RETRY, "rate_limited")
+    if isinstance(exc, TokenExpired):
+        return Decision(Action.REFRESH, "token_expired")
+    if isinstance(exc, TransportError | ServerError):
+        if is_idempotent(method) if idempotent is None else idempotent:
+            return Decision(Action.RETRY, "transient")
+        return Decision(Action.UNKNOWN)
+    return Decision(Action.RAISE)
+
+
+def backoff(attempt: int, *, base_s: float = 0.25, cap_s: float = 10.0) -> float:
+    """Full-jitter exponential backoff for retry number `attempt` (1-based)."""
+    return random.uniform(0, min(cap_s, base_s * 2 ** (attempt - 1)))
+
+
+def outcome_unknown(method: str, params: dict[str, object], cause: BaseException) -> OutcomeUnknown:
+    """The error a caller of a non-idempotent write gets after an ambiguous failure."""
+    return OutcomeUnknown(method, dict(params), cause)
