@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     sweep_interval_s: float = 2.0
     max_attempts: int = 5
     shutdown_grace_s: float = 10.0
+    worker_handler: str = Field(
+        default="orchestrator.dialogs:build_handler",
+        description="module:callable(settings, redis) -> the workers' DialogHandler",
+    )
 
     # --- Dialogs ---------------------------------------------------------------------------
     scenario_path: str | None = Field(default=None, description="YAML scenario; default shipped")

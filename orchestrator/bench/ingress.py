@@ -1,0 +1,309 @@
+"""`orchestrator bench ingress`: accepted events/s of one ingress process, side by side with two
+baselines in the same run, and the dispatch latency from receipt to the handler starting.
+
+    bare      an aiohttp handler that only answers 200
+    durable   an aiohttp handler that reads the form and RPUSHes the body (one Redis write)
+    ingress   `orchestrator ingress`: decode, validate, verify the token, dedup + append +
+              schedule in one Lua call
+
+Each server is its own process; the load comes from this process (aiohttp, many connections),
+each request a distinct event. Dispatch latency runs the ingress plus one `orchestrator worker`
+whose handler records `now - received_ms` when `decide` starts, at a paced rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import asdict
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp import web
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.bench.load import (
+    DOMAIN,
+    MEMBER,
+    TOKEN,
+    Bodies,
+    LoadResult,
+    closed_loop,
+    paced,
+    percentile,
+)
+from orchestrator.keys import Keys
+from orchestrator.redis_client import open_client
+from orchestrator.redis_server import EmbeddedRedis
+from orchestrator.registry import Portals
+from orchestrator.runner import Decision, FollowUp
+from orchestrator.scripts import aw
+from orchestrator.settings import Settings, load_settings
+from orchestrator.store import EffectRecord, StoredEvent
+
+__all__ = ["LatencyHandler", "cli_main", "latency_handler"]
+
+
+# --- the bench's dialog handler (runs inside `orchestrator worker`) --------------------------
+
+
+class LatencyHandler:
+    """Records, per event, the ms from ingress receipt to `decide` starting."""
+
+    def __init__(self, redis: aioredis.Redis, key: str) -> None:
+        self.redis = redis
+        self.key = key
+
+    def decide(self, state: bytes | None, event: StoredEvent) -> Decision:
+        latency_ms = time.time() * 1000 - event.received_ms
+        effect = EffectRecord(f"{event.chat_id}:{event.seq}", "latency", {"ms": latency_ms})
+        return Decision(b"", [effect])
+
+    async def execute(self, effect: EffectRecord) -> Sequence[FollowUp] | None:
+        await aw(self.redis.rpush(self.key, str(effect.payload["ms"])))
+        return None
+
+
+def latency_handler(settings: Settings, redis: Any) -> LatencyHandler:
+    """Handler factory for the worker (`--handler orchestrator.bench.ingress:latency_handler`)."""
+    return LatencyHandler(redis, f"{settings.key_prefix}:bench:dispatch")
+
+
+# --- servers ------------------------------------------------------------------------------------
+
+
+async def _ok(_: web.Request) -> web.Response:
+    return web.Response(text="ok")
+
+
+def _serve_bare(port: int) -> None:
+    app = web.Application()
+    app.router.add_post("/b24/events", _ok)
+    app.router.add_get("/healthz", _ok)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def _serve_durable(port: int, redis_url: str, key: str) -> None:
+    client = open_client(redis_url)  # the ingress's client: same packing, a fair baseline
+
+    async def handle(request: web.Request) -> web.Response:
+        await request.post()  # parse the same form
+        await aw(client.rpush(key, await request.read()))
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/b24/events", handle)
+    app.router.add_get("/healthz", _ok)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _process(target: Any, *args: Any) -> Iterator[None]:
+    proc = multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True)
+    proc.start()
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.join(10)
+
+
+@contextlib.contextmanager
+def _command(argv: list[str], env: dict[str, str]) -> Iterator[None]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def _redis(url: str | None) -> AsyncIterator[str]:
+    if url:
+        yield url
+        return
+    with EmbeddedRedis() as server:
+        yield server.url
+
+
+async def _cleanup(
+    client: aioredis.Redis, prefix: str, *, keep: frozenset[str] = frozenset()
+) -> None:
+    """Delete the run's keys and arq jobs (all but `keep`)."""
+    jobs = await aw(client.zrange(f"{prefix}:queue", 0, -1))
+    if jobs:
+        await client.delete(*(b"arq:job:" + j for j in jobs))
+    async for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        if key.decode() not in keep:
+            await client.delete(key)
+
+
+async def run(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """All phases; returns the report."""
+    run_id = uuid.uuid4().hex
+    prefix = f"bench{run_id[:8]}"
+    async with _redis(args.redis_url or settings.redis_url) as redis_url:
+        client = open_client(redis_url)
+        try:
+            await Portals(client, Keys(prefix)).register(MEMBER, DOMAIN, TOKEN, source="bench")
+            spool = tempfile.mkdtemp(prefix="ol-bench-spool-")
+            env = {
+                **os.environ,
+                "REDIS_URL": redis_url,
+                "KEY_PREFIX": prefix,
+                "QUEUE_NAME": f"{prefix}:queue",
+                "LOG_LEVEL": "WARNING",
+                "SPOOL_DIR": spool,
+            }
+            results = await _throughput(args, run_id, redis_url, prefix, env)
+            # drop the throughput phase's queued work, keep the portal
+            keys = Keys(prefix)
+            await _cleanup(client, prefix, keep=frozenset({keys.portals, keys.portal(MEMBER)}))
+            results.update(await _dispatch(args, run_id, client, prefix, env))
+        finally:
+            await _cleanup(client, prefix)
+            await client.aclose()
+    return results
+
+
+async def _throughput(
+    args: argparse.Namespace, run_id: str, redis_url: str, prefix: str, env: dict[str, str]
+) -> dict[str, Any]:
+    """All three servers up at once; rounds alternate the load between them (the machine's
+    noise then hits each alike) and each server's median round counts."""
+    ports = {name: _free_port() for name in ("bare", "durable", "ingress")}
+    bodies = Bodies(run_id)
+    runs: dict[str, list[LoadResult]] = {name: [] for name in ports}
+    ingress = ["ingress", "--host", "127.0.0.1", "--port", str(ports["ingress"])]
+    with (
+        _process(_serve_bare, ports["bare"]),
+        _process(_serve_durable, ports["durable"], redis_url, f"{prefix}:bench:durable"),
+        _command(ingress, env),
+    ):
+        for _ in range(args.rounds):
+            for name, port in ports.items():
+                runs[name].append(
+                    await closed_loop(
+                        f"http://127.0.0.1:{port}", bodies, args.connections, args.duration
+                    )
+                )
+    ours, bare, durable = (_median(runs[n]) for n in ("ingress", "bare", "durable"))
+    return {
+        "events_per_s": round(ours.per_s, 1),
+        "bare_per_s": round(bare.per_s, 1),
+        "durable_baseline_per_s": round(durable.per_s, 1),
+        "ratio_to_durable_baseline": round(ours.per_s / durable.per_s, 3),
+        "ratio_to_bare": round(ours.per_s / bare.per_s, 3),
+        "ack_p50_ms": round(ours.p50_ms, 2),
+        "ack_p99_ms": round(ours.p99_ms, 2),
+        "errors": sum(r.errors for rs in runs.values() for r in rs),
+        "rounds": {name: [asdict(r) for r in rs] for name, rs in runs.items()},
+        "connections": args.connections,
+        "duration_s": args.duration,
+    }
+
+
+def _median(results: list[LoadResult]) -> LoadResult:
+    return sorted(results, key=lambda r: r.per_s)[len(results) // 2]
+
+
+async def _dispatch(
+    args: argparse.Namespace, run_id: str, client: aioredis.Redis, prefix: str, env: dict[str, str]
+) -> dict[str, Any]:
+    port = _free_port()
+    key = f"{prefix}:bench:dispatch"
+    worker = ["worker", "--handler", "orchestrator.bench.ingress:latency_handler"]
+    with (
+        _command(["ingress", "--host", "127.0.0.1", "--port", str(port)], env),
+        _command(worker, env),
+    ):
+        # arq records its health at its first poll: from then on the worker takes jobs
+        await _until(lambda: _exists(client, f"{prefix}:queue:health-check"), within_s=30)
+        sent = await paced(
+            f"http://127.0.0.1:{port}",
+            Bodies(uuid.uuid4().hex, 50),
+            args.dispatch_rate,
+            args.dispatch_seconds,
+        )
+        await _until(lambda: _handled(client, key, sent), within_s=30)
+    values = [float(v) for v in await aw(client.lrange(key, 0, -1))]
+    return {
+        "dispatch_rate": args.dispatch_rate,
+        "dispatch_events": sent,
+        "dispatch_handled": len(values),
+        "dispatch_p50_ms": round(percentile(values, 0.5), 2),
+        "dispatch_p99_ms": round(percentile(values, 0.99), 2),
+        "dispatch_mean_ms": round(statistics.fmean(values), 2) if values else None,
+    }
+
+
+async def _exists(client: aioredis.Redis, key: str) -> bool:
+    return bool(await aw(client.exists(key)))
+
+
+async def _handled(client: aioredis.Redis, key: str, sent: int) -> bool:
+    return int(await aw(client.llen(key))) >= sent
+
+
+async def _until(predicate: Callable[[], Awaitable[bool]], within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+
+
+def _print(report: dict[str, Any]) -> None:
+    table = Table("measure", "value", "target", title="orchestrator bench ingress")
+    rows = [
+        ("ingress accepted events/s", report["events_per_s"], ""),
+        ("bare aiohttp 200 /s", report["bare_per_s"], ""),
+        ("durable baseline (form + RPUSH) /s", report["durable_baseline_per_s"], ""),
+        ("ratio to durable baseline", report["ratio_to_durable_baseline"], ">= 0.7"),
+        ("ratio to bare", report["ratio_to_bare"], ""),
+        ("ack p99 ms", report["ack_p99_ms"], ""),
+        (f"dispatch p50 ms @ {report['dispatch_rate']:g}/s", report["dispatch_p50_ms"], "<= 20"),
+        (f"dispatch p99 ms @ {report['dispatch_rate']:g}/s", report["dispatch_p99_ms"], "<= 60"),
+    ]
+    for name, value, target in rows:
+        table.add_row(name, str(value), target)
+    Console().print(table)
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    """`orchestrator bench ingress`."""
+    settings = load_settings()
+    report = asyncio.run(run(args, settings))
+    report["cpus"] = os.cpu_count()
+    with open(args.output, "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=2)
+    _print(report)
+    return 0

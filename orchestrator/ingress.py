@@ -1,0 +1,194 @@
+"""The aiohttp ingress: verify → persist → enqueue → 200; health, readiness and metrics.
+
+Acknowledged means persisted: in Redis (one Lua call), or — while Redis is unreachable — in the
+local spool, because Bitrix24 never re-delivers an event and a 5xx would lose it for good.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+import structlog
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from orchestrator import metrics
+from orchestrator.errors import ConfigurationError, InvalidEvent
+from orchestrator.intake import Intake, error_code, parse_body
+from orchestrator.keys import Keys
+from orchestrator.queue import now_ms
+from orchestrator.redis_client import open_client
+from orchestrator.registry import Portals
+from orchestrator.settings import Settings, load_settings
+from orchestrator.spool import Spool, SpoolRecord
+from orchestrator.spool_replay import SpoolReplayer
+from orchestrator.store import IngestResult, Store
+
+__all__ = ["INTAKE", "REDIS", "SETTINGS", "SPOOL", "build_app", "cli_main", "open_redis"]
+
+log = structlog.get_logger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+REDIS = web.AppKey("redis", aioredis.Redis)
+INTAKE = web.AppKey("intake", Intake)
+SPOOL = web.AppKey("spool", Spool)
+SPOOL_LOCK = web.AppKey("spool_lock", asyncio.Lock)
+
+# the two answers of the hot path, serialized once
+_ACCEPTED = json.dumps({"ok": True, "duplicate": False}).encode()
+_DUPLICATE = json.dumps({"ok": True, "duplicate": True}).encode()
+
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+def open_redis(settings: Settings) -> aioredis.Redis:
+    """A client that gives up quickly, so an outage turns into spooling, not hanging requests."""
+    if not settings.redis_url:
+        raise ConfigurationError("REDIS_URL is not set")
+    return open_client(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=2.0)
+
+
+async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    client = open_redis(settings)
+    app[REDIS] = client
+    app[INTAKE] = Intake(Store(client, settings), Portals(client, Keys(settings.key_prefix)))
+    yield
+    await client.aclose()
+
+
+async def _spool_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[SPOOL] = spool = Spool(settings.spool_dir)
+    app[SPOOL_LOCK] = lock = asyncio.Lock()
+    replayer = SpoolReplayer(spool, lock, app[INTAKE], app[REDIS], settings)
+    task = asyncio.create_task(replayer.run())
+    yield
+    task.cancel()
+    await asyncio.wait([task])
+    async with lock:
+        await asyncio.to_thread(spool.close)
+
+
+def _reject(exc: InvalidEvent) -> web.Response:
+    code = error_code(exc.status)
+    metrics.EVENTS_REJECTED.labels(reason=code).inc()
+    return web.json_response({"error": code, "reason": exc.reason}, status=exc.status)
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise InvalidEvent(f"body of {request.content_length} bytes exceeds {limit}", status=413)
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise InvalidEvent(f"body exceeds {limit} bytes", status=413) from exc
+    if len(body) > limit:  # a chunked body has no Content-Length to check up front
+        raise InvalidEvent(f"body exceeds {limit} bytes", status=413)
+    return body
+
+
+async def handle_event(request: web.Request) -> web.Response:
+    """POST /b24/events: one Bitrix24 event."""
+    started = time.perf_counter()
+    app = request.app
+    received = now_ms()
+    try:
+        body = await _read_body(request, app[SETTINGS].ingress_max_body_bytes)
+        content_type = request.headers.get("Content-Type", "")
+        payload, event = parse_body(body, content_type)
+        try:
+            result = await app[INTAKE].accept(event, payload, received)
+        except UNREACHABLE as exc:
+            await _spool(app, SpoolRecord(body, content_type, received), exc)
+            return web.json_response({"ok": True, "spooled": True})
+    except InvalidEvent as exc:
+        return _reject(exc)
+    if result is IngestResult.DUPLICATE:
+        metrics.EVENTS_DUPLICATE.labels(member_id=event.member_id).inc()
+    else:
+        metrics.EVENTS_IN.labels(event=event.name, member_id=event.member_id).inc()
+    metrics.ACK_SECONDS.observe(time.perf_counter() - started)
+    return web.Response(
+        body=_DUPLICATE if result is IngestResult.DUPLICATE else _ACCEPTED,
+        content_type="application/json",
+    )
+
+
+async def _spool(app: web.Application, record: SpoolRecord, exc: BaseException) -> None:
+    async with app[SPOOL_LOCK]:
+        await asyncio.to_thread(app[SPOOL].append, record)
+    metrics.EVENTS_SPOOLED.inc()
+    log.warning("event_spooled", error=type(exc).__name__)
+
+
+async def healthz(_: web.Request) -> web.Response:
+    """Alive."""
+    return web.json_response({"ok": True})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when Redis answers."""
+    try:
+        await request.app[REDIS].ping()
+    except UNREACHABLE as exc:
+        return web.json_response({"ok": False, "reason": type(exc).__name__}, status=503)
+    return web.json_response({"ok": True})
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    """Prometheus exposition; queue depths are read at scrape time."""
+    settings = request.app[SETTINGS]
+    keys = Keys(settings.key_prefix)
+    client = request.app[REDIS]
+    try:
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.pending)
+            pipe.zcard(settings.queue_name)
+            pipe.xlen(keys.dlq)
+            pending, queued, dead = await pipe.execute()
+        metrics.QUEUE_DEPTH.labels(queue="pending_dialogs").set(pending)
+        metrics.QUEUE_DEPTH.labels(queue="arq_jobs").set(queued)
+        metrics.QUEUE_DEPTH.labels(queue="dlq").set(dead)
+    except UNREACHABLE:
+        pass  # the counters are still worth serving
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def build_app(settings: Settings) -> web.Application:
+    """The ingress application (its resources open and close with the app)."""
+    # +1: let our own check answer 413 with a JSON reason before aiohttp's plain one would
+    app = web.Application(client_max_size=settings.ingress_max_body_bytes + 1)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(_spool_ctx)
+    app.router.add_post("/b24/events", handle_event)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics_view)
+    return app
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    """`orchestrator ingress`."""
+    from orchestrator.logs import configure_logging
+    from orchestrator.redis_server import EmbeddedRedis
+
+    settings = load_settings()
+    configure_logging(settings.log_format, settings.log_level)
+    host = args.host or settings.ingress_host
+    port = args.port or settings.ingress_port
+    if settings.redis_url:
+        web.run_app(build_app(settings), host=host, port=port, access_log=None, print=None)
+        return 0
+    with EmbeddedRedis() as server:  # no REDIS_URL: a throwaway local server (dev only)
+        settings = settings.model_copy(update={"redis_url": server.url})
+        web.run_app(build_app(settings), host=host, port=port, access_log=None, print=None)
+    return 0

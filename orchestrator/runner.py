@@ -1,0 +1,273 @@
+"""The glue between a dialog's mailbox and its handler: one fenced drainer per dialog.
+
+A drain takes the dialog's lease, then for each event: peek the head → `handler.decide` (pure)
+→ one fenced Lua commit (state + effects, pop the event) → run the effects not done yet, each
+marked done. It stops at the exit handshake (nothing left), or when its budget is spent or the
+worker is stopping (then it hands the dialog on to a continuation job). Generic over the domain:
+the production handler (dialog machine + REST client) and the tests' RecordingHandler both
+implement `DialogHandler`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+import structlog
+from redis.exceptions import RedisError
+
+from orchestrator import metrics
+from orchestrator.errors import LeaseLost
+from orchestrator.keys import DialogKeys
+from orchestrator.queue import now_ms
+from orchestrator.settings import Settings
+from orchestrator.store import EffectRecord, Peeked, Store, StoredEvent
+
+__all__ = ["Decision", "DialogHandler", "DrainOutcome", "FollowUp", "Runner", "backoff_s"]
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What `decide` returns: the dialog's next state and the effects to run, as data."""
+
+    new_state: bytes
+    effects: list[EffectRecord] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """An event an effect produces (e.g. a reply that must come back into a dialog)."""
+
+    chat_id: str
+    name: str
+    payload: dict[str, Any]
+    member_id: str | None = None  # None: the portal of the dialog that ran the effect
+
+
+class DialogHandler(Protocol):
+    """The domain plugged into the runner."""
+
+    def decide(self, state: bytes | None, event: StoredEvent) -> Decision:
+        """Pure and sync: the next state and effects (with deterministic ids) for one event."""
+        ...
+
+    async def execute(self, effect: EffectRecord) -> Sequence[FollowUp] | None:
+        """Run one effect; may return follow-up events; raise to have it retried."""
+        ...
+
+
+class DrainOutcome(StrEnum):
+    """How a drain ended."""
+
+    BUSY = "busy"  # another drainer holds the dialog
+    DONE = "done"  # nothing left; sched, lease and pending cleared
+    HANDED_BACK = "handed_back"  # budget spent or stopping; a continuation is queued
+    LOST = "lost"  # the lease went to someone else mid-drain
+
+
+def backoff_s(attempt: int, base: float = 0.05, cap: float = 2.0) -> float:
+    """Delay before try `attempt + 1`: exponential from `base`, capped."""
+    return min(cap, base * 2.0 ** max(0, attempt - 1))
+
+
+class _Lease:
+    """Keeps a lease alive in the background and remembers if it was lost."""
+
+    def __init__(self, store: Store, d: DialogKeys, token: str, interval_s: float) -> None:
+        self.store, self.d, self.token, self.interval_s = store, d, token, interval_s
+        self.lost = False
+
+    async def keep(self) -> None:
+        while not self.lost:
+            await asyncio.sleep(self.interval_s)
+            try:
+                self.lost = not await self.store.renew_lease(self.d, self.token)
+            except RedisError as exc:
+                # the fenced commit will fail anyway if the lease expires meanwhile
+                log.warning("lease_renew_failed", error=str(exc))
+
+    def ensure(self) -> None:
+        if self.lost:
+            raise LeaseLost(self.d.pending_member)
+
+
+class Runner:
+    """Drains dialogs for one worker process."""
+
+    def __init__(
+        self,
+        store: Store,
+        handler: DialogHandler,
+        settings: Settings,
+        *,
+        owner: str,
+        stopping: asyncio.Event | None = None,
+        backoff_base_s: float = 0.05,
+    ) -> None:
+        self.store = store
+        self.handler = handler
+        self.owner = owner
+        self.stopping = stopping or asyncio.Event()
+        self.max_attempts = settings.max_attempts
+        self.budget_events = settings.drain_budget_events
+        self.budget_s = settings.drain_budget_s
+        self.renew_every_s = settings.lease_ms / 3000
+        self.backoff_base_s = backoff_base_s
+
+    async def drain(self, member_id: str, chat_id: str) -> DrainOutcome:
+        """Drain one dialog until it is empty, the budget is spent or the worker stops."""
+        d = self.store.dialog(member_id, chat_id)
+        token = await self.store.take_lease(d, self.owner)
+        if token is None:
+            return DrainOutcome.BUSY
+        lease = _Lease(self.store, d, token, self.renew_every_s)
+        keeper = asyncio.create_task(lease.keep())
+        try:
+            return await self._loop(d, token, lease)
+        except LeaseLost:
+            log.warning("lease_lost")
+            return DrainOutcome.LOST
+        finally:
+            keeper.cancel()
+            await asyncio.wait([keeper])
+
+    async def _loop(self, d: DialogKeys, token: str, lease: _Lease) -> DrainOutcome:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.budget_s
+        handled = 0
+        while True:
+            lease.ensure()
+            # effects of the last commit first: a crash after a commit leaves them here
+            await self._run_effects(d, token, lease)
+            # checked before peeking: a peek counts a try of the head event
+            spent = handled >= self.budget_events or loop.time() >= deadline
+            if spent or self.stopping.is_set():
+                return await self._stop(d, token)
+            peeked = await self.store.peek(d)
+            if peeked is None:
+                if await self._exit(d, token):
+                    return DrainOutcome.DONE
+                continue
+            handled += await self._apply(d, token, peeked)
+
+    async def _exit(self, d: DialogKeys, token: str) -> bool:
+        """The exit handshake: True when the dialog was left empty and unscheduled."""
+        exited = await self.store.exit(d, token)
+        if exited == -1:
+            raise LeaseLost(d.pending_member)
+        return exited == 1
+
+    async def _stop(self, d: DialogKeys, token: str) -> DrainOutcome:
+        """Budget spent or stopping: exit if nothing is left, else hand on to a continuation."""
+        if await self._exit(d, token):
+            return DrainOutcome.DONE
+        if not await self.store.handback(d, token):
+            raise LeaseLost(d.pending_member)
+        return DrainOutcome.HANDED_BACK
+
+    async def _apply(self, d: DialogKeys, token: str, peeked: Peeked) -> int:
+        """Decide and commit the head event; 1 when it left the inbox, 0 to try it again."""
+        event, attempts = peeked.event, peeked.attempt
+        if attempts > self.max_attempts:
+            # tried that often without even failing cleanly: it crashed its workers
+            return await self._dead_event(d, token, event, "crashed while handling", attempts)
+        try:
+            decision = self.handler.decide(peeked.state.data, event)
+        except Exception as exc:
+            if attempts >= self.max_attempts:
+                return await self._dead_event(d, token, event, _describe(exc), attempts)
+            log.warning("decide_failed", seq=event.seq, attempt=attempts, error=_describe(exc))
+            await asyncio.sleep(backoff_s(attempts, self.backoff_base_s))
+            return 0
+        committed = await self.store.commit(d, token, event, decision.new_state, decision.effects)
+        log.debug("event_applied", seq=event.seq, event_name=event.name, committed=committed)
+        return 1
+
+    async def _dead_event(
+        self, d: DialogKeys, token: str, event: StoredEvent, error: str, attempts: int
+    ) -> int:
+        entry = await self.store.dead_event(d, token, event, error, attempts)
+        metrics.DEAD_LETTERS.labels(kind="event").inc()
+        log.error(
+            "event_dead_lettered",
+            seq=event.seq,
+            event_name=event.name,
+            error=error,
+            attempts=attempts,
+            dlq_id=entry,
+        )
+        return 1
+
+    async def _run_effects(self, d: DialogKeys, token: str, lease: _Lease) -> None:
+        for effect in await self.store.pending_effects(d):
+            await self._run_effect(d, token, lease, effect)
+
+    async def _run_effect(
+        self, d: DialogKeys, token: str, lease: _Lease, effect: EffectRecord
+    ) -> None:
+        while True:
+            lease.ensure()
+            # the lease re-checked right before a possibly non-idempotent call
+            attempts = await self.store.begin_effect(d, token, effect.effect_id)
+            if attempts > self.max_attempts:
+                await self._dead_effect(d, token, effect, "crashed while running", attempts)
+                return
+            try:
+                follow_ups = await self.handler.execute(effect)
+            except LeaseLost:
+                raise
+            except Exception as exc:
+                if attempts >= self.max_attempts:
+                    await self._dead_effect(d, token, effect, _describe(exc), attempts)
+                    return
+                log.warning(
+                    "effect_failed",
+                    effect_id=effect.effect_id,
+                    attempt=attempts,
+                    error=_describe(exc),
+                )
+                await asyncio.sleep(backoff_s(attempts, self.backoff_base_s))
+                continue
+            await self._ingest_follow_ups(d, effect, follow_ups or ())
+            await self.store.effect_done(d, effect.effect_id)
+            return
+
+    async def _dead_effect(
+        self, d: DialogKeys, token: str, effect: EffectRecord, error: str, attempts: int
+    ) -> None:
+        entry = await self.store.dead_effect(d, token, effect.effect_id, error, attempts)
+        metrics.DEAD_LETTERS.labels(kind="effect").inc()
+        log.error(
+            "effect_dead_lettered",
+            effect_id=effect.effect_id,
+            error=error,
+            attempts=attempts,
+            dlq_id=entry,
+        )
+
+    async def _ingest_follow_ups(
+        self, d: DialogKeys, effect: EffectRecord, follow_ups: Sequence[FollowUp]
+    ) -> None:
+        # ids derive from the effect id: a re-run after a crash re-sends the same ids, which
+        # the dedup key absorbs
+        for index, f in enumerate(follow_ups):
+            await self.store.ingest(
+                f.member_id or d.member_id,
+                f.chat_id,
+                f"fx:{effect.effect_id}:{index}",
+                f.name,
+                now_ms() // 1000,
+                f.payload,
+            )
+
+
+def _describe(exc: BaseException) -> str:
+    with contextlib.suppress(Exception):
+        return f"{type(exc).__name__}: {exc}"
+    return type(exc).__name__

@@ -1,0 +1,102 @@
+"""Feeds the spool back into Redis once it answers again, through the normal verify + ingest."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from orchestrator import metrics
+from orchestrator.errors import InvalidEvent
+from orchestrator.intake import Intake, parse_body
+from orchestrator.settings import Settings
+from orchestrator.spool import Spool
+
+__all__ = ["SpoolReplayer"]
+
+log = structlog.get_logger(__name__)
+
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+
+
+class SpoolReplayer:
+    """A background loop: register the configured portal, then replay spooled events."""
+
+    def __init__(
+        self,
+        spool: Spool,
+        lock: asyncio.Lock,
+        intake: Intake,
+        redis: aioredis.Redis,
+        settings: Settings,
+        *,
+        interval_s: float = 0.5,
+    ) -> None:
+        self.spool, self.lock, self.intake, self.redis = spool, lock, intake, redis
+        self.settings = settings
+        self.interval_s = interval_s
+        self._portal_done = not (settings.b24_member_id and settings.b24_application_token)
+
+    async def run(self) -> None:
+        """Forever, until cancelled."""
+        while True:
+            try:
+                await self._register_portal()
+                if await asyncio.to_thread(self.spool.has_backlog):
+                    await self.redis.ping()
+                    await self.replay_once()
+            except UNREACHABLE:
+                pass  # still down: the next tick tries again
+            except Exception:
+                log.exception("spool_replay_failed")
+            await asyncio.sleep(self.interval_s)
+
+    async def _register_portal(self) -> None:
+        """The single-portal webhook setup from Settings (once Redis is reachable)."""
+        if self._portal_done:
+            return
+        s = self.settings
+        if not (s.b24_member_id and s.b24_application_token):
+            return
+        portal = await self.intake.portals.get(s.b24_member_id)
+        if portal is None or not portal.verify(s.b24_application_token):
+            domain = (s.b24_webhook_url or "").split("/")[2] if s.b24_webhook_url else ""
+            await self.intake.portals.register(
+                s.b24_member_id, domain, s.b24_application_token, source="settings"
+            )
+        self._portal_done = True
+
+    async def replay_once(self) -> int:
+        """Replay every sealed spool file; returns the records fed in."""
+        async with self.lock:
+            files = await asyncio.to_thread(self.spool.claim)
+        fed = 0
+        for index, path in enumerate(files):
+            try:
+                fed += await self._replay_file(path)
+            except UNREACHABLE:
+                for rest in files[index:]:  # down again: give the rest back for later
+                    await asyncio.to_thread(Spool.release, rest)
+                raise
+            await asyncio.to_thread(Spool.discard, path)
+        if fed:
+            log.info("spool_replayed", records=fed)
+        return fed
+
+    async def _replay_file(self, path: Path) -> int:
+        records = await asyncio.to_thread(lambda: list(Spool.read(path)))
+        for record in records:
+            try:
+                payload, event = parse_body(record.body, record.content_type)
+                await self.intake.accept(event, payload, record.received_ms)
+            except InvalidEvent as exc:
+                # verified only now (the registry was out of reach): a forged one is dropped here
+                metrics.SPOOL_REPLAYED.labels(outcome="rejected").inc()
+                log.warning("spooled_event_rejected", status=exc.status, reason=exc.reason)
+                continue
+            metrics.SPOOL_REPLAYED.labels(outcome="accepted").inc()
+        return len(records)

@@ -1,0 +1,19 @@
+"""arq job functions: thin — bind the log context, call the runner."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from structlog.contextvars import bound_contextvars
+
+from orchestrator.runner import Runner
+
+__all__ = ["drain"]
+
+
+async def drain(ctx: dict[str, Any], member_id: str, chat_id: str) -> str:
+    """Drain one dialog's inbox (the job the ingest, handbacks and the sweeper queue)."""
+    runner: Runner = ctx["runner"]
+    with bound_contextvars(member_id=member_id, chat_id=chat_id, job_id=ctx.get("job_id")):
+        outcome = await runner.drain(member_id, chat_id)
+    return outcome.value
