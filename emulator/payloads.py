@@ -144,12 +144,19 @@ def _connector(chat: Chat) -> dict[str, Any]:
             "user_id": external_user}
 
 
+def _im(chat: Chat, message: Message) -> dict[str, str]:
+    """The portal's own ids of a connector message (`im` block of the imconnector docs): `chat`
+    and `connector` carry the external channel's ids, which name no portal chat."""
+    return {"chat_id": str(chat.id), "message_id": str(message.id)}
+
+
 def client_message(portal: Portal, chat: Chat, message: Message) -> dict[str, Any]:
     """OnOpenLineMessageAdd for a message received from the client's connector (§8.6)."""
     connector = _connector(chat)
     return {"DATA": {
         "connector": connector,
         "chat": {"id": connector["chat_id"]},
+        "im": _im(chat, message),
         "message": {"id": str(message.id), "date": str(int(message.date)), "text": message.text,
                     "files": [], "attach": [], "system": "N", "user_id": connector["user_id"]},
         "ref": [], "extra": {},
@@ -162,6 +169,7 @@ def outgoing_message(portal: Portal, chat: Chat, message: Message) -> dict[str, 
     return {"CONNECTOR": connector["connector_id"], "LINE": connector["line_id"], "DATA": {
         "connector": connector,
         "chat": {"id": connector["chat_id"]},
+        "im": _im(chat, message),
         "message": {"id": str(message.id), "date": str(int(message.date)), "text": message.text,
                     "files": [], "attach": [], "system": yn(message.system),
                     "user_id": str(message.author_id)},

@@ -36,9 +36,57 @@ def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.set_defaults(func=_lazy("emulator.server:cli_main"))
 
 
+def _add_pipeline(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from orchestrator.pipeline_cli import PIPELINE_BUILDERS  # argparse only: cheap to import
+
+    for build in PIPELINE_BUILDERS:
+        build(sub)
+
+
+def _bench_ingress(bench: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from orchestrator.pipeline_cli import add_bench_ingress
+
+    add_bench_ingress(bench)
+
+
+def _bench_client(bench: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from orchestrator.bench import add_client_arguments  # argparse only: cheap to import
+
+    p = bench.add_parser("client", help="the REST client against the emulated portal's ceiling, "
+                                        "side by side with fast_bitrix24")
+    add_client_arguments(p)
+    p.set_defaults(func=_lazy("orchestrator.bench.client:cli_main"))
+
+
+def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from orchestrator.demo import add_arguments  # argparse only: cheap to import
+
+    p = sub.add_parser("demo", help="the whole product against the emulated portal, with "
+                                    "simulated clients and operators (make run)")
+    add_arguments(p)
+    p.set_defaults(func=_lazy("orchestrator.demo.main:cli_main"))
+
+
+# Each adds one benchmark to the `bench` group (`orchestrator bench <name>`).
+BENCH_BUILDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _bench_ingress,
+    _bench_client,
+]
+
+
+def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("bench", help="benchmarks: measured side by side, JSON report")
+    bench = p.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
+    for build in BENCH_BUILDERS:
+        build(bench)
+
+
 # Each builder adds one subcommand (or group); keep them in the order of `orchestrator --help`.
 BUILDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_pipeline,
     _add_emulator,
+    _add_demo,
+    _add_bench,
 ]
 
 

@@ -1,0 +1,247 @@
+"""The whole product on one machine: Redis (embedded unless configured), the ingress, N workers
+with the production handler, and the emulated portal whose events go to our ingress.
+
+    async with run_stack(settings, StackOptions(workers=2)) as stack:
+        await stack.control.client_message(1, "Hi")
+
+Workers and the ingress run as processes (`orchestrator ingress|worker`, as `serve` runs them)
+or, for tests, inside this process. The portal registers itself the production way: its
+ONAPPINSTALL reaches the ingress (registry) and a worker stores its OAuth tokens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from emulator.server import EmulatorConfig, RunningEmulator, run_emulator
+from orchestrator.bitrix.auth import AuthStore
+from orchestrator.demo.control import EmulatorControl, PortalView
+from orchestrator.demo.portal_setup import prepare_portal
+from orchestrator.dialogs import build_handler
+from orchestrator.errors import ConfigurationError
+from orchestrator.ingress import build_app
+from orchestrator.redis_server import EmbeddedRedis
+from orchestrator.scripts import aw
+from orchestrator.serve import stop_children
+from orchestrator.settings import Settings
+from worker.main import build_worker
+from worker.settings import HandlerFactory
+
+__all__ = ["HANDLER", "Stack", "StackOptions", "run_stack", "settings_env"]
+
+HANDLER = "orchestrator.dialogs:build_handler"
+_REGISTER_WITHIN_S = 30.0
+
+
+@dataclass
+class StackOptions:
+    """How to run the stack."""
+
+    workers: int = 2
+    in_process: bool = False  # True: ingress and workers in this process (tests)
+    log_dir: Path | None = None  # child process logs (default: a temporary directory)
+    emulator: dict[str, Any] = field(default_factory=dict)  # EmulatorConfig overrides
+    handler_factory: HandlerFactory = build_handler  # in-process workers only
+
+
+@dataclass
+class Stack:
+    """A running stack: what the demo and the end-to-end tests drive and inspect."""
+
+    settings: Settings
+    emu: RunningEmulator
+    control: EmulatorControl
+    view: PortalView
+    ingress_url: str
+    member_id: str
+    redis: aioredis.Redis
+    http: aiohttp.ClientSession
+    log_dir: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    def spawn_worker(self) -> subprocess.Popen[bytes]:
+        """Start one more worker process (stopped with the stack)."""
+        proc = _spawn(
+            self.settings,
+            self.log_dir,
+            f"worker-{len(self.processes)}",
+            ["worker", "--handler", HANDLER],
+        )
+        self.processes.append(proc)
+        return proc
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process read the same Settings."""
+    env = {**os.environ}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is not None:
+            env[name.upper()] = str(value)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _spawn(
+    settings: Settings,
+    log_dir: Path,
+    name: str,
+    args: list[str],
+) -> subprocess.Popen[bytes]:
+    with open(log_dir / f"{name}.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", *args],
+            env=settings_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def _wait_http(http: aiohttp.ClientSession, url: str, within_s: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        with contextlib.suppress(aiohttp.ClientError):
+            async with http.get(url) as response:
+                if response.status == 200:
+                    return
+        if loop.time() > deadline:
+            raise ConfigurationError(f"{url} did not come up within {within_s} s")
+        await asyncio.sleep(0.1)
+
+
+async def _ingress(
+    stack: AsyncExitStack,
+    settings: Settings,
+    opts: StackOptions,
+    log_dir: Path,
+    procs: list[subprocess.Popen[bytes]],
+) -> str:
+    if opts.in_process:
+        runner = web.AppRunner(build_app(settings), access_log=None)
+        await runner.setup()
+        stack.push_async_callback(runner.cleanup)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+    port = _free_port()
+    procs.append(
+        _spawn(
+            settings, log_dir, "ingress", ["ingress", "--host", "127.0.0.1", "--port", str(port)]
+        )
+    )
+    return f"http://127.0.0.1:{port}"
+
+
+async def _workers(
+    stack: AsyncExitStack,
+    settings: Settings,
+    opts: StackOptions,
+    log_dir: Path,
+    procs: list[subprocess.Popen[bytes]],
+) -> None:
+    for index in range(opts.workers):
+        if not opts.in_process:
+            procs.append(
+                _spawn(settings, log_dir, f"worker-{index}", ["worker", "--handler", HANDLER])
+            )
+            continue
+        worker = build_worker(settings, opts.handler_factory, handle_signals=False)
+        task = asyncio.create_task(worker.async_run())
+
+        async def stop(worker: Any = worker, task: asyncio.Task[None] = task) -> None:
+            worker.handle_sig(signal.SIGTERM)
+            await asyncio.wait([task], timeout=settings.shutdown_grace_s + 5)
+            await worker.close()
+
+        stack.push_async_callback(stop)
+
+
+async def _await_registration(stack_: Stack) -> None:
+    """The install event went ingress -> worker; wait until the REST client has the tokens."""
+    auth = AuthStore(stack_.redis, prefix=stack_.settings.key_prefix)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _REGISTER_WITHIN_S
+    resent = False
+    while True:
+        # the registry (ingress) and the REST client's credentials share the portal's hash:
+        # the portal is usable once the client's fields are in it
+        if await aw(stack_.redis.hget(auth.key(stack_.member_id), "kind")):
+            return
+        if loop.time() > deadline:
+            raise ConfigurationError("the portal's ONAPPINSTALL never registered it")
+        if not resent and loop.time() > deadline - _REGISTER_WITHIN_S / 2:
+            await stack_.control.install()  # the first delivery may have been refused
+            resent = True
+        await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def run_stack(settings: Settings, opts: StackOptions | None = None) -> AsyncIterator[Stack]:
+    """Start everything, yield the running stack, stop everything (children killed if stuck)."""
+    opts = opts or StackOptions()
+    procs: list[subprocess.Popen[bytes]] = []
+    async with AsyncExitStack() as stack:
+        if not settings.redis_url:
+            embedded = stack.enter_context(EmbeddedRedis())
+            settings = settings.model_copy(update={"redis_url": embedded.url})
+        settings = settings.model_copy(update={"worker_handler": HANDLER})
+        log_dir = opts.log_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        stack.callback(stop_children, procs, settings.shutdown_grace_s + 5)
+        redis = aioredis.Redis.from_url(str(settings.redis_url))
+        stack.push_async_callback(redis.aclose)
+        http = await stack.enter_async_context(
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+        )
+        ingress = await _ingress(stack, settings, opts, log_dir, procs)
+        await _wait_http(http, f"{ingress}/healthz")
+        emu = await stack.enter_async_context(
+            run_emulator(EmulatorConfig(event_url=f"{ingress}/b24/events", **opts.emulator))
+        )
+        runtime = emu.portals[0]
+        prepare_portal(runtime.portal)
+        creds = emu.credentials
+        settings = settings.model_copy(
+            update={
+                "b24_client_id": creds["client_id"],
+                "b24_client_secret": creds["client_secret"],
+                "b24_oauth_url": creds["oauth_token_url"],
+            }
+        )
+        await _workers(stack, settings, opts, log_dir, procs)
+        running = Stack(
+            settings,
+            emu,
+            EmulatorControl(http, emu.url),
+            PortalView(runtime.portal),
+            ingress,
+            creds["member_id"],
+            redis,
+            http,
+            log_dir,
+            procs,
+        )
+        await _await_registration(running)
+        yield running

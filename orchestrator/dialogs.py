@@ -1,0 +1,138 @@
+"""The production DialogHandler: the dialog machine decides, the REST client and timers act.
+
+`decide` (pure, sync): stored event -> inputs (`parse_event` + `inputs_from_event` for portal
+events; `input_from_record` for our own follow-ups and timers, queued as `input:<kind>`) ->
+`machine.transition` with the line's scenario -> the new state JSON and the effects as records.
+`execute` runs one effect (orchestrator/effect_runner.py) and returns follow-up inputs.
+
+The workers build it with `build_handler` (WORKER_HANDLER=orchestrator.dialogs:build_handler):
+one REST client per process, the scenario file, and a timer poller that lives as long as the
+handler (`aclose` stops it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+import redis.asyncio as aioredis
+import structlog
+
+from orchestrator.bitrix.client import BitrixClient
+from orchestrator.dialog_state import DialogState
+from orchestrator.effect_runner import REGISTER_PORTAL, EffectExecutor
+from orchestrator.effects import effect_payload
+from orchestrator.errors import IllegalTransition
+from orchestrator.events import AppInstall, parse_event
+from orchestrator.inputs import Input, input_from_record, inputs_from_event
+from orchestrator.keys import PORTAL_DIALOG
+from orchestrator.machine import scenario_for, transition
+from orchestrator.runner import Decision, FollowUp
+from orchestrator.scenario import ScenarioSet, load_scenario
+from orchestrator.settings import Settings
+from orchestrator.store import EffectRecord, Store, StoredEvent
+from orchestrator.timers import INPUT_EVENT_PREFIX, TimerStore, poll_timers_forever
+
+__all__ = ["TIMER_POLL_S", "DialogMachineHandler", "build_handler", "decode_inputs"]
+
+log = structlog.get_logger(__name__)
+
+TIMER_POLL_S = 0.25
+# The ingress drops the verified application_token before queueing; the models require one.
+_VERIFIED = "verified-at-ingress"
+
+
+def decode_inputs(event: StoredEvent) -> list[Input]:
+    """The machine inputs one stored event means (none for portal-level events)."""
+    if event.name.startswith(INPUT_EVENT_PREFIX):
+        return [input_from_record(event.name.removeprefix(INPUT_EVENT_PREFIX), event.payload)]
+    return inputs_from_event(parse_event(_with_token(event.payload)))
+
+
+def _with_token(payload: Mapping[str, Any]) -> dict[str, Any]:
+    auth = payload.get("auth")
+    if isinstance(auth, Mapping) and not auth.get("application_token"):
+        return {**payload, "auth": {**auth, "application_token": _VERIFIED}}
+    return dict(payload)
+
+
+class DialogMachineHandler:
+    """Implements orchestrator.runner.DialogHandler for Open Lines dialogs."""
+
+    def __init__(self, scenarios: ScenarioSet, executor: EffectExecutor | None) -> None:
+        self.scenarios = scenarios
+        self.executor = executor
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    def decide(self, state: bytes | None, event: StoredEvent) -> Decision:
+        """The next state and effects for one event; illegal inputs are logged and dropped."""
+        if event.chat_id == PORTAL_DIALOG:
+            return self._portal_event(state, event)
+        current = DialogState.from_json(state) if state else None
+        records: list[EffectRecord] = []
+        for inp in decode_inputs(event):
+            now = float(event.ts) if event.ts else time.time()
+            scenario = scenario_for(self.scenarios, current, inp)
+            try:
+                outcome = transition(current, inp, scenario, now)
+            except IllegalTransition as exc:
+                log.warning("illegal_transition", input=inp.kind, seq=event.seq, reason=str(exc))
+                continue
+            current = outcome.state
+            records += [
+                EffectRecord(e.effect_id, e.kind, effect_payload(e)) for e in outcome.effects
+            ]
+        new_state = current.to_json().encode() if current is not None else (state or b"")
+        return Decision(new_state=new_state, effects=records)
+
+    def _portal_event(self, state: bytes | None, event: StoredEvent) -> Decision:
+        """Portal-level events: an install hands the REST client the portal's OAuth tokens."""
+        parsed = parse_event(_with_token(event.payload))
+        effects: list[EffectRecord] = []
+        if isinstance(parsed, AppInstall) and parsed.auth.access_token:
+            auth = {k: v for k, v in event.payload["auth"].items() if k != "application_token"}
+            effects.append(
+                EffectRecord(
+                    f"{event.member_id}:{PORTAL_DIALOG}:0:{event.seq}:0",
+                    REGISTER_PORTAL,
+                    {"auth": auth},
+                )
+            )
+        return Decision(new_state=state or b"", effects=effects)
+
+    async def execute(self, effect: EffectRecord) -> Sequence[FollowUp] | None:
+        """Run one effect; raises on transient failures so the runner retries it."""
+        if self.executor is None:
+            raise RuntimeError("this handler was built without an executor (decide only)")
+        return await self.executor.run(effect)
+
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Register an async callable run by `aclose` (last registered, first run)."""
+        self._closers.append(closer)
+
+    async def aclose(self) -> None:
+        """Stop the timer poller and close the REST client (the worker's on_shutdown)."""
+        while self._closers:
+            await self._closers.pop()()
+
+
+async def build_handler(settings: Settings, redis: aioredis.Redis) -> DialogMachineHandler:
+    """The workers' handler factory: REST client, timers and their poller, the scenario."""
+    scenarios = load_scenario(settings.scenario_path)
+    client = await BitrixClient.from_settings(settings, redis).open()
+    timers = TimerStore(redis, settings.key_prefix)
+    handler = DialogMachineHandler(scenarios, EffectExecutor(client, timers))
+    handler.on_close(client.close)
+    stopping = asyncio.Event()
+    poller = asyncio.create_task(
+        poll_timers_forever(timers, Store(redis, settings), TIMER_POLL_S, stopping)
+    )
+
+    async def stop_poller() -> None:
+        stopping.set()
+        await asyncio.wait([poller])
+
+    handler.on_close(stop_poller)
+    return handler

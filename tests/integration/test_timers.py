@@ -1,0 +1,72 @@
+"""Dialog timers in Redis: armed, re-armed, cancelled and fired into the dialog's inbox once."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+import redis.asyncio as aioredis
+
+from orchestrator.scripts import aw
+from orchestrator.settings import Settings
+from orchestrator.store import Store
+from orchestrator.timers import INPUT_EVENT_PREFIX, TimerStore
+
+MEMBER = "m-timers"
+NOW = 1_767_225_600.0
+
+
+@pytest.fixture
+def timers(redis: aioredis.Redis, settings: Settings) -> TimerStore:
+    """A timer store under the test's prefix."""
+    return TimerStore(redis, settings.key_prefix)
+
+
+@pytest.fixture
+def store(redis: aioredis.Redis, settings: Settings) -> Store:
+    """The mailbox store the timers fire into."""
+    return Store(redis, settings)
+
+
+async def _inbox(store: Store, chat: str) -> list[dict[str, object]]:
+    entries = await aw(store.redis.lrange(store.dialog(MEMBER, chat).inbox, 0, -1))
+    return [json.loads(e.partition(b"|")[2]) for e in entries]
+
+
+async def test_a_due_timer_fires_once_into_the_dialogs_inbox(
+    timers: TimerStore, store: Store
+) -> None:
+    """After its delay the timer becomes a timer_fired input with its token, and is disarmed."""
+    await timers.schedule(MEMBER, "901", "silence", "silence:0:3", 5.0, now=NOW)
+    assert await timers.fire_due(store, now=NOW + 4) == 0
+    assert await timers.fire_due(store, now=NOW + 6) == 1
+    [event] = await _inbox(store, "901")
+    assert event["name"] == INPUT_EVENT_PREFIX + "timer_fired"
+    assert event["payload"]["name"] == "silence"  # type: ignore[index]
+    assert event["payload"]["token"] == "silence:0:3"  # type: ignore[index]
+    assert await timers.armed(MEMBER) == {}
+    assert await timers.fire_due(store, now=NOW + 60) == 0
+
+
+async def test_rearming_replaces_the_token_and_cancel_disarms(
+    timers: TimerStore, store: Store
+) -> None:
+    """Arming a timer again keeps only the newest token; a cancelled timer never fires."""
+    await timers.schedule(MEMBER, "901", "silence", "old", 5.0, now=NOW)
+    await timers.schedule(MEMBER, "901", "silence", "new", 5.0, now=NOW + 1)
+    await timers.schedule(MEMBER, "902", "silence", "gone", 5.0, now=NOW)
+    await timers.cancel(MEMBER, "902", "silence")
+    assert await timers.fire_due(store, now=NOW + 10) == 1
+    [event] = await _inbox(store, "901")
+    assert event["payload"]["token"] == "new"  # type: ignore[index]
+    assert await _inbox(store, "902") == []
+
+
+async def test_two_pollers_seeing_the_same_timer_queue_it_once(
+    timers: TimerStore, store: Store
+) -> None:
+    """Every worker polls; the ingest's dedup key makes a timer one inbox entry regardless."""
+    await timers.schedule(MEMBER, "901", "accept", "accept:0:7", 1.0, now=NOW)
+    await asyncio.gather(timers.fire_due(store, now=NOW + 2), timers.fire_due(store, now=NOW + 2))
+    assert len(await _inbox(store, "901")) == 1
