@@ -1,0 +1,372 @@
+"""The deploy artifacts (Dockerfile, docker-compose.yml, deploy/k8s, deploy/env.example) validate
+against their published schemas and agree with the code and settings they deploy."""
+
+from __future__ import annotations
+
+import copy
+import fnmatch
+import shlex
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+
+from orchestrator import metrics
+from orchestrator.cli import build_parser
+from orchestrator.settings import Settings
+from tests.unit.deploy_checks import (
+    CHART,
+    COMPOSE_FILE,
+    DOCKERFILE,
+    ENV_EXAMPLE,
+    K8S,
+    K8S_VERSIONS,
+    ROOT,
+    compose_duration_s,
+    compose_errors,
+    dockerfile_stages,
+    env_example_entries,
+    exec_form,
+    instruction_values,
+    interpolation_default,
+    k8s_manifest_files,
+    k8s_objects,
+    label_subset,
+    load_documents,
+    load_yaml,
+    setting_names,
+    settings_from_env,
+    validate_k8s_object,
+)
+from worker.settings import load_handler_factory
+
+ORCHESTRATOR_SERVICES = ("ingress", "worker", "emulator")
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = load_yaml(COMPOSE_FILE)
+    return document
+
+
+@pytest.fixture(scope="module")
+def objects() -> dict[tuple[str, str], dict[str, Any]]:
+    """Every object of deploy/k8s by (kind, name)."""
+    return {(doc["kind"], doc["metadata"]["name"]): doc for _, doc in k8s_objects()}
+
+
+def _pod(objects: dict[tuple[str, str], dict[str, Any]], name: str) -> dict[str, Any]:
+    spec: dict[str, Any] = objects[("Deployment", name)]["spec"]["template"]["spec"]
+    return spec
+
+
+# --- deploy/env.example ------------------------------------------------------------------------
+
+
+def test_env_example_lists_every_setting_once_and_nothing_else() -> None:
+    """A Settings field added or renamed without env.example (or the reverse) fails here."""
+    names = [name for name, _, _ in env_example_entries(ENV_EXAMPLE.read_text())]
+    assert sorted(set(names)) == sorted(names), "a setting appears twice"
+    assert set(names) == setting_names()
+
+
+def test_env_example_shows_the_real_defaults() -> None:
+    """Uncommented values parse to the field defaults; commented ones are the unset-by-default."""
+    entries = env_example_entries(ENV_EXAMPLE.read_text())
+    shown = {name: value for name, value, commented in entries if not commented}
+    parsed = settings_from_env(shown)
+    for name in shown:
+        field = Settings.model_fields[name.lower()]
+        assert getattr(parsed, name.lower()) == field.default, name
+    unset = {name for name, _, commented in entries if commented}
+    assert unset == {n.upper() for n, f in Settings.model_fields.items() if f.default is None}
+
+
+# --- docker-compose.yml ------------------------------------------------------------------------
+
+
+def test_compose_file_validates_against_the_compose_spec(compose: dict[str, Any]) -> None:
+    """The compose-spec schema accepts the file (and rejects a broken copy of it)."""
+    assert compose_errors(compose) == []
+    broken = copy.deepcopy(compose)
+    broken["services"]["worker"]["deploy"]["replicas"] = "three"
+    broken["services"]["redis"]["healthcheck"]["retires"] = 3
+    assert len(compose_errors(broken)) == 2
+
+
+def test_compose_redis_keeps_an_aof_fsynced_every_second(compose: dict[str, Any]) -> None:
+    """Redis runs with appendonly + everysec on a named volume and has a healthcheck."""
+    redis = compose["services"]["redis"]
+    command = " ".join(redis["command"])
+    assert "--appendonly yes" in command
+    assert "--appendfsync everysec" in command
+    volume = redis["volumes"][0].split(":")
+    assert volume[1] == "/data"
+    assert volume[0] in compose["volumes"]
+    assert "ping" in redis["healthcheck"]["test"]
+
+
+def test_compose_ingress_waits_for_redis_and_checks_healthz(compose: dict[str, Any]) -> None:
+    """The ingress publishes 8080, starts after Redis is healthy, probes /healthz, keeps a spool."""
+    ingress = compose["services"]["ingress"]
+    assert ingress["command"] == ["ingress"]
+    assert ingress["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert any("/healthz" in part for part in ingress["healthcheck"]["test"])
+    assert ingress["ports"][0].endswith(":8080")
+    spool_dir = ingress["environment"]["SPOOL_DIR"]
+    assert any(v.split(":")[1] == spool_dir for v in ingress["volumes"])
+
+
+def test_compose_workers_outlast_their_shutdown_grace(compose: dict[str, Any]) -> None:
+    """Three worker replicas; stop_grace_period exceeds SHUTDOWN_GRACE_S (no mid-drain KILL)."""
+    worker = compose["services"]["worker"]
+    assert worker["deploy"]["replicas"] == 3
+    grace = settings_from_env(worker["environment"]).shutdown_grace_s
+    assert compose_duration_s(worker["stop_grace_period"]) > grace
+
+
+def test_compose_emulator_runs_only_in_the_demo_profile(compose: dict[str, Any]) -> None:
+    """The fake portal starts only with `--profile demo`; nothing else has a profile."""
+    profiled = {name for name, svc in compose["services"].items() if "profiles" in svc}
+    assert profiled == {"emulator"}
+    assert compose["services"]["emulator"]["profiles"] == ["demo"]
+
+
+def test_compose_environment_names_are_settings(compose: dict[str, Any]) -> None:
+    """A misspelt variable (silently ignored by Settings) fails here."""
+    for name in ORCHESTRATOR_SERVICES:
+        env = compose["services"][name].get("environment", {})
+        assert set(env) <= setting_names(), name
+
+
+# --- the commands the artifacts run ------------------------------------------------------------
+
+
+def _deployed_commands(compose: dict[str, Any]) -> list[list[str]]:
+    commands = [compose["services"][name]["command"] for name in ORCHESTRATOR_SERVICES]
+    for _, doc in k8s_objects():
+        if doc["kind"] == "Deployment":
+            commands += [c["args"] for c in doc["spec"]["template"]["spec"]["containers"]]
+    stages = dockerfile_stages(DOCKERFILE.read_text())
+    commands.append(exec_form(instruction_values(stages[-1], "CMD")[0]))
+    return commands
+
+
+def test_every_deployed_command_is_a_valid_orchestrator_invocation(compose: dict[str, Any]) -> None:
+    """The `orchestrator` CLI parses every command compose, Kubernetes and the image run."""
+    for argv in _deployed_commands(compose):
+        args = build_parser().parse_args(argv)
+        assert args.command in ("ingress", "worker", "emulator", "serve"), shlex.join(argv)
+
+
+def test_deployed_worker_handler_is_importable(
+    compose: dict[str, Any],
+    objects: dict[Any, dict[str, Any]],
+) -> None:
+    """WORKER_HANDLER in compose, the ConfigMap and the chart loads the way the worker loads it."""
+    compose_value = compose["services"]["worker"]["environment"]["WORKER_HANDLER"]
+    paths = {
+        interpolation_default(compose_value),
+        objects[("ConfigMap", "openlines-config")]["data"]["WORKER_HANDLER"],
+        load_yaml(CHART / "values.yaml")["config"]["WORKER_HANDLER"],
+    }
+    for path in paths:
+        assert callable(load_handler_factory(path)), path
+
+
+# --- deploy/Dockerfile and .dockerignore -------------------------------------------------------
+
+
+def test_dockerfile_is_multistage_on_python_311_slim() -> None:
+    """A build stage makes the wheel and venv; the runtime stage copies only the venv."""
+    text = DOCKERFILE.read_text()
+    stages = dockerfile_stages(text)
+    assert len(stages) >= 2
+    assert "ARG PYTHON_IMAGE=python:3.11-slim" in text
+    assert all(stage[0]["value"].startswith("${PYTHON_IMAGE}") for stage in stages)
+    assert any("pip wheel" in run for run in instruction_values(stages[0], "RUN"))
+    assert instruction_values(stages[-1], "COPY") == ["--from=build /opt/venv /opt/venv"]
+
+
+def test_dockerfile_runs_as_non_root_with_healthcheck_and_entrypoint() -> None:
+    """The runtime stage drops root, health-checks /healthz, and is `orchestrator [ingress]`."""
+    runtime = dockerfile_stages(DOCKERFILE.read_text())[-1]
+    user = instruction_values(runtime, "USER")[-1].split(":")[0]
+    assert user not in ("root", "0")
+    healthcheck = instruction_values(runtime, "HEALTHCHECK")[-1]
+    assert "CMD" in healthcheck
+    assert "/healthz" in healthcheck
+    assert exec_form(instruction_values(runtime, "ENTRYPOINT")[-1]) == ["orchestrator"]
+    assert exec_form(instruction_values(runtime, "CMD")[-1]) == ["ingress"]
+
+
+def test_docker_build_context_holds_every_package() -> None:
+    """Each package pyproject ships is COPY'd, and .dockerignore excludes none of what it needs."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    packages = [p.rstrip("*") for p in project["tool"]["setuptools"]["packages"]["find"]["include"]]
+    build = dockerfile_stages(DOCKERFILE.read_text())[0]
+    copied = " ".join(instruction_values(build, "COPY")).split()
+    needed = ["pyproject.toml", project["project"]["readme"], *packages]
+    assert set(needed) <= set(copied)
+    ignored = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    for name in needed:
+        assert not any(fnmatch.fnmatch(name, pattern) for pattern in ignored), name
+
+
+def test_every_data_file_of_the_packages_reaches_the_image() -> None:
+    """The image installs the wheel, not the tree: each non-Python file the packages hold (Lua
+    scripts, scenarios) is covered by [tool.setuptools.package-data]."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    package_data: dict[str, list[str]] = project["tool"]["setuptools"]["package-data"]
+    for package in ("orchestrator", "worker", "emulator"):
+        base = ROOT / package
+        for path in base.rglob("*"):
+            if not path.is_file() or path.suffix in (".py", ".pyc", ".md"):
+                continue
+            if "__pycache__" in path.parts:
+                continue
+            relative = str(path.relative_to(base))
+            patterns = package_data.get(package, [])
+            assert any(fnmatch.fnmatch(relative, p) for p in patterns), f"{package}/{relative}"
+
+
+# --- deploy/k8s ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+@pytest.mark.parametrize("path", k8s_manifest_files(), ids=lambda p: str(p.relative_to(K8S)))
+def test_k8s_manifest_validates(path: Path, version: str) -> None:
+    """Each object validates strictly (unknown fields fail) against the Kubernetes schemas."""
+    docs = load_documents(path.read_text())
+    assert docs
+    for doc in docs:
+        validate_k8s_object(doc, version)
+        assert "namespace" not in doc["metadata"], "manifests stay namespace-agnostic"
+
+
+def test_k8s_validation_rejects_a_misspelt_field(objects: dict[Any, dict[str, Any]]) -> None:
+    """The strict validation is able to fail: a typo in a probe and in the KEDA trigger."""
+    deployment = copy.deepcopy(objects[("Deployment", "openlines-ingress")])
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container["readinesProbe"] = container.pop("readinessProbe")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate_k8s_object(deployment, K8S_VERSIONS[-1])
+    scaled = copy.deepcopy(objects[("ScaledObject", "openlines-worker")])
+    scaled["spec"]["triggers"][0]["metadata"]["threshold"] = 50
+    with pytest.raises(jsonschema.ValidationError):
+        validate_k8s_object(scaled, K8S_VERSIONS[-1])
+
+
+def _kustomization(directory: Path) -> dict[str, Any]:
+    document: dict[str, Any] = load_yaml(directory / "kustomization.yaml")
+    return document
+
+
+def test_kustomization_lists_every_manifest_once() -> None:
+    """The root kustomization and its autoscaling components cover each manifest exactly once,
+    and the root picks exactly one autoscaler (two would fight over the worker replicas)."""
+    root = _kustomization(K8S)
+    listed = [K8S / name for name in root["resources"]]
+    components = sorted(p.parent for p in (K8S / "autoscaling").rglob("kustomization.yaml"))
+    for directory in components:
+        component = _kustomization(directory)
+        assert component["kind"] == "Component"
+        listed += [directory / name for name in component["resources"]]
+    assert sorted(listed) == k8s_manifest_files()
+    assert len(root["components"]) == 1
+    assert (K8S / root["components"][0]).resolve() in components
+
+
+def test_pdbs_and_service_select_the_deployments_pods(objects: dict[Any, dict[str, Any]]) -> None:
+    """Every selector matches the pod labels of exactly one Deployment."""
+    pods = {
+        name: d["spec"]["template"]["metadata"]["labels"]
+        for (kind, name), d in objects.items()
+        if kind == "Deployment"
+    }
+    for (kind, name), doc in objects.items():
+        if kind == "Deployment":
+            assert label_subset(doc["spec"]["selector"]["matchLabels"], pods[name])
+        selector = {
+            "PodDisruptionBudget": lambda d: d["spec"]["selector"]["matchLabels"],
+            "Service": lambda d: d["spec"]["selector"],
+        }.get(kind)
+        if selector is not None:
+            matches = [p for p, labels in pods.items() if label_subset(selector(doc), labels)]
+            assert len(matches) == 1, f"{kind}/{name} selects {matches}"
+
+
+def test_configmap_and_secret_hold_valid_settings(objects: dict[Any, dict[str, Any]]) -> None:
+    """Their keys are Settings fields, their values parse, and the secrets are marked examples."""
+    config = objects[("ConfigMap", "openlines-config")]["data"]
+    secret = objects[("Secret", "openlines-secrets")]["stringData"]
+    assert set(config) | set(secret) <= setting_names()
+    settings_from_env({**config, **secret})
+    assert set(secret) == {"B24_WEBHOOK_URL", "B24_APPLICATION_TOKEN", "B24_CLIENT_SECRET"}
+    assert all("EXAMPLE" in value for value in secret.values())
+
+
+def test_ingress_pod_is_probed_locked_down_and_spools_to_a_volume(
+    objects: dict[Any, dict[str, Any]],
+) -> None:
+    """Readiness /readyz, liveness /healthz, non-root as the image's user, read-only root fs, and
+    SPOOL_DIR on an emptyDir."""
+    pod = _pod(objects, "openlines-ingress")
+    container = pod["containers"][0]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    runtime = dockerfile_stages(DOCKERFILE.read_text())[-1]
+    image_uid = int(instruction_values(runtime, "USER")[-1].split(":")[0])
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == image_uid
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    spool_dir = objects[("ConfigMap", "openlines-config")]["data"]["SPOOL_DIR"]
+    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == spool_dir)
+    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
+    assert "emptyDir" in volume
+    assert f"SPOOL_DIR={spool_dir}" in " ".join(instruction_values(runtime, "ENV"))
+
+
+def test_every_container_has_resources_and_a_locked_down_context(
+    objects: dict[Any, dict[str, Any]],
+) -> None:
+    """Requests and limits, no privilege escalation, every capability dropped."""
+    for name in ("openlines-ingress", "openlines-worker"):
+        for container in _pod(objects, name)["containers"]:
+            assert {"requests", "limits"} <= set(container["resources"]), name
+            context = container["securityContext"]
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"]["drop"] == ["ALL"]
+
+
+def test_worker_termination_grace_exceeds_shutdown_grace(
+    objects: dict[Any, dict[str, Any]],
+) -> None:
+    """Kubernetes waits longer than the worker's own drain before it sends SIGKILL."""
+    grace = settings_from_env(objects[("ConfigMap", "openlines-config")]["data"]).shutdown_grace_s
+    assert _pod(objects, "openlines-worker")["terminationGracePeriodSeconds"] > grace
+
+
+def test_autoscalers_target_the_workers_on_the_exported_queue_depth(
+    objects: dict[Any, dict[str, Any]],
+) -> None:
+    """KEDA and the HPA scale the worker Deployment on the metric the ingress really exports."""
+    depth_metric = metrics.QUEUE_DEPTH._name  # prometheus_client keeps the exported name here
+    scaled = objects[("ScaledObject", "openlines-worker")]["spec"]
+    hpa = objects[("HorizontalPodAutoscaler", "openlines-worker")]["spec"]
+    for target in (scaled["scaleTargetRef"]["name"], hpa["scaleTargetRef"]["name"]):
+        assert _pod(objects, target)["containers"][0]["args"] == ["worker"]
+    query = scaled["triggers"][0]["metadata"]["query"]
+    assert f'{depth_metric}{{queue="pending_dialogs"}}' in query
+    external = hpa["metrics"][0]["external"]["metric"]
+    assert external["name"] == depth_metric
+    assert external["selector"]["matchLabels"] == {"queue": "pending_dialogs"}
+    ingress_source = (ROOT / "orchestrator" / "ingress.py").read_text()
+    assert 'labels(queue="pending_dialogs")' in ingress_source
