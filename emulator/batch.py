@@ -37,7 +37,7 @@ def _as_php_string(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, dict | list):
-        return "Array"     # what PHP's str_replace makes of an array
+        return "Array"  # what PHP's str_replace makes of an array
     return str(value)
 
 
@@ -84,8 +84,7 @@ def _error(code: str, description: str) -> dict[str, Any]:
     return {"error": code, "error_description": description}
 
 
-async def _run_one(call: str, acc: dict[str, dict[str, Any]],
-                   sub_call: SubCall) -> dict[str, Any]:
+async def _run_one(call: str, acc: dict[str, dict[str, Any]], sub_call: SubCall) -> dict[str, Any]:
     method, params = parse_command(call, acc)
     if method.lower() in NOT_ALLOWED:
         return _error("ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage")
@@ -97,13 +96,18 @@ async def run_batch(params: dict[str, Any], sub_call: SubCall) -> dict[str, Any]
     halt = php_truthy(params.get("HALT"))
     acc: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
     cmd = params.get("CMD")
-    items = (list(cmd.items()) if isinstance(cmd, dict)
-             else list(enumerate(cmd)) if isinstance(cmd, list) else [])
+    items = (
+        list(cmd.items())
+        if isinstance(cmd, dict)
+        else list(enumerate(cmd))
+        if isinstance(cmd, list)
+        else []
+    )
     for count, (key, call) in enumerate(items):
         if count >= BATCH_MAX_LENGTH:
             res = _error("ERROR_BATCH_LENGTH_EXCEEDED", "Max batch length exceeded")
         elif not isinstance(call, str):
-            continue            # non-string commands are skipped silently
+            continue  # non-string commands are skipped silently
         else:
             res = await _run_one(call, acc, sub_call)
         if "error" in res:

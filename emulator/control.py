@@ -20,10 +20,12 @@ Action = Callable[[Any, dict[str, Any]], dict[str, Any]]
 # Domain actions of B's Portal, by route: (portal, body) -> result.
 ACTIONS: dict[str, Action] = {
     "client-message": lambda p, b: p.client_message(
-        int(b["line_id"]), str(b["text"]), b.get("user_code"), b.get("name")),
+        int(b["line_id"]), str(b["text"]), b.get("user_code"), b.get("name")
+    ),
     "operator-answer": lambda p, b: p.operator_answer(int(b["chat_id"]), int(b["user_id"])),
     "operator-message": lambda p, b: p.operator_message(
-        int(b["chat_id"]), int(b["user_id"]), str(b["text"])),
+        int(b["chat_id"]), int(b["user_id"]), str(b["text"])
+    ),
     "operator-finish": lambda p, b: p.operator_finish(int(b["chat_id"]), int(b["user_id"])),
     "client-vote": lambda p, b: p.client_vote(int(b["chat_id"]), str(b["vote"])),
 }
@@ -52,7 +54,8 @@ def _runtime(emu: Emulator, request: web.Request, body: dict[str, Any]) -> Porta
     except KeyError as exc:
         raise web.HTTPNotFound(
             text=json.dumps({"error": "PORTAL_NOT_FOUND", "error_description": str(member_id)}),
-            content_type="application/json") from exc
+            content_type="application/json",
+        ) from exc
 
 
 Route = Callable[[Emulator, PortalRuntime, dict[str, Any]], Any]
@@ -123,14 +126,20 @@ def _add_webhook(emu: Emulator, runtime: PortalRuntime, body: dict[str, Any]) ->
     if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
         raise BadRequest("scopes must be a list of strings")
     hook = runtime.add_webhook(frozenset(scopes))
-    return {"webhook_url": f"{emu.base_url}/rest/{hook.user_id}/{hook.code}/",
-            "scopes": sorted(hook.scopes)}
+    return {
+        "webhook_url": f"{emu.base_url}/rest/{hook.user_id}/{hook.code}/",
+        "scopes": sorted(hook.scopes),
+    }
 
 
 def _state(emu: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> Any:
-    return {**runtime.portal.snapshot(), "counters": runtime.counters(),
-            "deliveries": emu.delivery.log(runtime.identity.member_id),
-            "faults": runtime.faults.describe(), "now": runtime.clock.now()}
+    return {
+        **runtime.portal.snapshot(),
+        "counters": runtime.counters(),
+        "deliveries": emu.delivery.log(runtime.identity.member_id),
+        "faults": runtime.faults.describe(),
+        "now": runtime.clock.now(),
+    }
 
 
 def _counters(_: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> Any:

@@ -16,7 +16,7 @@ from emulator.transport import http_build_query
 
 log = structlog.get_logger(__name__)
 
-_Item = tuple[str, str, dict[str, Any]]          # (member_id, url, payload)
+_Item = tuple[str, str, dict[str, Any]]  # (member_id, url, payload)
 
 
 class EventDelivery:
@@ -68,9 +68,14 @@ class EventDelivery:
                 self._queue.task_done()
 
     async def _deliver(self, member_id: str, url: str, payload: dict[str, Any]) -> None:
-        entry: dict[str, Any] = {"member_id": member_id, "url": url,
-                                 "event": payload.get("event"), "status": None,
-                                 "error": None, "ts": time.time()}
+        entry: dict[str, Any] = {
+            "member_id": member_id,
+            "url": url,
+            "event": payload.get("event"),
+            "status": None,
+            "error": None,
+            "ts": time.time(),
+        }
         self._log.append(entry)
         assert self._session is not None, "delivery used before start()"
         body = http_build_query(payload)
@@ -82,8 +87,9 @@ class EventDelivery:
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             # The queue server gives up at once: the event is lost for this handler.
             entry["error"] = f"{type(exc).__name__}: {exc}"
-            log.info("event_delivery_failed", url=url, event_name=entry["event"],
-                     error=entry["error"])
+            log.info(
+                "event_delivery_failed", url=url, event_name=entry["event"], error=entry["error"]
+            )
 
 
 class PortalSink:

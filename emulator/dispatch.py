@@ -77,8 +77,9 @@ async def handle_rest(request: web.Request) -> web.StreamResponse:
     return json_response(outcome, status)
 
 
-async def _apply_transport_fault(emu: Emulator, runtime: PortalRuntime, method: str,
-                                 decision: Decision) -> web.StreamResponse | None:
+async def _apply_transport_fault(
+    emu: Emulator, runtime: PortalRuntime, method: str, decision: Decision
+) -> web.StreamResponse | None:
     """Timeouts, HTML pages and latency: trouble in front of the handler."""
     if decision.kind == "timeout":
         runtime.count(method, "errors")
@@ -94,8 +95,9 @@ async def _apply_transport_fault(emu: Emulator, runtime: PortalRuntime, method: 
     return None
 
 
-async def _serve_batch(runtime: PortalRuntime, caller: Caller,
-                       params: dict[str, Any]) -> web.Response:
+async def _serve_batch(
+    runtime: PortalRuntime, caller: Caller, params: dict[str, Any]
+) -> web.Response:
     start = runtime.clock.now()
     t0 = time.perf_counter()
 
@@ -117,14 +119,16 @@ async def _serve_batch(runtime: PortalRuntime, caller: Caller,
 
 def _check_access(runtime: PortalRuntime, caller: Caller, spec: MethodSpec) -> None:
     if caller.auth_type not in spec.auth:
-        raise RestError("WRONG_AUTH_TYPE", "Current authorization type is denied for this method",
-                        403)
+        raise RestError(
+            "WRONG_AUTH_TYPE", "Current authorization type is denied for this method", 403
+        )
     if spec.scope not in GLOBAL_SCOPES and spec.scope not in caller.scopes:
         raise runtime.scope_error(caller)
 
 
-async def execute(runtime: PortalRuntime, caller: Caller, method: str, params: dict[str, Any],
-                  decision: Decision) -> dict[str, Any]:
+async def execute(
+    runtime: PortalRuntime, caller: Caller, method: str, params: dict[str, Any], decision: Decision
+) -> dict[str, Any]:
     """Run one method for an authenticated caller: the success body, or an error envelope
     carrying its HTTP status under "_status"."""
     try:
@@ -134,25 +138,34 @@ async def execute(runtime: PortalRuntime, caller: Caller, method: str, params: d
         return {**err.envelope(), "_status": err.status}
 
 
-async def _execute(runtime: PortalRuntime, caller: Caller, method: str, params: dict[str, Any],
-                   decision: Decision) -> dict[str, Any]:
+async def _execute(
+    runtime: PortalRuntime, caller: Caller, method: str, params: dict[str, Any], decision: Decision
+) -> dict[str, Any]:
     spec = METHODS.get(method.lower())
     if spec is None:
         raise RestError(*NOT_FOUND, 404)
     _check_access(runtime, caller, spec)
     key = (caller.auth_type, caller.entity, spec.name)
     if runtime.budget.blocked(key):
-        raise RestError("OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.",
-                        429)
+        raise RestError(
+            "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.", 429
+        )
     if decision.kind == "error":
         raise RestError("INTERNAL_SERVER_ERROR", "Internal server error", 500)
     start = runtime.clock.now()
     t0 = time.perf_counter()
-    ctx = CallContext(runtime.portal, caller.user_id, caller.auth_type, caller.app_client_id,
-                      caller.scopes, spec.name)
+    ctx = CallContext(
+        runtime.portal,
+        caller.user_id,
+        caller.auth_type,
+        caller.app_client_id,
+        caller.scopes,
+        spec.name,
+    )
     try:
-        result = await _invoke(spec, ctx, normalise_keys(params) if spec.keys_normalised
-                               else params)
+        result = await _invoke(
+            spec, ctx, normalise_keys(params) if spec.keys_normalised else params
+        )
     finally:
         simulated = runtime_exec_time(runtime, spec.name) + decision.exec_time_s
         processing = time.perf_counter() - t0 + simulated

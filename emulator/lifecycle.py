@@ -37,19 +37,32 @@ def set_status(portal: Portal, session: Session, status: int) -> None:
 
 # ---- session start and routing ------------------------------------------------------------
 
-def start_session(portal: Portal, chat: Chat, line: Line, *, mode: str,
-                  parent_id: int = 0) -> Session:
+
+def start_session(
+    portal: Portal, chat: Chat, line: Line, *, mode: str, parent_id: int = 0
+) -> Session:
     """Create a session for the chat and fire OnSessionStart: status 0 for an incoming
     dialog, 10 for an outgoing one; START_ID is the "started" system message."""
-    session = Session(portal.next_id("session"), chat.id, line.id, chat.client_id,
-                      chat.entity_id, chat.entity_id.split("|")[0], mode, portal.now(),
-                      parent_id=parent_id)
+    session = Session(
+        portal.next_id("session"),
+        chat.id,
+        line.id,
+        chat.client_id,
+        chat.entity_id,
+        chat.entity_id.split("|")[0],
+        mode,
+        portal.now(),
+        parent_id=parent_id,
+    )
     portal.sessions[session.id] = session
     chat.session_id = session.id
     chat.pause = chat.wait_action = False
     set_status(portal, session, Status.ANSWER if mode == "output" else Status.NEW)
-    text = (f"Conversation #{session.id} started from conversation #{parent_id}" if parent_id
-            else f"Conversation #{session.id} started")
+    text = (
+        f"Conversation #{session.id} started from conversation #{parent_id}"
+        if parent_id
+        else f"Conversation #{session.id} started"
+    )
     portal.post_message(chat, 0, text, system=True)
     if mode == "input" and line.crm and line.crm_create == "lead" and not chat.crm:
         create_chat_lead(portal, chat, assigned_by=line.queue[0] if line.queue else 0)
@@ -60,10 +73,15 @@ def start_session(portal: Portal, chat: Chat, line: Line, *, mode: str,
 def route_new_session(portal: Portal, chat: Chat, line: Line, session: Session) -> None:
     """The welcome bot takes a new dialog when configured; otherwise it goes to the queue."""
     bot = portal.bots.get(line.welcome_bot_id)
-    first_session = all(s.id == session.id for s in portal.sessions.values()
-                        if s.chat_id == chat.id)
-    if (bot is None or not line.welcome_bot_enable or not line.active
-            or (line.welcome_bot_join == "first" and not first_session)):
+    first_session = all(
+        s.id == session.id for s in portal.sessions.values() if s.chat_id == chat.id
+    )
+    if (
+        bot is None
+        or not line.welcome_bot_enable
+        or not line.active
+        or (line.welcome_bot_join == "first" and not first_session)
+    ):
         to_queue(portal, session)
         return
     session.operator_id, session.operator_is_bot = bot.id, True
@@ -80,8 +98,9 @@ def join_chat(portal: Portal, chat: Chat, user_id: int, *, context_user_id: int)
     chat.members.append(user_id)
     bot = portal.bots.get(user_id)
     if bot is not None:
-        portal.emit_bot_event(bot, "ONIMBOTJOINCHAT",
-                              payloads.bot_join(portal, bot, chat, context_user_id))
+        portal.emit_bot_event(
+            bot, "ONIMBOTJOINCHAT", payloads.bot_join(portal, bot, chat, context_user_id)
+        )
 
 
 def leave_chat(chat: Chat, user_id: int) -> None:
@@ -103,8 +122,9 @@ def remove_bot(chat: Chat, line: Line, bot_id: int) -> None:
         chat.fake_relations.append(bot_id)
 
 
-def to_queue(portal: Portal, session: Session, line: Line | None = None, *,
-             remove_operator_bot: bool = True) -> None:
+def to_queue(
+    portal: Portal, session: Session, line: Line | None = None, *, remove_operator_bot: bool = True
+) -> None:
     """Send the dialog to a line's queue: no operator, WAIT_ANSWER=Y, status 5."""
     chat = portal.chats[session.chat_id]
     line = line or portal.lines[session.config_id]
@@ -132,29 +152,37 @@ def end_bot_session(portal: Portal, chat: Chat) -> bool:
 
 # ---- operators ----------------------------------------------------------------------------
 
-def answer(portal: Portal, session: Session, user: User, *, check_responsible: bool = False,
-           announce: bool = True) -> None:
+
+def answer(
+    portal: Portal,
+    session: Session,
+    user: User,
+    *,
+    check_responsible: bool = False,
+    announce: bool = True,
+) -> None:
     """Chat::answer: the user becomes the responsible operator (status at least 10); the
     "picked conversation" system message is skipped for transfers and intercepts."""
     chat = portal.chats[session.chat_id]
     line = portal.lines[session.config_id]
     if check_responsible and chat.author_id == user.id:
-        raise RestError("IMOL_CHAT_ERROR_ANSWER_ALREADY_RESPONSIBLE",
-                        "You are already responsible for this dialog")
+        raise RestError(
+            "IMOL_CHAT_ERROR_ANSWER_ALREADY_RESPONSIBLE",
+            "You are already responsible for this dialog",
+        )
     if session.operator_is_bot and session.operator_id and session.operator_id != user.id:
         _bot_steps_down(portal, session)
     for member in list(chat.members):
         person = portal.users[member]
         human_staff = not person.is_bot and not person.is_connector
-        evicted_bot = (member == line.welcome_bot_id and line.welcome_bot_left == "queue")
+        evicted_bot = member == line.welcome_bot_id and line.welcome_bot_left == "queue"
         if member != user.id and (human_staff or evicted_bot):
             leave_chat(chat, member)
     join_chat(portal, chat, user.id, context_user_id=user.id)
     chat.author_id = user.id
     chat.fake_relations = [u for u in chat.fake_relations if u in portal.bots]
     if announce:
-        portal.post_message(chat, user.id, f"{user.full_name} picked conversation",
-                            system=True)
+        portal.post_message(chat, user.id, f"{user.full_name} picked conversation", system=True)
     session.operator_id, session.operator_is_bot = user.id, user.is_bot
     session.wait_answer = session.wait_action = chat.wait_action = False
     if not user.is_bot:
@@ -166,6 +194,7 @@ def answer(portal: Portal, session: Session, user: User, *, check_responsible: b
 
 
 # ---- finish, votes, timers ----------------------------------------------------------------
+
 
 def finish(portal: Portal, session: Session) -> None:
     """Session::finish: ask for the vote (status 50) when the line wants one, else close."""
@@ -179,33 +208,46 @@ def finish(portal: Portal, session: Session) -> None:
     if line.vote_message and not session.vote:
         session.wait_vote = session.wait_action = chat.wait_action = True
         session.wait_answer = False
-        connector_notice(portal, chat, session.operator_id, "Please rate the quality of service",
-                         {"IMOL_VOTE": session.id, "IMOL_VOTE_SID": session.id,
-                          "IMOL_FORM": "like"})
+        connector_notice(
+            portal,
+            chat,
+            session.operator_id,
+            "Please rate the quality of service",
+            {"IMOL_VOTE": session.id, "IMOL_VOTE_SID": session.id, "IMOL_FORM": "like"},
+        )
         if line.vote_time_limit > 0:
             session.date_close_vote = portal.now() + line.vote_time_limit
         set_status(portal, session, Status.WAIT_CLIENT)
         return
     operator = portal.get_user(session.operator_id)
-    close(portal, session, f"{operator.full_name if operator else 'Operator'} "
-                           "finished the conversation")
+    close(
+        portal,
+        session,
+        f"{operator.full_name if operator else 'Operator'} finished the conversation",
+    )
 
 
-def connector_notice(portal: Portal, chat: Chat, author_id: int, text: str,
-                     params: dict[str, Any]) -> Message:
+def connector_notice(
+    portal: Portal, chat: Chat, author_id: int, text: str, params: dict[str, Any]
+) -> Message:
     """A system message the client receives too (IMPORTANT_CONNECTOR=Y)."""
-    message = portal.post_message(chat, author_id, text, system=True,
-                                  params={**params, "IMPORTANT_CONNECTOR": "Y"})
-    portal.emit_app_event("ONOPENLINEMESSAGEADD",
-                          payloads.outgoing_message(portal, chat, message))
+    message = portal.post_message(
+        chat, author_id, text, system=True, params={**params, "IMPORTANT_CONNECTOR": "Y"}
+    )
+    portal.emit_app_event("ONOPENLINEMESSAGEADD", payloads.outgoing_message(portal, chat, message))
     return message
 
 
 def close(portal: Portal, session: Session, text: str = "The conversation is closed") -> None:
     """CLOSED=Y: status 60, END_ID, times; bots leave; OnSessionFinish fires."""
     chat = portal.chats[session.chat_id]
-    portal.post_message(chat, session.operator_id, text, system=True,
-                        params={"IMOL_VOTE_SID": session.id, "IMOL_VOTE_USER": session.vote})
+    portal.post_message(
+        chat,
+        session.operator_id,
+        text,
+        system=True,
+        params={"IMOL_VOTE_SID": session.id, "IMOL_VOTE_USER": session.vote},
+    )
     now = portal.now()
     session.closed = True
     session.end_id = portal.last_message_id(chat.id)
@@ -242,11 +284,17 @@ def tick(portal: Portal) -> None:
     """Fire due timers: the welcome bot's queue timeout and the vote time limit."""
     now = portal.now()
     for session in [s for s in portal.sessions.values() if not s.closed]:
-        if (session.queue_deadline is not None and session.queue_deadline <= now
-                and session.operator_is_bot):
+        if (
+            session.queue_deadline is not None
+            and session.queue_deadline <= now
+            and session.operator_is_bot
+        ):
             to_queue(portal, session)
-        elif (session.wait_vote and session.date_close_vote is not None
-              and session.date_close_vote <= now):
+        elif (
+            session.wait_vote
+            and session.date_close_vote is not None
+            and session.date_close_vote <= now
+        ):
             close(portal, session)
 
 
@@ -255,14 +303,17 @@ def create_chat_lead(portal: Portal, chat: Chat, *, assigned_by: int) -> int:
     client = portal.users[chat.client_id]
     line = portal.lines[chat.line_id]
     connector = chat.entity_id.split("|")[0]
-    lead = portal.add_lead({
-        "TITLE": f"{client.full_name} - {line.name}", "NAME": client.name,
-        "LAST_NAME": client.last_name, "SOURCE_ID": f"{line.id}|{connector.upper()}",
-        "SOURCE_DESCRIPTION": f"Open Channel: {line.name}",
-        "ASSIGNED_BY_ID": assigned_by or portal.admin_user_id,
-    }, created_by=assigned_by or portal.admin_user_id)
+    lead = portal.add_lead(
+        {
+            "TITLE": f"{client.full_name} - {line.name}",
+            "NAME": client.name,
+            "LAST_NAME": client.last_name,
+            "SOURCE_ID": f"{line.id}|{connector.upper()}",
+            "SOURCE_DESCRIPTION": f"Open Channel: {line.name}",
+            "ASSIGNED_BY_ID": assigned_by or portal.admin_user_id,
+        },
+        created_by=assigned_by or portal.admin_user_id,
+    )
     chat.crm, chat.crm_entity_type, chat.crm_entity_id = True, "LEAD", lead.id
     chat.crm_bindings["LEAD"] = lead.id
     return lead.id
-
-

@@ -47,7 +47,7 @@ class LeakyBucket:
         return True
 
 
-BudgetKey = tuple[str, str, str]   # (auth type, app client_id or webhook id, method)
+BudgetKey = tuple[str, str, str]  # (auth type, app client_id or webhook id, method)
 
 
 @dataclass

@@ -15,8 +15,9 @@ if TYPE_CHECKING:
     from emulator.portal import Portal
 
 
-def client_message(portal: Portal, line_id: int, text: str, user_code: str | None,
-                   name: str | None) -> dict[str, Any]:
+def client_message(
+    portal: Portal, line_id: int, text: str, user_code: str | None, name: str | None
+) -> dict[str, Any]:
     """A client message from the line's connector; opens user, chat and session as needed."""
     line = portal.lines.get(int(line_id))
     if line is None:
@@ -32,18 +33,25 @@ def client_message(portal: Portal, line_id: int, text: str, user_code: str | Non
     _client_status(portal, chat, session)
     _deliver_client_message(portal, chat, client, message)
     portal.emit_app_event("ONOPENLINEMESSAGEADD", payloads.client_message(portal, chat, message))
-    return {"chat_id": chat.id, "session_id": session.id, "message_id": message.id,
-            "user_code": chat.entity_id, "user_id": client.id}
+    return {
+        "chat_id": chat.id,
+        "session_id": session.id,
+        "message_id": message.id,
+        "user_code": chat.entity_id,
+        "user_id": client.id,
+    }
 
 
-def _client_chat(portal: Portal, line: Line, user_code: str | None,
-                 name: str | None) -> tuple[Chat, User]:
+def _client_chat(
+    portal: Portal, line: Line, user_code: str | None, name: str | None
+) -> tuple[Chat, User]:
     """The client's user and LINES chat for a user code, created on first contact."""
     if user_code is not None:
         parts = str(user_code).split("|")
         if len(parts) != 4 or parts[1] != str(line.id):
-            raise RestError("WRONG_USER_CODE",
-                            "USER_CODE must be <connector>|<line>|<chat>|<user> of this line")
+            raise RestError(
+                "WRONG_USER_CODE", "USER_CODE must be <connector>|<line>|<chat>|<user> of this line"
+            )
     if user_code is not None and user_code in portal.client_codes:
         client = portal.users[portal.client_codes[user_code]]
     else:
@@ -54,9 +62,18 @@ def _client_chat(portal: Portal, line: Line, user_code: str | None,
         portal.client_codes[user_code] = client.id
     chat = portal.chat_by_user_code(user_code)
     if chat is None:
-        chat = Chat(portal.next_id("chat"), "L", f"{client.full_name} - {line.name}", 0,
-                    [client.id], portal.now(), entity_type="LINES", entity_id=user_code,
-                    line_id=line.id, client_id=client.id)
+        chat = Chat(
+            portal.next_id("chat"),
+            "L",
+            f"{client.full_name} - {line.name}",
+            0,
+            [client.id],
+            portal.now(),
+            entity_type="LINES",
+            entity_id=user_code,
+            line_id=line.id,
+            client_id=client.id,
+        )
         portal.chats[chat.id] = chat
     return chat, client
 
@@ -67,8 +84,7 @@ def _client_status(portal: Portal, chat: Chat, session: Session) -> None:
     session.wait_action = chat.wait_action = False
     if session.wait_answer:
         return
-    status = (Status.CLIENT_AFTER_OPERATOR if session.status >= Status.OPERATOR
-              else Status.CLIENT)
+    status = Status.CLIENT_AFTER_OPERATOR if session.status >= Status.OPERATOR else Status.CLIENT
     _set_message_status(portal, session, status)
 
 
@@ -86,8 +102,9 @@ def _deliver_client_message(portal: Portal, chat: Chat, client: User, message: M
     if message.text.strip() == "0" and bots and end_bot_session(portal, chat):
         return
     for bot in bots:
-        portal.emit_bot_event(bot, "ONIMBOTMESSAGEADD",
-                              payloads.bot_message(portal, bot, chat, message, client))
+        portal.emit_bot_event(
+            bot, "ONIMBOTMESSAGEADD", payloads.bot_message(portal, bot, chat, message, client)
+        )
 
 
 def openline_bots(portal: Portal, chat: Chat) -> list[Bot]:
@@ -102,8 +119,11 @@ def _staff_status(portal: Portal, session: Session, author: User, message: Messa
         session.date_first_answer = message.date
         session.time_first_answer = int(message.date - session.date_create)
     if session.wait_answer:
-        status = (Status.CLIENT_AFTER_OPERATOR if session.status >= Status.CLIENT_AFTER_OPERATOR
-                  else Status.CLIENT)
+        status = (
+            Status.CLIENT_AFTER_OPERATOR
+            if session.status >= Status.CLIENT_AFTER_OPERATOR
+            else Status.CLIENT
+        )
     elif session.wait_action:
         status = Status.WAIT_CLIENT
     else:
@@ -111,8 +131,16 @@ def _staff_status(portal: Portal, session: Session, author: User, message: Messa
     _set_message_status(portal, session, status)
 
 
-def staff_message(portal: Portal, chat: Chat, author: User, text: str, *, system: bool = False,
-                  params: dict[str, Any] | None = None, skip_connector: bool = False) -> Message:
+def staff_message(
+    portal: Portal,
+    chat: Chat,
+    author: User,
+    text: str,
+    *,
+    system: bool = False,
+    params: dict[str, Any] | None = None,
+    skip_connector: bool = False,
+) -> Message:
     """A message from an operator or a bot in a LINES chat, with its status and deliveries."""
     session = portal.open_session(chat)
     if author.id not in chat.members:
@@ -124,11 +152,13 @@ def staff_message(portal: Portal, chat: Chat, author: User, text: str, *, system
         _staff_status(portal, session, author, message)
     if not author.is_bot:
         for bot in openline_bots(portal, chat):
-            portal.emit_bot_event(bot, "ONIMBOTMESSAGEADD",
-                                  payloads.bot_message(portal, bot, chat, message, author))
+            portal.emit_bot_event(
+                bot, "ONIMBOTMESSAGEADD", payloads.bot_message(portal, bot, chat, message, author)
+            )
     if session is not None and not system and not skip_connector and not chat.silent:
-        portal.emit_app_event("ONOPENLINEMESSAGEADD",
-                              payloads.outgoing_message(portal, chat, message))
+        portal.emit_app_event(
+            "ONOPENLINEMESSAGEADD", payloads.outgoing_message(portal, chat, message)
+        )
     return message
 
 
@@ -140,5 +170,8 @@ def message_changed(portal: Portal, message: Message, *, deleted: bool) -> None:
         return
     event = "ONIMBOTMESSAGEDELETE" if deleted else "ONIMBOTMESSAGEUPDATE"
     for bot in openline_bots(portal, chat):
-        portal.emit_bot_event(bot, event, payloads.bot_message_change(
-            portal, bot, chat, message, author, deleted=deleted))
+        portal.emit_bot_event(
+            bot,
+            event,
+            payloads.bot_message_change(portal, bot, chat, message, author, deleted=deleted),
+        )

@@ -11,8 +11,8 @@ from typing import Any
 
 from emulator.registry import Clock, RestError
 
-REFRESH_TTL_S = 180 * 24 * 3600.0     # refresh tokens live 180 days
-CODE_TTL_S = 30.0                     # authorization codes are short-lived and one-shot
+REFRESH_TTL_S = 180 * 24 * 3600.0  # refresh tokens live 180 days
+CODE_TTL_S = 30.0  # authorization codes are short-lived and one-shot
 
 
 @dataclass
@@ -48,13 +48,13 @@ class TokenStore:
     def __init__(self, clock: Clock, ttl_s: float, scopes: frozenset[str]) -> None:
         self.client_id = f"local.{secrets.token_hex(7)}.{secrets.token_hex(4)}"
         self.client_secret = secrets.token_urlsafe(30)
-        self.user_id = 0                              # the installing user, set once seeded
+        self.user_id = 0  # the installing user, set once seeded
         self.scopes = scopes
         self.ttl_s = ttl_s
         self.refreshes = 0
         self._clock = clock
         self._access: dict[str, AccessGrant] = {}
-        self._refresh: dict[str, tuple[float, int]] = {}   # token -> (expires_at, user_id)
+        self._refresh: dict[str, tuple[float, int]] = {}  # token -> (expires_at, user_id)
         self._codes: dict[str, float] = {}
 
     def owns_access(self, token: str) -> bool:
@@ -99,14 +99,15 @@ class TokenStore:
 
     def grant(self, params: dict[str, Any]) -> TokenPair:
         """Serve one `/oauth/token/` request: authorization_code or refresh_token."""
-        if params.get("client_id") != self.client_id or \
-                params.get("client_secret") != self.client_secret:
+        if (
+            params.get("client_id") != self.client_id
+            or params.get("client_secret") != self.client_secret
+        ):
             raise OAuthError("invalid_client", "Invalid client credentials", 401)
         grant_type = params.get("grant_type")
         now = self._clock.now()
         if grant_type == "refresh_token":
-            expires_at, user_id = self._refresh.pop(str(params.get("refresh_token", "")),
-                                                    (0.0, 0))
+            expires_at, user_id = self._refresh.pop(str(params.get("refresh_token", "")), (0.0, 0))
             if expires_at <= now:
                 raise OAuthError("invalid_grant", "Invalid refresh token")
             self.refreshes += 1
@@ -121,13 +122,18 @@ class TokenStore:
 
 def token_fields(store: TokenStore, pair: TokenPair) -> dict[str, Any]:
     """The token part of an answer or an event's auth block."""
-    return {"access_token": pair.access_token, "expires": pair.expires,
-            "expires_in": pair.expires_in, "scope": ",".join(sorted(store.scopes)),
-            "refresh_token": pair.refresh_token}
+    return {
+        "access_token": pair.access_token,
+        "expires": pair.expires,
+        "expires_in": pair.expires_in,
+        "scope": ",".join(sorted(store.scopes)),
+        "refresh_token": pair.refresh_token,
+    }
 
 
-def token_answer(store: TokenStore, pair: TokenPair, *, base_url: str, member_id: str,
-                 oauth_domain: str) -> dict[str, Any]:
+def token_answer(
+    store: TokenStore, pair: TokenPair, *, base_url: str, member_id: str, oauth_domain: str
+) -> dict[str, Any]:
     """The body oauth.bitrix.info answers a successful token request with."""
     return {
         "access_token": pair.access_token,

@@ -17,18 +17,29 @@ def yn(flag: bool) -> str:
     return "Y" if flag else "N"
 
 
-def envelope(event: str, handler_id: int, data: dict[str, Any], ts: float,
-             auth: dict[str, Any]) -> dict[str, Any]:
+def envelope(
+    event: str, handler_id: int, data: dict[str, Any], ts: float, auth: dict[str, Any]
+) -> dict[str, Any]:
     """The top level of every event POST (REST-SEND `call`)."""
-    return {"event": event, "event_handler_id": str(handler_id), "data": data,
-            "ts": str(int(ts)), "auth": auth}
+    return {
+        "event": event,
+        "event_handler_id": str(handler_id),
+        "data": data,
+        "ts": str(int(ts)),
+        "auth": auth,
+    }
 
 
 def event_auth(portal: Portal, application_token: str) -> dict[str, Any]:
     """The top-level `auth` block of an event with no acting user: no tokens (§8)."""
-    return {"domain": portal.identity.domain, "client_endpoint": portal.client_endpoint,
-            "server_endpoint": SERVER_ENDPOINT, "member_id": portal.identity.member_id,
-            "status": "L", "application_token": application_token}
+    return {
+        "domain": portal.identity.domain,
+        "client_endpoint": portal.client_endpoint,
+        "server_endpoint": SERVER_ENDPOINT,
+        "member_id": portal.identity.member_id,
+        "status": "L",
+        "application_token": application_token,
+    }
 
 
 def bot_block(portal: Portal, bot: Bot) -> dict[str, Any]:
@@ -37,9 +48,13 @@ def bot_block(portal: Portal, bot: Bot) -> dict[str, Any]:
     if bot.client_id is not None:
         return {str(bot.id): ident}
     auth: dict[str, Any] = {
-        "domain": portal.identity.domain, "server_endpoint": SERVER_ENDPOINT, "status": "L",
-        "client_endpoint": portal.client_endpoint, "member_id": portal.identity.member_id,
-        "user_id": str(bot.id), "client_id": bot.app_id,
+        "domain": portal.identity.domain,
+        "server_endpoint": SERVER_ENDPOINT,
+        "status": "L",
+        "client_endpoint": portal.client_endpoint,
+        "member_id": portal.identity.member_id,
+        "user_id": str(bot.id),
+        "client_id": bot.app_id,
         "application_token": portal.identity.application_token,
     }
     if portal.token_issuer is not None:
@@ -51,74 +66,132 @@ def user_block(user: User | None, *, flags: bool = True) -> dict[str, Any]:
     """`data[USER]`: the author (ONIMBOTJOINCHAT has no IS_* flags); empty for author 0."""
     if user is None:
         return {}
-    block: dict[str, Any] = {"ID": str(user.id), "NAME": user.full_name, "FIRST_NAME": user.name,
-             "LAST_NAME": user.last_name, "WORK_POSITION": user.work_position,
-             "GENDER": user.gender}
+    block: dict[str, Any] = {
+        "ID": str(user.id),
+        "NAME": user.full_name,
+        "FIRST_NAME": user.name,
+        "LAST_NAME": user.last_name,
+        "WORK_POSITION": user.work_position,
+        "GENDER": user.gender,
+    }
     if flags:
-        block.update(IS_BOT=yn(user.is_bot), IS_CONNECTOR=yn(user.is_connector),
-                     IS_NETWORK="N", IS_EXTRANET="N")
+        block.update(
+            IS_BOT=yn(user.is_bot),
+            IS_CONNECTOR=yn(user.is_connector),
+            IS_NETWORK="N",
+            IS_EXTRANET="N",
+        )
     return block
 
 
 def chat_fields(chat: Chat) -> dict[str, Any]:
     """The CHAT_* keys of bot message events in a group (here: LINES) chat."""
     return {
-        "CHAT_ID": str(chat.id), "CHAT_TITLE": chat.title, "CHAT_AUTHOR_ID": str(chat.author_id),
-        "CHAT_TYPE": chat.type, "CHAT_AVATAR": "", "CHAT_COLOR": "MINT",
-        "CHAT_ENTITY_TYPE": chat.entity_type, "CHAT_ENTITY_ID": chat.entity_id,
-        "CHAT_ENTITY_DATA_1": chat.entity_data_1, "CHAT_ENTITY_DATA_2": chat.entity_data_2,
-        "CHAT_ENTITY_DATA_3": chat.entity_data_3, "CHAT_EXTRANET": "N",
+        "CHAT_ID": str(chat.id),
+        "CHAT_TITLE": chat.title,
+        "CHAT_AUTHOR_ID": str(chat.author_id),
+        "CHAT_TYPE": chat.type,
+        "CHAT_AVATAR": "",
+        "CHAT_COLOR": "MINT",
+        "CHAT_ENTITY_TYPE": chat.entity_type,
+        "CHAT_ENTITY_ID": chat.entity_id,
+        "CHAT_ENTITY_DATA_1": chat.entity_data_1,
+        "CHAT_ENTITY_DATA_2": chat.entity_data_2,
+        "CHAT_ENTITY_DATA_3": chat.entity_data_3,
+        "CHAT_EXTRANET": "N",
         "CHAT_USER_COUNT": str(len(chat.members)),
     }
 
 
-def bot_message(portal: Portal, bot: Bot, chat: Chat, message: Message,
-                author: User | None) -> dict[str, Any]:
+def bot_message(
+    portal: Portal, bot: Bot, chat: Chat, message: Message, author: User | None
+) -> dict[str, Any]:
     """ONIMBOTMESSAGEADD `data` for a message in a LINES chat (§8.1)."""
     params = {
-        "MESSAGE": message.text, "MESSAGE_ORIGINAL": message.text, "TEMPLATE_ID": "",
-        "MESSAGE_TYPE": chat.type, "FROM_USER_ID": str(message.author_id),
-        "AUTHOR_ID": str(message.author_id), "DIALOG_ID": chat.dialog_id,
-        "TO_CHAT_ID": str(chat.id), "TO_USER_ID": "0", "SYSTEM": yn(message.system),
-        "PARAMS": dict(message.params), "FILES": {}, "EXTRA_PARAMS": {}, "URL_ATTACH": [],
+        "MESSAGE": message.text,
+        "MESSAGE_ORIGINAL": message.text,
+        "TEMPLATE_ID": "",
+        "MESSAGE_TYPE": chat.type,
+        "FROM_USER_ID": str(message.author_id),
+        "AUTHOR_ID": str(message.author_id),
+        "DIALOG_ID": chat.dialog_id,
+        "TO_CHAT_ID": str(chat.id),
+        "TO_USER_ID": "0",
+        "SYSTEM": yn(message.system),
+        "PARAMS": dict(message.params),
+        "FILES": {},
+        "EXTRA_PARAMS": {},
+        "URL_ATTACH": [],
         **chat_fields(chat),
-        "CHAT_CAN_POST": "", "RID": "", "IS_MANAGER": "N", "SKIP_CONNECTOR": "N",
-        "IMPORTANT_CONNECTOR": "N", "SILENT_CONNECTOR": "N", "COMMAND_CONTEXT": "TEXTAREA",
-        "MENTIONED_LIST": [], "PLATFORM_CONTEXT": "web", "MESSAGE_ID": str(message.id),
+        "CHAT_CAN_POST": "",
+        "RID": "",
+        "IS_MANAGER": "N",
+        "SKIP_CONNECTOR": "N",
+        "IMPORTANT_CONNECTOR": "N",
+        "SILENT_CONNECTOR": "N",
+        "COMMAND_CONTEXT": "TEXTAREA",
+        "MENTIONED_LIST": [],
+        "PLATFORM_CONTEXT": "web",
+        "MESSAGE_ID": str(message.id),
         "LANGUAGE": "en",
     }
     return {"BOT": bot_block(portal, bot), "PARAMS": params, "USER": user_block(author)}
 
 
-def bot_message_change(portal: Portal, bot: Bot, chat: Chat, message: Message,
-                       author: User | None, *, deleted: bool) -> dict[str, Any]:
+def bot_message_change(
+    portal: Portal, bot: Bot, chat: Chat, message: Message, author: User | None, *, deleted: bool
+) -> dict[str, Any]:
     """ONIMBOTMESSAGEUPDATE / ONIMBOTMESSAGEDELETE `data` (§8.2)."""
     text = "This message was deleted." if deleted else message.text
     params: dict[str, Any] = {
-        "ID": str(message.id), "CHAT_ID": str(chat.id), "AUTHOR_ID": str(message.author_id),
-        "MESSAGE": text, "MESSAGE_TYPE": chat.type, "CHAT_AUTHOR_ID": str(chat.author_id),
-        "CHAT_ENTITY_TYPE": chat.entity_type, "CHAT_ENTITY_ID": chat.entity_id,
-        "CHAT_ENTITY_DATA_1": chat.entity_data_1, "CHAT_ENTITY_DATA_2": chat.entity_data_2,
-        "CHAT_ENTITY_DATA_3": chat.entity_data_3, "FROM_USER_ID": str(message.author_id),
-        "TO_USER_ID": "0", "DIALOG_ID": chat.dialog_id, "MESSAGE_ID": str(message.id),
-        "CHAT_TYPE": chat.type, "LANGUAGE": "en",
+        "ID": str(message.id),
+        "CHAT_ID": str(chat.id),
+        "AUTHOR_ID": str(message.author_id),
+        "MESSAGE": text,
+        "MESSAGE_TYPE": chat.type,
+        "CHAT_AUTHOR_ID": str(chat.author_id),
+        "CHAT_ENTITY_TYPE": chat.entity_type,
+        "CHAT_ENTITY_ID": chat.entity_id,
+        "CHAT_ENTITY_DATA_1": chat.entity_data_1,
+        "CHAT_ENTITY_DATA_2": chat.entity_data_2,
+        "CHAT_ENTITY_DATA_3": chat.entity_data_3,
+        "FROM_USER_ID": str(message.author_id),
+        "TO_USER_ID": "0",
+        "DIALOG_ID": chat.dialog_id,
+        "MESSAGE_ID": str(message.id),
+        "CHAT_TYPE": chat.type,
+        "LANGUAGE": "en",
     }
     if not deleted:
-        params.update(MENTIONED_LIST=[], MESSAGE_ORIGINAL=message.text,
-                      CHAT_USER_COUNT=str(len(chat.members)), PLATFORM_CONTEXT="web")
+        params.update(
+            MENTIONED_LIST=[],
+            MESSAGE_ORIGINAL=message.text,
+            CHAT_USER_COUNT=str(len(chat.members)),
+            PLATFORM_CONTEXT="web",
+        )
     return {"BOT": bot_block(portal, bot), "PARAMS": params, "USER": user_block(author)}
 
 
 def bot_join(portal: Portal, bot: Bot, chat: Chat, user_id: int) -> dict[str, Any]:
     """ONIMBOTJOINCHAT `data` (§8.3): the joining bot, the chat and the context user."""
     params = {
-        "CHAT_TYPE": chat.type, "MESSAGE_TYPE": chat.type, "BOT_ID": str(bot.id),
-        "USER_ID": str(user_id), "CHAT_ID": str(chat.id), "CHAT_AUTHOR_ID": str(chat.author_id),
-        "CHAT_ENTITY_TYPE": chat.entity_type, "CHAT_ENTITY_ID": chat.entity_id,
-        "ACCESS_HISTORY": "1", "DIALOG_ID": chat.dialog_id, "LANGUAGE": "en",
+        "CHAT_TYPE": chat.type,
+        "MESSAGE_TYPE": chat.type,
+        "BOT_ID": str(bot.id),
+        "USER_ID": str(user_id),
+        "CHAT_ID": str(chat.id),
+        "CHAT_AUTHOR_ID": str(chat.author_id),
+        "CHAT_ENTITY_TYPE": chat.entity_type,
+        "CHAT_ENTITY_ID": chat.entity_id,
+        "ACCESS_HISTORY": "1",
+        "DIALOG_ID": chat.dialog_id,
+        "LANGUAGE": "en",
     }
-    return {"BOT": bot_block(portal, bot), "PARAMS": params,
-            "USER": user_block(portal.get_user(user_id), flags=False)}
+    return {
+        "BOT": bot_block(portal, bot),
+        "PARAMS": params,
+        "USER": user_block(portal.get_user(user_id), flags=False),
+    }
 
 
 def bot_delete(bot: Bot) -> dict[str, Any]:
@@ -129,19 +202,29 @@ def bot_delete(bot: Bot) -> dict[str, Any]:
 def session_event(portal: Portal, session: Session) -> dict[str, Any]:
     """OnSessionStart / OnSessionFinish `data`, the code's `prepareEventsParams` shape (§8.6)."""
     line = portal.lines[session.config_id]
-    return {"DATA": {
-        "connector": {"connector_id": session.source, "line_id": str(session.config_id),
-                      "chat_id": str(session.chat_id), "user_id": str(session.user_id)},
-        "chat": {"chat_id": str(session.chat_id)},
-        "line": {"id": str(line.id), "name": line.name},
-    }}
+    return {
+        "DATA": {
+            "connector": {
+                "connector_id": session.source,
+                "line_id": str(session.config_id),
+                "chat_id": str(session.chat_id),
+                "user_id": str(session.user_id),
+            },
+            "chat": {"chat_id": str(session.chat_id)},
+            "line": {"id": str(line.id), "name": line.name},
+        }
+    }
 
 
 def _connector(chat: Chat) -> dict[str, Any]:
     """The connector-layer ids of a chat, taken from its USER_CODE (external chat and user)."""
     connector_id, line_id, external_chat, external_user = chat.entity_id.split("|")
-    return {"connector_id": connector_id, "line_id": line_id, "chat_id": external_chat,
-            "user_id": external_user}
+    return {
+        "connector_id": connector_id,
+        "line_id": line_id,
+        "chat_id": external_chat,
+        "user_id": external_user,
+    }
 
 
 def _im(chat: Chat, message: Message) -> dict[str, str]:
@@ -153,24 +236,44 @@ def _im(chat: Chat, message: Message) -> dict[str, str]:
 def client_message(portal: Portal, chat: Chat, message: Message) -> dict[str, Any]:
     """OnOpenLineMessageAdd for a message received from the client's connector (§8.6)."""
     connector = _connector(chat)
-    return {"DATA": {
-        "connector": connector,
-        "chat": {"id": connector["chat_id"]},
-        "im": _im(chat, message),
-        "message": {"id": str(message.id), "date": str(int(message.date)), "text": message.text,
-                    "files": [], "attach": [], "system": "N", "user_id": connector["user_id"]},
-        "ref": [], "extra": {},
-    }}
+    return {
+        "DATA": {
+            "connector": connector,
+            "chat": {"id": connector["chat_id"]},
+            "im": _im(chat, message),
+            "message": {
+                "id": str(message.id),
+                "date": str(int(message.date)),
+                "text": message.text,
+                "files": [],
+                "attach": [],
+                "system": "N",
+                "user_id": connector["user_id"],
+            },
+            "ref": [],
+            "extra": {},
+        }
+    }
 
 
 def outgoing_message(portal: Portal, chat: Chat, message: Message) -> dict[str, Any]:
     """OnOpenLineMessageAdd for an operator/bot message going out to the connector (§8.6)."""
     connector = _connector(chat)
-    return {"CONNECTOR": connector["connector_id"], "LINE": connector["line_id"], "DATA": {
-        "connector": connector,
-        "chat": {"id": connector["chat_id"]},
-        "im": _im(chat, message),
-        "message": {"id": str(message.id), "date": str(int(message.date)), "text": message.text,
-                    "files": [], "attach": [], "system": yn(message.system),
-                    "user_id": str(message.author_id)},
-    }}
+    return {
+        "CONNECTOR": connector["connector_id"],
+        "LINE": connector["line_id"],
+        "DATA": {
+            "connector": connector,
+            "chat": {"id": connector["chat_id"]},
+            "im": _im(chat, message),
+            "message": {
+                "id": str(message.id),
+                "date": str(int(message.date)),
+                "text": message.text,
+                "files": [],
+                "attach": [],
+                "system": yn(message.system),
+                "user_id": str(message.author_id),
+            },
+        },
+    }

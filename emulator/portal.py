@@ -67,7 +67,7 @@ class Portal:
         self.messages: dict[int, Message] = {}
         self.leads: dict[int, Lead] = {}
         self.bindings: dict[int, EventBinding] = {}
-        self.client_codes: dict[str, int] = {}      # USER_CODE -> client user id
+        self.client_codes: dict[str, int] = {}  # USER_CODE -> client user id
         self.event_counts: Counter[str] = Counter()
         self._ids: Counter[str] = Counter()
 
@@ -88,8 +88,14 @@ class Portal:
         return self.chats.get(chat_id)
 
     def chat_by_user_code(self, user_code: str) -> Chat | None:
-        return next((c for c in self.chats.values()
-                     if c.entity_type == "LINES" and c.entity_id == user_code), None)
+        return next(
+            (
+                c
+                for c in self.chats.values()
+                if c.entity_type == "LINES" and c.entity_id == user_code
+            ),
+            None,
+        )
 
     def open_session(self, chat: Chat) -> Session | None:
         """The chat's current, not yet closed session."""
@@ -97,8 +103,11 @@ class Portal:
         return found if found is not None and not found.closed else None
 
     def latest_session(self, chat: Chat) -> Session | None:
-        return max((s for s in self.sessions.values() if s.chat_id == chat.id),
-                   key=lambda s: s.id, default=None)
+        return max(
+            (s for s in self.sessions.values() if s.chat_id == chat.id),
+            key=lambda s: s.id,
+            default=None,
+        )
 
     def bots_of_app(self, app_id: str) -> list[Bot]:
         return sorted((b for b in self.bots.values() if b.app_id == app_id), key=lambda b: b.id)
@@ -109,8 +118,7 @@ class Portal:
     # ---- records ---------------------------------------------------------------------------
 
     def add_user(self, name: str, last_name: str = "", *, role: str, email: str = "") -> User:
-        user = User(self.next_id("user"), name, last_name, email, role,
-                    date_register=self.now())
+        user = User(self.next_id("user"), name, last_name, email, role, date_register=self.now())
         if role in (ROLE_BOT, ROLE_CLIENT):
             user.department = []
         self.users[user.id] = user
@@ -121,8 +129,17 @@ class Portal:
         self.lines[line.id] = line
         return line
 
-    def add_bot(self, code: str, name: str, *, app_id: str, bot_type: str, openline: bool,
-                urls: dict[str, str], client_id: str | None = None) -> Bot:
+    def add_bot(
+        self,
+        code: str,
+        name: str,
+        *,
+        app_id: str,
+        bot_type: str,
+        openline: bool,
+        urls: dict[str, str],
+        client_id: str | None = None,
+    ) -> Bot:
         """Create a bot user and bind its handlers (`urls`: EVENT_* param -> URL)."""
         user = self.add_user(name, role=ROLE_BOT)
         bot = Bot(user.id, code, app_id, bot_type, openline, {}, client_id)
@@ -132,14 +149,31 @@ class Portal:
 
     def bind_bot_handlers(self, bot: Bot, urls: dict[str, str]) -> None:
         """(Re)bind a bot's handlers; rebinding replaces the previous set."""
-        bot.handlers = {BOT_EVENT_PARAMS[param]: BotHandler(self.next_id("binding"), url)
-                        for param, url in urls.items() if url}
+        bot.handlers = {
+            BOT_EVENT_PARAMS[param]: BotHandler(self.next_id("binding"), url)
+            for param, url in urls.items()
+            if url
+        }
 
-    def post_message(self, chat: Chat, author_id: int, text: str, *, system: bool = False,
-                     params: dict[str, Any] | None = None) -> Message:
+    def post_message(
+        self,
+        chat: Chat,
+        author_id: int,
+        text: str,
+        *,
+        system: bool = False,
+        params: dict[str, Any] | None = None,
+    ) -> Message:
         """Store a message and account it to the chat's open session."""
-        message = Message(self.next_id("message"), chat.id, author_id, text, self.now(),
-                          system, dict(params or {}))
+        message = Message(
+            self.next_id("message"),
+            chat.id,
+            author_id,
+            text,
+            self.now(),
+            system,
+            dict(params or {}),
+        )
         self.messages[message.id] = message
         session = self.open_session(chat)
         if session is not None:
@@ -153,9 +187,15 @@ class Portal:
         """Store a CRM lead; PHONE/EMAIL multifields get ids and TYPE_ID like crm.lead.get shows."""
         lead_id = self.next_id("lead")
         stamp = iso_date(self.now())
-        row: dict[str, Any] = {"TITLE": f"Lead #{lead_id}", "STATUS_ID": "NEW", "OPENED": "Y",
-                               "ASSIGNED_BY_ID": str(created_by), "CREATED_BY_ID": str(created_by),
-                               "DATE_CREATE": stamp, "DATE_MODIFY": stamp}
+        row: dict[str, Any] = {
+            "TITLE": f"Lead #{lead_id}",
+            "STATUS_ID": "NEW",
+            "OPENED": "Y",
+            "ASSIGNED_BY_ID": str(created_by),
+            "CREATED_BY_ID": str(created_by),
+            "DATE_CREATE": stamp,
+            "DATE_MODIFY": stamp,
+        }
         for key, value in fields.items():
             key = str(key).upper()
             if key in ("PHONE", "EMAIL", "WEB", "IM"):
@@ -168,10 +208,16 @@ class Portal:
 
     def _multifield(self, type_id: str, value: Any) -> list[dict[str, Any]]:
         items = list(value.values()) if isinstance(value, dict) else list(value or [])
-        return [{"ID": str(self.next_id("multifield")), "TYPE_ID": type_id,
-                 "VALUE": str(item.get("VALUE", "")),
-                 "VALUE_TYPE": str(item.get("VALUE_TYPE", "WORK"))}
-                for item in items if isinstance(item, dict) and item.get("VALUE")]
+        return [
+            {
+                "ID": str(self.next_id("multifield")),
+                "TYPE_ID": type_id,
+                "VALUE": str(item.get("VALUE", "")),
+                "VALUE_TYPE": str(item.get("VALUE_TYPE", "WORK")),
+            }
+            for item in items
+            if isinstance(item, dict) and item.get("VALUE")
+        ]
 
     # ---- events ----------------------------------------------------------------------------
 
@@ -181,8 +227,9 @@ class Portal:
             if binding.event != event:
                 continue
             auth = payloads.event_auth(self, self.identity.application_token)
-            self._send(binding.handler, payloads.envelope(
-                event, binding.id, data, self.now(), auth))
+            self._send(
+                binding.handler, payloads.envelope(event, binding.id, data, self.now(), auth)
+            )
 
     def emit_bot_event(self, bot: Bot, event: str, data: dict[str, Any]) -> None:
         """Deliver a bot event to the handler the bot registered for it, if any."""
@@ -190,8 +237,12 @@ class Portal:
         if handler is None:
             return
         token = bot.client_id if bot.client_id is not None else self.identity.application_token
-        self._send(handler.url, payloads.envelope(
-            event, handler.binding_id, data, self.now(), payloads.event_auth(self, token)))
+        self._send(
+            handler.url,
+            payloads.envelope(
+                event, handler.binding_id, data, self.now(), payloads.event_auth(self, token)
+            ),
+        )
 
     def _send(self, url: str, payload: dict[str, Any]) -> None:
         self.event_counts[str(payload["event"])] += 1
@@ -203,30 +254,42 @@ class Portal:
         """One line with a welcome bot, three operators, a supervisor and the admin (user 1)."""
         admin = self.add_user("Admin", "Portal", role=ROLE_ADMIN, email="admin@example.com")
         self.admin_user_id = admin.id
-        operators = [self.add_user(first, last, email=f"{first.lower()}@example.com",
-                                   role="operator")
-                     for first, last in (("Olga", "Petrova"), ("Ivan", "Smirnov"),
-                                         ("Anna", "Kuznetsova"))]
+        operators = [
+            self.add_user(first, last, email=f"{first.lower()}@example.com", role="operator")
+            for first, last in (("Olga", "Petrova"), ("Ivan", "Smirnov"), ("Anna", "Kuznetsova"))
+        ]
         for operator in operators:
             operator.work_position = "Support operator"
         self.add_user("Sergey", "Volkov", role=ROLE_SUPERVISOR, email="sergey@example.com")
-        line = self.add_line("Support", [u.id for u in operators], welcome_bot_enable=True,
-                             welcome_message="Hello! How can we help you?")
+        line = self.add_line(
+            "Support",
+            [u.id for u in operators],
+            welcome_bot_enable=True,
+            welcome_message="Hello! How can we help you?",
+        )
         if event_url is None:
             return
         urls = dict.fromkeys(BOT_EVENT_PARAMS, event_url)
-        bot = self.add_bot("support_bot", "Support Bot", app_id=self.app_client_id,
-                           bot_type="O", openline=True, urls=urls)
+        bot = self.add_bot(
+            "support_bot",
+            "Support Bot",
+            app_id=self.app_client_id,
+            bot_type="O",
+            openline=True,
+            urls=urls,
+        )
         line.welcome_bot_id = bot.id
         for event in ("ONOPENLINEMESSAGEADD", "ONSESSIONSTART", "ONSESSIONFINISH"):
-            binding = EventBinding(self.next_id("binding"), event, event_url,
-                                   self.app_client_id, admin.id)
+            binding = EventBinding(
+                self.next_id("binding"), event, event_url, self.app_client_id, admin.id
+            )
             self.bindings[binding.id] = binding
 
     # ---- domain actions (control API) ------------------------------------------------------
 
-    def client_message(self, line_id: int, text: str, user_code: str | None = None,
-                       name: str | None = None) -> dict[str, Any]:
+    def client_message(
+        self, line_id: int, text: str, user_code: str | None = None, name: str | None = None
+    ) -> dict[str, Any]:
         """A client writes into a line; the first message of a user code opens everything."""
         return messaging.client_message(self, line_id, text, user_code, name)
 
@@ -258,8 +321,12 @@ class Portal:
         if session is None:
             raise RestError("SESSION_NOT_FOUND", "The chat has no session")
         lifecycle.client_vote(self, session, vote)
-        return {"chat_id": chat_id, "session_id": session.id, "status": session.status,
-                "vote": session.vote}
+        return {
+            "chat_id": chat_id,
+            "session_id": session.id,
+            "status": session.status,
+            "vote": session.vote,
+        }
 
     def tick(self) -> None:
         """Fire due timers: welcome-bot timeout and vote time limit."""
@@ -290,25 +357,38 @@ class Portal:
         chats = []
         for chat in self.chats.values():
             row = asdict(chat)
-            row.update(entity_data_1=chat.entity_data_1, entity_data_2=chat.entity_data_2,
-                       entity_data_3=chat.entity_data_3, dialog_id=chat.dialog_id)
+            row.update(
+                entity_data_1=chat.entity_data_1,
+                entity_data_2=chat.entity_data_2,
+                entity_data_3=chat.entity_data_3,
+                dialog_id=chat.dialog_id,
+            )
             chats.append(row)
         return {
             "member_id": self.identity.member_id,
             "domain": self.identity.domain,
             "admin_user_id": self.admin_user_id,
             "app_client_id": self.app_client_id,
-            "users": [asdict(u) | {"is_bot": u.is_bot, "is_connector": u.is_connector}
-                      for u in self.users.values()],
+            "users": [
+                asdict(u) | {"is_bot": u.is_bot, "is_connector": u.is_connector}
+                for u in self.users.values()
+            ],
             "bots": [asdict(b) for b in self.bots.values()],
             "lines": [asdict(line) for line in self.lines.values()],
             "chats": chats,
             "sessions": [asdict(s) for s in self.sessions.values()],
             "messages": [asdict(m) for m in self.messages.values()],
             "leads": [{"ID": lead.id, **lead.fields} for lead in self.leads.values()],
-            "votes": [{"session_id": s.id, "vote": s.vote, "vote_head": s.vote_head,
-                       "comment_head": s.comment_head}
-                      for s in self.sessions.values() if s.vote or s.vote_head or s.comment_head],
+            "votes": [
+                {
+                    "session_id": s.id,
+                    "vote": s.vote,
+                    "vote_head": s.vote_head,
+                    "comment_head": s.comment_head,
+                }
+                for s in self.sessions.values()
+                if s.vote or s.vote_head or s.comment_head
+            ],
             "event_bindings": [asdict(b) for b in self.bindings.values()],
             "event_counts": dict(self.event_counts),
         }

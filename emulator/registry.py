@@ -66,11 +66,11 @@ class CallContext:
     """Who is calling, as the portal's REST server sees it."""
 
     portal: Portal
-    user_id: int                       # the token's user / the webhook's owner
+    user_id: int  # the token's user / the webhook's owner
     auth_type: AuthType
-    app_client_id: str | None          # OAuth app client_id; None for webhooks
+    app_client_id: str | None  # OAuth app client_id; None for webhooks
     scopes: frozenset[str]
-    method: str                        # lower-case method name
+    method: str  # lower-case method name
 
     def app_id(self, params: dict[str, Any]) -> str:
         """App identity for bot methods: the OAuth client_id, or 'custom' + CLIENT_ID (webhooks)."""
@@ -87,18 +87,23 @@ Handler = Callable[[CallContext, dict[str, Any]], Any]
 
 @dataclass(frozen=True)
 class MethodSpec:
-    name: str                          # lower-case, as the portal registers it
+    name: str  # lower-case, as the portal registers it
     handler: Handler
     scope: str
-    keys_normalised: bool              # True: top-level keys upper-cased before the handler
+    keys_normalised: bool  # True: top-level keys upper-cased before the handler
     auth: frozenset[str] = field(default_factory=lambda: frozenset({"oauth", "webhook"}))
 
 
 METHODS: dict[str, MethodSpec] = {}
 
 
-def method(name: str, *, scope: str, keys_normalised: bool,
-           auth: frozenset[str] = frozenset({"oauth", "webhook"})) -> Callable[[Handler], Handler]:
+def method(
+    name: str,
+    *,
+    scope: str,
+    keys_normalised: bool,
+    auth: frozenset[str] = frozenset({"oauth", "webhook"}),
+) -> Callable[[Handler], Handler]:
     """Register a handler under a method name (case-insensitive, as on the portal)."""
 
     def register(fn: Handler) -> Handler:

@@ -33,19 +33,19 @@ class EmulatorConfig:
     """How the emulator plays its portals; the defaults are a standard-plan cloud portal."""
 
     plan: str = "standard"
-    bucket_capacity: float | None = None        # overrides the plan's bucket size
-    drain_per_s: float | None = None            # overrides the plan's drain rate
+    bucket_capacity: float | None = None  # overrides the plan's bucket size
+    drain_per_s: float | None = None  # overrides the plan's drain rate
     token_ttl_s: float = 3600.0
     operating_limit_s: float = 480.0
-    method_exec_time: dict[str, float] = field(default_factory=dict)   # simulated seconds
+    method_exec_time: dict[str, float] = field(default_factory=dict)  # simulated seconds
     event_url: str | None = None
     portals: int = 1
     host: str = "127.0.0.1"
     port: int = 0
     scopes: tuple[str, ...] = DEFAULT_SCOPES
-    auth_error_status: int = 401                # code says 401, docs say 403 (§1.5)
-    fault_timeout_s: float = 30.0               # how long a "timeout" fault holds a request
-    frozen_clock: bool = False                  # portal clocks move only by advance-time
+    auth_error_status: int = 401  # code says 401, docs say 403 (§1.5)
+    fault_timeout_s: float = 30.0  # how long a "timeout" fault holds a request
+    frozen_clock: bool = False  # portal clocks move only by advance-time
     tick_interval_s: float = 0.2
     portal_factory: PortalFactory | None = None  # None: B's emulator.portal.Portal
 
@@ -78,7 +78,7 @@ class Caller:
     auth_type: AuthType
     user_id: int
     scopes: frozenset[str]
-    entity: str                 # app client_id or webhook password id
+    entity: str  # app client_id or webhook password id
     app_client_id: str | None
 
 
@@ -107,8 +107,9 @@ class PortalRuntime:
         self.tokens.user_id = int(self.portal.admin_user_id)
         self.install_pair: TokenPair = self.tokens.issue_pair()
         capacity, drain = PLANS[config.plan]
-        self.bucket = LeakyBucket(config.bucket_capacity or capacity,
-                                  config.drain_per_s or drain, self.clock)
+        self.bucket = LeakyBucket(
+            config.bucket_capacity or capacity, config.drain_per_s or drain, self.clock
+        )
         self.budget = OperatingBudget(config.operating_limit_s, self.clock)
         self.webhooks: dict[str, Webhook] = {}
         self.webhook = self.add_webhook(config.scopes)
@@ -116,7 +117,8 @@ class PortalRuntime:
         self.exec_time = {k.lower(): v for k, v in config.method_exec_time.items()}
         self.requests = 0
         self.method_counters: defaultdict[str, dict[str, int]] = defaultdict(
-            lambda: {"calls": 0, "503": 0, "429": 0, "errors": 0})
+            lambda: {"calls": 0, "503": 0, "429": 0, "errors": 0}
+        )
         self._auth_error_status = config.auth_error_status
 
     def _bot_tokens(self, user_id: int, app_id: str) -> dict[str, Any]:
@@ -127,8 +129,12 @@ class PortalRuntime:
 
     def add_webhook(self, scopes: tuple[str, ...] | frozenset[str]) -> Webhook:
         """Create an inbound webhook of the admin user with the given scopes."""
-        hook = Webhook(int(self.portal.admin_user_id), secrets.token_hex(8), frozenset(scopes),
-                       str(len(self.webhooks) + 1))
+        hook = Webhook(
+            int(self.portal.admin_user_id),
+            secrets.token_hex(8),
+            frozenset(scopes),
+            str(len(self.webhooks) + 1),
+        )
         self.webhooks[hook.code] = hook
         return hook
 
@@ -142,26 +148,33 @@ class PortalRuntime:
         if creds.kind == "webhook":
             hook = self.webhooks.get(creds.code)
             if hook is None or creds.user != str(hook.user_id):
-                raise RestError("INVALID_CREDENTIALS", "Invalid request credentials",
-                                self._auth_error_status)
+                raise RestError(
+                    "INVALID_CREDENTIALS", "Invalid request credentials", self._auth_error_status
+                )
             return Caller("webhook", hook.user_id, hook.scopes, hook.password_id, None)
         grant = self.tokens.check(creds.token)
-        return Caller("oauth", grant.user_id, self.tokens.scopes, self.tokens.client_id,
-                      self.tokens.client_id)
+        return Caller(
+            "oauth", grant.user_id, self.tokens.scopes, self.tokens.client_id, self.tokens.client_id
+        )
 
     def scope_error(self, caller: Caller) -> RestError:
         holder = "webhook" if caller.auth_type == "webhook" else "access"
-        return RestError("insufficient_scope",
-                         f"The request requires higher privileges than provided by the "
-                         f"{holder} token", self._auth_error_status)
+        return RestError(
+            "insufficient_scope",
+            f"The request requires higher privileges than provided by the {holder} token",
+            self._auth_error_status,
+        )
 
     def count(self, method: str, what: str) -> None:
         self.method_counters[method][what] += 1
 
     def counters(self) -> dict[str, Any]:
-        return {"member_id": self.identity.member_id, "requests": self.requests,
-                "refreshes": self.tokens.refreshes,
-                "methods": {m: dict(c) for m, c in sorted(self.method_counters.items())}}
+        return {
+            "member_id": self.identity.member_id,
+            "requests": self.requests,
+            "refreshes": self.tokens.refreshes,
+            "methods": {m: dict(c) for m, c in sorted(self.method_counters.items())},
+        }
 
     def credentials(self, base_url: str) -> dict[str, Any]:
         """Everything a client needs to talk to this portal (GET /_emulator/credentials)."""
@@ -189,10 +202,14 @@ class PortalRuntime:
             "data": {"VERSION": 1, "ACTIVE": "Y", "INSTALLED": "Y", "LANGUAGE_ID": "en"},
             "ts": int(self.clock.now()),
             "auth": {
-                **token_fields(self.tokens, pair), "domain": self.identity.domain,
-                "server_endpoint": f"{base_url}/rest/", "client_endpoint": f"{base_url}/rest/",
-                "member_id": self.identity.member_id, "user_id": self.tokens.user_id,
-                "status": "L", "application_token": self.identity.application_token,
+                **token_fields(self.tokens, pair),
+                "domain": self.identity.domain,
+                "server_endpoint": f"{base_url}/rest/",
+                "client_endpoint": f"{base_url}/rest/",
+                "member_id": self.identity.member_id,
+                "user_id": self.tokens.user_id,
+                "status": "L",
+                "application_token": self.identity.application_token,
             },
         }
 

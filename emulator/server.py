@@ -36,11 +36,17 @@ async def handle_token(request: web.Request) -> web.Response:
             raise OAuthError("invalid_client", "Invalid client credentials", 401)
         pair = runtime.tokens.grant(params)
     except OAuthError as err:
-        return json_response({"error": err.code, "error_description": err.description},
-                             err.status)
+        return json_response({"error": err.code, "error_description": err.description}, err.status)
     host = request.host or emu.base_url.split("//", 1)[-1]
-    return json_response(token_answer(runtime.tokens, pair, base_url=emu.base_url,
-                                      member_id=runtime.identity.member_id, oauth_domain=host))
+    return json_response(
+        token_answer(
+            runtime.tokens,
+            pair,
+            base_url=emu.base_url,
+            member_id=runtime.identity.member_id,
+            oauth_domain=host,
+        )
+    )
 
 
 def build_app(emu: Emulator) -> web.Application:
@@ -98,8 +104,9 @@ async def run_emulator(config: EmulatorConfig | None = None) -> AsyncIterator[Ru
     config = config or EmulatorConfig()
     emu = Emulator(config)
     # Cancel a handler when its client hangs up, and never wait long for held requests.
-    runner = web.AppRunner(build_app(emu), handler_cancellation=True, shutdown_timeout=1.0,
-                           access_log=None)
+    runner = web.AppRunner(
+        build_app(emu), handler_cancellation=True, shutdown_timeout=1.0, access_log=None
+    )
     await runner.setup()
     tick: asyncio.Task[None] | None = None
     try:
@@ -111,8 +118,11 @@ async def run_emulator(config: EmulatorConfig | None = None) -> AsyncIterator[Ru
         emu.add_portals(config.portals)
         if config.event_url:
             for runtime in emu.runtimes:
-                emu.delivery.enqueue(runtime.identity.member_id, config.event_url,
-                                     runtime.install_payload(emu.base_url))
+                emu.delivery.enqueue(
+                    runtime.identity.member_id,
+                    config.event_url,
+                    runtime.install_payload(emu.base_url),
+                )
         tick = asyncio.create_task(_tick_forever(emu), name="emulator-tick")
         yield RunningEmulator(emu)
     finally:
@@ -126,8 +136,13 @@ async def run_emulator(config: EmulatorConfig | None = None) -> AsyncIterator[Ru
 
 
 def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
-    return EmulatorConfig(plan=args.plan, event_url=args.event_url, token_ttl_s=args.token_ttl,
-                          host=args.host, port=args.port)
+    return EmulatorConfig(
+        plan=args.plan,
+        event_url=args.event_url,
+        token_ttl_s=args.token_ttl,
+        host=args.host,
+        port=args.port,
+    )
 
 
 async def _serve(config: EmulatorConfig) -> None:

@@ -75,13 +75,13 @@ class BotHandler:
 
 @dataclass
 class Bot:
-    id: int                              # the bot's portal user id
+    id: int  # the bot's portal user id
     code: str
-    app_id: str                          # OAuth client_id or 'custom' + CLIENT_ID
-    type: str                            # B / O / H / S
+    app_id: str  # OAuth client_id or 'custom' + CLIENT_ID
+    type: str  # B / O / H / S
     openline: bool
-    handlers: dict[str, BotHandler]      # upper-case event name -> handler
-    client_id: str | None = None         # raw CLIENT_ID of a webhook-registered bot
+    handlers: dict[str, BotHandler]  # upper-case event name -> handler
+    client_id: str | None = None  # raw CLIENT_ID of a webhook-registered bot
 
 
 @dataclass
@@ -92,35 +92,36 @@ class Line:
     active: bool = True
     welcome_bot_enable: bool = False
     welcome_bot_id: int = 0
-    welcome_bot_time: int = 600          # seconds; 0 = never forward to the queue
-    welcome_bot_left: str = "queue"      # queue | close
-    welcome_bot_join: str = "always"     # always | first
+    welcome_bot_time: int = 600  # seconds; 0 = never forward to the queue
+    welcome_bot_left: str = "queue"  # queue | close
+    welcome_bot_join: str = "always"  # always | first
     welcome_message: str = ""
     vote_message: bool = True
-    vote_time_limit: int = 0             # seconds; 0 = wait for the vote without limit
-    vote_closing_delay: bool = True      # Y: the client's vote closes the session
+    vote_time_limit: int = 0  # seconds; 0 = wait for the vote without limit
+    vote_closing_delay: bool = True  # Y: the client's vote closes the session
     crm: bool = True
-    crm_create: str = "lead"             # lead | none
+    crm_create: str = "lead"  # lead | none
     connector: str = "livechat"
 
 
 @dataclass
 class Chat:
     id: int
-    type: str                            # "L" open line, "P" private
+    type: str  # "L" open line, "P" private
     title: str
     author_id: int
     members: list[int]
     date_create: float
     entity_type: str = ""
-    entity_id: str = ""                  # USER_CODE for LINES chats
+    entity_id: str = ""  # USER_CODE for LINES chats
     line_id: int = 0
     client_id: int = 0
     crm: bool = False
     crm_entity_type: str = "NONE"
     crm_entity_id: int = 0
     crm_bindings: dict[str, int] = field(
-        default_factory=lambda: {"LEAD": 0, "COMPANY": 0, "CONTACT": 0, "DEAL": 0})
+        default_factory=lambda: {"LEAD": 0, "COMPANY": 0, "CONTACT": 0, "DEAL": 0}
+    )
     pause: bool = False
     wait_action: bool = False
     session_id: int = 0
@@ -133,9 +134,21 @@ class Chat:
         if self.entity_type != "LINES":
             return ""
         yn = {True: "Y", False: "N"}
-        return "|".join(str(part) for part in (
-            yn[self.crm], self.crm_entity_type, self.crm_entity_id, yn[self.pause],
-            yn[self.wait_action], self.session_id, int(self.date_create), self.line_id, 0, 0))
+        return "|".join(
+            str(part)
+            for part in (
+                yn[self.crm],
+                self.crm_entity_type,
+                self.crm_entity_id,
+                yn[self.pause],
+                yn[self.wait_action],
+                self.session_id,
+                int(self.date_create),
+                self.line_id,
+                0,
+                0,
+            )
+        )
 
     @property
     def entity_data_2(self) -> str:
@@ -159,10 +172,10 @@ class Session:
     id: int
     chat_id: int
     config_id: int
-    user_id: int                         # the client's portal user id
+    user_id: int  # the client's portal user id
     user_code: str
     source: str
-    mode: str                            # input | output
+    mode: str  # input | output
     date_create: float
     status: int = Status.NEW
     operator_id: int = 0
@@ -217,7 +230,7 @@ class EventBinding:
     """An event.bind row: an app's online handler for one event."""
 
     id: int
-    event: str                           # upper-case
+    event: str  # upper-case
     handler: str
     app_id: str
     auth_type: int

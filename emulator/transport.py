@@ -27,6 +27,7 @@ OAUTH_PARAM_KEYS = ("auth", "access_token", "auth_connector")
 
 # --- PHP parse_str / http_build_query -------------------------------------------------------
 
+
 def _split_name(name: str) -> tuple[str, list[str]] | None:
     """Split `a[b][]` into ("a", ["b", ""]) the way PHP registers a request variable."""
     name = name.lstrip(" ")
@@ -42,7 +43,7 @@ def _split_name(name: str) -> tuple[str, list[str]] | None:
             if close == -1:
                 break
             keys.append(rest[1:close])
-            rest = rest[close + 1:]   # text after a group that is not another '[' is dropped
+            rest = rest[close + 1 :]  # text after a group that is not another '[' is dropped
     base = base.replace(" ", "_").replace(".", "_").replace("[", "_")
     return (base, keys) if base else None
 
@@ -145,6 +146,7 @@ def php_truthy(value: Any) -> bool:
 
 # --- requests -------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RestRoute:
     """What the URL names: the method and, for an inbound webhook, its user and code."""
@@ -177,19 +179,20 @@ async def read_params(request: web.Request) -> dict[str, Any]:
     body: dict[str, Any]
     if request.content_type == "multipart/form-data":
         form = await request.post()
-        body = parse_pairs((k, v if isinstance(v, str) else getattr(v, "filename", ""))
-                           for k, v in form.items())
+        body = parse_pairs(
+            (k, v if isinstance(v, str) else getattr(v, "filename", "")) for k, v in form.items()
+        )
     else:
         raw = await request.read()
         if request.content_type == "application/json":
             try:
                 decoded = json.loads(raw) if raw else {}
             except ValueError:
-                decoded = {}   # the portal swallows a JSON decode failure
+                decoded = {}  # the portal swallows a JSON decode failure
             body = decoded if isinstance(decoded, dict) else {}
         else:
             body = parse_str(raw.decode("utf-8", "replace"))
-    params.update(body)   # array_replace: POST wins, top level only
+    params.update(body)  # array_replace: POST wins, top level only
     return params
 
 
@@ -203,8 +206,9 @@ class Credentials:
     code: str = ""
 
 
-def extract_credentials(route: RestRoute, headers: CIMultiDictProxy[str],
-                        params: dict[str, Any]) -> Credentials:
+def extract_credentials(
+    route: RestRoute, headers: CIMultiDictProxy[str], params: dict[str, Any]
+) -> Credentials:
     """Webhook path segments, else Bearer header, `auth`, `access_token` (§1.1 order)."""
     if route.webhook_code is not None:
         return Credentials("webhook", user=route.webhook_user or "", code=route.webhook_code)
@@ -226,13 +230,15 @@ def normalise_keys(params: dict[str, Any]) -> dict[str, Any]:
 
 # --- responses ------------------------------------------------------------------------------
 
+
 def iso_date(ts: float) -> str:
     """PHP date('c'): ISO-8601 seconds with the UTC offset."""
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
 
 
-def time_block(start: float, finish: float, processing: float,
-               operating: tuple[float, int] | None) -> dict[str, Any]:
+def time_block(
+    start: float, finish: float, processing: float, operating: tuple[float, int] | None
+) -> dict[str, Any]:
     """The `time` object of an answer; `operating*` only when the load limiter applies."""
     block: dict[str, Any] = {
         "start": round(start, 6),
@@ -262,8 +268,12 @@ def lift_result(result: Any) -> dict[str, Any]:
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(text=json.dumps(body, ensure_ascii=False), status=status,
-                        content_type="application/json", charset="utf-8")
+    return web.Response(
+        text=json.dumps(body, ensure_ascii=False),
+        status=status,
+        content_type="application/json",
+        charset="utf-8",
+    )
 
 
 def error_response(error: RestError) -> web.Response:
@@ -280,7 +290,9 @@ HTML_PAGES = {
 def html_error(status: int) -> web.Response:
     """An error page from the front proxy, as clients meet it when the portal is in trouble."""
     title = HTML_PAGES.get(status, f"{status} Error")
-    page = (f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
-            f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
-            "</body>\r\n</html>\r\n")
+    page = (
+        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n"
+        f"<center><h1>{title}</h1></center>\r\n<hr><center>nginx</center>\r\n"
+        "</body>\r\n</html>\r\n"
+    )
     return web.Response(text=page, status=status, content_type="text/html")

@@ -30,8 +30,11 @@ def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8090)
     p.add_argument("--plan", choices=["standard", "enterprise"], default="standard")
-    p.add_argument("--event-url", default=None,
-                   help="where the seeded bot's handlers and Open Lines events are POSTed")
+    p.add_argument(
+        "--event-url",
+        default=None,
+        help="where the seeded bot's handlers and Open Lines events are POSTed",
+    )
     p.add_argument("--token-ttl", type=float, default=3600.0, help="access token lifetime, s")
     p.set_defaults(func=_lazy("emulator.server:cli_main"))
 
@@ -52,8 +55,11 @@ def _bench_ingress(bench: argparse._SubParsersAction[argparse.ArgumentParser]) -
 def _bench_client(bench: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from orchestrator.bench import add_client_arguments  # argparse only: cheap to import
 
-    p = bench.add_parser("client", help="the REST client against the emulated portal's ceiling, "
-                                        "side by side with fast_bitrix24")
+    p = bench.add_parser(
+        "client",
+        help="the REST client against the emulated portal's ceiling, "
+        "side by side with fast_bitrix24",
+    )
     add_client_arguments(p)
     p.set_defaults(func=_lazy("orchestrator.bench.client:cli_main"))
 
@@ -61,8 +67,11 @@ def _bench_client(bench: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from orchestrator.demo import add_arguments  # argparse only: cheap to import
 
-    p = sub.add_parser("demo", help="the whole product against the emulated portal, with "
-                                    "simulated clients and operators (make run)")
+    p = sub.add_parser(
+        "demo",
+        help="the whole product against the emulated portal, with "
+        "simulated clients and operators (make run)",
+    )
     add_arguments(p)
     p.set_defaults(func=_lazy("orchestrator.demo.main:cli_main"))
 

@@ -59,8 +59,9 @@ class PortalError(OrchestratorError):
 class RateLimited(PortalError):
     """The portal throttled us; the same call may pass after `retry_after` seconds."""
 
-    def __init__(self, code: str, description: str = "", *, retry_after: float = 1.0,
-                 **kw: Any) -> None:
+    def __init__(
+        self, code: str, description: str = "", *, retry_after: float = 1.0, **kw: Any
+    ) -> None:
         super().__init__(code, description, **kw)
         self.retry_after = retry_after
 
@@ -141,7 +142,7 @@ class ConfigurationError(OrchestratorError):
     """Settings that cannot work together."""
 
 
-class Signal(Exception):  # noqa: N818 - a signal, not an error
+class Signal(Exception):
     """Control flow, not failure: caught by the code that expects it."""
 
 

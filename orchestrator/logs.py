@@ -13,9 +13,18 @@ import structlog
 # Keys whose values are credentials wherever they appear (event payloads, REST params, settings).
 SECRET_KEYS = frozenset(
     {
-        "access_token", "refresh_token", "application_token", "client_secret", "auth",
-        "password", "token", "authorization", "b24_client_secret", "b24_application_token",
-        "b24_webhook_url", "webhook_url",
+        "access_token",
+        "refresh_token",
+        "application_token",
+        "client_secret",
+        "auth",
+        "password",
+        "token",
+        "authorization",
+        "b24_client_secret",
+        "b24_application_token",
+        "b24_webhook_url",
+        "webhook_url",
     }
 )
 # A webhook URL carries its secret code in the path: /rest/<user>/<code>/
@@ -27,8 +36,10 @@ def _redact_value(value: Any) -> Any:
     if isinstance(value, str):
         return _WEBHOOK_RE.sub(r"\1" + REDACTED, value)
     if isinstance(value, dict):
-        return {k: (REDACTED if str(k).lower() in SECRET_KEYS else _redact_value(v))
-                for k, v in value.items()}
+        return {
+            k: (REDACTED if str(k).lower() in SECRET_KEYS else _redact_value(v))
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [_redact_value(v) for v in value]
     return value

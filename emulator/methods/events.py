@@ -12,14 +12,23 @@ from emulator.state import ROLE_ADMIN, EventBinding
 OAUTH_ONLY = frozenset({"oauth"})
 # Bindable events by the scope that grants them ("" needs none).
 EVENT_SCOPES = {
-    "ONAPPINSTALL": "", "ONAPPUNINSTALL": "", "ONAPPUPDATE": "",
-    "ONOPENLINEMESSAGEADD": "imopenlines", "ONOPENLINEMESSAGEUPDATE": "imopenlines",
-    "ONOPENLINEMESSAGEDELETE": "imopenlines", "ONSESSIONSTART": "imopenlines",
+    "ONAPPINSTALL": "",
+    "ONAPPUNINSTALL": "",
+    "ONAPPUPDATE": "",
+    "ONOPENLINEMESSAGEADD": "imopenlines",
+    "ONOPENLINEMESSAGEUPDATE": "imopenlines",
+    "ONOPENLINEMESSAGEDELETE": "imopenlines",
+    "ONSESSIONSTART": "imopenlines",
     "ONSESSIONFINISH": "imopenlines",
-    "ONCRMLEADADD": "crm", "ONCRMLEADUPDATE": "crm", "ONCRMLEADDELETE": "crm",
+    "ONCRMLEADADD": "crm",
+    "ONCRMLEADUPDATE": "crm",
+    "ONCRMLEADDELETE": "crm",
     "ONUSERADD": "user",
-    "ONIMBOTMESSAGEADD": "imbot", "ONIMBOTMESSAGEUPDATE": "imbot",
-    "ONIMBOTMESSAGEDELETE": "imbot", "ONIMBOTJOINCHAT": "imbot", "ONIMBOTDELETE": "imbot",
+    "ONIMBOTMESSAGEADD": "imbot",
+    "ONIMBOTMESSAGEUPDATE": "imbot",
+    "ONIMBOTMESSAGEDELETE": "imbot",
+    "ONIMBOTJOINCHAT": "imbot",
+    "ONIMBOTDELETE": "imbot",
 }
 
 
@@ -43,12 +52,10 @@ def event_bind(ctx: CallContext, params: dict[str, Any]) -> bool:
     event = _event_name(ctx, params)
     event_type = str(params.get("EVENT_TYPE") or "online").lower()
     if event_type not in ("online", "offline"):
-        raise RestError("ERROR_ARGUMENT", "Value of 'event_type' is invalid",
-                        argument="EVENT_TYPE")
+        raise RestError("ERROR_ARGUMENT", "Value of 'event_type' is invalid", argument="EVENT_TYPE")
     if event_type == "offline":
         # The emulator has no offline queue (event.offline.*): refuse rather than drop events.
-        raise RestError("ERROR_ARGUMENT", "Offline events are not emulated",
-                        argument="EVENT_TYPE")
+        raise RestError("ERROR_ARGUMENT", "Offline events are not emulated", argument="EVENT_TYPE")
     handler = str(params.get("HANDLER") or "")
     if not handler:
         raise _argument("HANDLER")
@@ -61,8 +68,10 @@ def event_bind(ctx: CallContext, params: dict[str, Any]) -> bool:
     if auth_user and auth_user != ctx.user_id and (user is None or user.role != ROLE_ADMIN):
         raise RestError("ACCESS_DENIED", "Access denied! Admin permissions required", 403)
     app_id = ctx.app_client_id or ""
-    if any(b.event == event and b.handler == handler and b.app_id == app_id
-           for b in portal.bindings.values()):
+    if any(
+        b.event == event and b.handler == handler and b.app_id == app_id
+        for b in portal.bindings.values()
+    ):
         raise RestError("ERROR_CORE", "Unable to set event handler: Handler already binded")
     binding = EventBinding(portal.next_id("binding"), event, handler, app_id, auth_user)
     portal.bindings[binding.id] = binding
@@ -77,9 +86,13 @@ def event_unbind(ctx: CallContext, params: dict[str, Any]) -> dict[str, int]:
         raise _argument("EVENT")
     handler = str(params.get("HANDLER") or "")
     portal = ctx.portal
-    gone = [b.id for b in portal.bindings.values()
-            if b.event == event and b.app_id == (ctx.app_client_id or "")
-            and (not handler or b.handler == handler)]
+    gone = [
+        b.id
+        for b in portal.bindings.values()
+        if b.event == event
+        and b.app_id == (ctx.app_client_id or "")
+        and (not handler or b.handler == handler)
+    ]
     for binding_id in gone:
         del portal.bindings[binding_id]
     return {"count": len(gone)}
@@ -91,7 +104,8 @@ def event_get(ctx: CallContext, params: dict[str, Any]) -> list[dict[str, Any]]:
     portal = ctx.portal
     user = portal.get_user(ctx.user_id)
     admin = user is not None and user.role == ROLE_ADMIN
-    return [{"event": b.event, "handler": b.handler, "auth_type": str(b.auth_type),
-             "offline": 0}
-            for b in sorted(portal.bindings.values(), key=lambda b: b.id)
-            if b.app_id == (ctx.app_client_id or "") and (admin or b.auth_type == ctx.user_id)]
+    return [
+        {"event": b.event, "handler": b.handler, "auth_type": str(b.auth_type), "offline": 0}
+        for b in sorted(portal.bindings.values(), key=lambda b: b.id)
+        if b.app_id == (ctx.app_client_id or "") and (admin or b.auth_type == ctx.user_id)
+    ]

@@ -35,8 +35,9 @@ def _handler_urls(params: dict[str, Any]) -> dict[str, str]:
         urls[param] = str(value)
     for param in REQUIRED_HANDLERS:
         if param not in urls:
-            raise RestError(f"{param}_ERROR", f"Handler for \"{BOT_EVENT_PARAMS[param]}\" "
-                                              "event isn't specified")
+            raise RestError(
+                f"{param}_ERROR", f'Handler for "{BOT_EVENT_PARAMS[param]}" event isn\'t specified'
+            )
     return urls
 
 
@@ -58,8 +59,11 @@ def bot_register(ctx: CallContext, params: dict[str, Any]) -> int:
     name, last_name = str(props.get("NAME") or ""), str(props.get("LAST_NAME") or "")
     if not name and not last_name:
         raise RestError("NAME_ERROR", "Bot name isn't specified")
-    client_id = None if ctx.auth_type == "oauth" and ctx.app_client_id else str(
-        next(v for k, v in params.items() if k.upper() == "CLIENT_ID"))
+    client_id = (
+        None
+        if ctx.auth_type == "oauth" and ctx.app_client_id
+        else str(next(v for k, v in params.items() if k.upper() == "CLIENT_ID"))
+    )
     if client_id is not None:
         urls = {param: _with_client_id(url, client_id) for param, url in urls.items()}
     portal = ctx.portal
@@ -69,8 +73,15 @@ def bot_register(ctx: CallContext, params: dict[str, Any]) -> int:
         return existing.id
     bot_type = str(params.get("TYPE") or "B").upper()
     openline = bot_type == "O" or str(params.get("OPENLINE") or "N") == "Y"
-    bot = portal.add_bot(code, name, app_id=app_id, bot_type=bot_type, openline=openline,
-                         urls=urls, client_id=client_id)
+    bot = portal.add_bot(
+        code,
+        name,
+        app_id=app_id,
+        bot_type=bot_type,
+        openline=openline,
+        urls=urls,
+        client_id=client_id,
+    )
     user = portal.users[bot.id]
     user.last_name = last_name
     user.work_position = str(props.get("WORK_POSITION") or "")
@@ -113,8 +124,9 @@ def _check_blocks(params: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(attach, list | dict):
             raise RestError("ATTACH_ERROR", "Incorrect attach params")
         if len(json.dumps(attach)) > ATTACH_LIMIT:
-            raise RestError("ATTACH_OVERSIZE", "You have exceeded the maximum allowable size "
-                                               "of attach")
+            raise RestError(
+                "ATTACH_OVERSIZE", "You have exceeded the maximum allowable size of attach"
+            )
         blocks["ATTACH"] = attach
     for key in ("KEYBOARD", "MENU"):
         if php_empty(params.get(key)) or params.get(key) == "N":
@@ -123,9 +135,13 @@ def _check_blocks(params: dict[str, Any]) -> dict[str, Any]:
         buttons = value.get("BUTTONS") if isinstance(value, dict) else value
         if isinstance(buttons, dict):
             buttons = list(buttons.values())
-        if not isinstance(buttons, list) or not buttons or not all(
-                isinstance(b, dict) and ("TEXT" in b or b.get("TYPE") == "NEWLINE")
-                for b in buttons):
+        if (
+            not isinstance(buttons, list)
+            or not buttons
+            or not all(
+                isinstance(b, dict) and ("TEXT" in b or b.get("TYPE") == "NEWLINE") for b in buttons
+            )
+        ):
             raise RestError(f"{key}_ERROR", f"Incorrect {key.lower()} params")
         blocks[key] = buttons
     return blocks
@@ -133,8 +149,14 @@ def _check_blocks(params: dict[str, Any]) -> dict[str, Any]:
 
 def _private_chat(portal: Portal, one: int, two: int) -> Chat:
     """The private chat of two users, created on first use."""
-    found = next((c for c in portal.chats.values()
-                  if c.type == "P" and sorted(c.members) == sorted((one, two))), None)
+    found = next(
+        (
+            c
+            for c in portal.chats.values()
+            if c.type == "P" and sorted(c.members) == sorted((one, two))
+        ),
+        None,
+    )
     if found is not None:
         return found
     chat = Chat(portal.next_id("chat"), "P", "", one, sorted((one, two)), portal.now())
@@ -178,8 +200,14 @@ def bot_message_add(ctx: CallContext, params: dict[str, Any]) -> int:
         blocks["URL_PREVIEW"] = "N"
     if chat.entity_type == "LINES":
         message = messaging.staff_message(
-            portal, chat, portal.users[bot.id], text, system=system, params=blocks,
-            skip_connector=str(params.get("SKIP_CONNECTOR") or "N") == "Y")
+            portal,
+            chat,
+            portal.users[bot.id],
+            text,
+            system=system,
+            params=blocks,
+            skip_connector=str(params.get("SKIP_CONNECTOR") or "N") == "Y",
+        )
     else:
         message = portal.post_message(chat, bot.id, text, system=system, params=blocks)
     return message.id
@@ -192,8 +220,9 @@ def _own_message(ctx: CallContext, params: dict[str, Any]) -> tuple[Bot, Message
         raise RestError("MESSAGE_ID_ERROR", "Message ID can't be empty")
     message = ctx.portal.messages.get(message_id)
     if message is None or message.author_id != bot.id or message.deleted:
-        raise RestError("CANT_EDIT_MESSAGE",
-                        "Time has expired for modification or you don't have access", 403)
+        raise RestError(
+            "CANT_EDIT_MESSAGE", "Time has expired for modification or you don't have access", 403
+        )
     return bot, message
 
 

@@ -64,8 +64,11 @@ def bot_session_operator(ctx: CallContext, params: dict[str, Any]) -> bool:
     """Chat::endBotSession: the dialog leaves the bot for the queue; WRONG_CHAT if no bot leads."""
     chat_id = chat_id_or_fail(params)
     chat = ctx.portal.get_chat(chat_id)
-    if chat is None or chat.entity_type != "LINES" or not lifecycle.end_bot_session(
-            ctx.portal, chat):
+    if (
+        chat is None
+        or chat.entity_type != "LINES"
+        or not lifecycle.end_bot_session(ctx.portal, chat)
+    ):
         raise RestError("WRONG_CHAT", "Operator is not a bot")
     return True
 
@@ -75,7 +78,7 @@ def _transfer_target(params: dict[str, Any]) -> tuple[str, int]:
     if "TRANSFER_ID" in params:
         transfer_id = str(params["TRANSFER_ID"])
         if transfer_id.startswith("queue"):
-            params["QUEUE_ID"] = transfer_id[len("queue"):]
+            params["QUEUE_ID"] = transfer_id[len("queue") :]
         else:
             params["USER_ID"] = transfer_id
     if "USER_ID" in params:
@@ -109,24 +112,28 @@ def bot_session_transfer(ctx: CallContext, params: dict[str, Any]) -> bool:
         if line is None:
             raise wrong
         # Chat::transferToQueue ignores LEAVE: the calling bot always stays.
-        chat.members = [m for m in chat.members
-                        if portal.users[m].is_connector or m == bot.id]
-        text = (f"{bot_name} rejected conversation" if line.id == session.config_id else
-                f"{bot_name} redirected conversation from queue "
-                f"{portal.lines[session.config_id].name} to queue {line.name}")
+        chat.members = [m for m in chat.members if portal.users[m].is_connector or m == bot.id]
+        text = (
+            f"{bot_name} rejected conversation"
+            if line.id == session.config_id
+            else f"{bot_name} redirected conversation from queue "
+            f"{portal.lines[session.config_id].name} to queue {line.name}"
+        )
         portal.post_message(chat, 0, text, system=True)
         lifecycle.to_queue(portal, session, line, remove_operator_bot=False)
         return True
     user = portal.get_user(target)
     if user is None or not user.active or user.is_bot or user.is_connector:
         raise wrong
-    chat.members = [m for m in chat.members
-                    if portal.users[m].is_bot or portal.users[m].is_connector]
+    chat.members = [
+        m for m in chat.members if portal.users[m].is_bot or portal.users[m].is_connector
+    ]
     if leave:
         lifecycle.leave_chat(chat, bot.id)
     chat.author_id = 0
-    portal.post_message(chat, 0, f"{bot_name} transferred conversation to {user.full_name}",
-                        system=True)
+    portal.post_message(
+        chat, 0, f"{bot_name} transferred conversation to {user.full_name}", system=True
+    )
     if session.status < Status.ANSWER:
         lifecycle.set_status(portal, session, Status.ANSWER)
     lifecycle.answer(portal, session, user, announce=False)

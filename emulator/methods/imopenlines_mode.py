@@ -15,8 +15,11 @@ def _set_pause(portal: Portal, chat: Chat, session: Session, pin: bool) -> None:
     session.pause = chat.pause = pin
     if pin:
         session.wait_action = chat.wait_action = False
-    text = ("The conversation is pinned to the operator; auto-close moved by a week" if pin
-            else "The conversation is unpinned")
+    text = (
+        "The conversation is pinned to the operator; auto-close moved by a week"
+        if pin
+        else "The conversation is unpinned"
+    )
     portal.post_message(chat, 0, text, system=True)
 
 
@@ -50,8 +53,12 @@ def _pin_all(ctx: CallContext, pin: bool) -> list[int]:
     portal = ctx.portal
     changed = []
     for session in sorted(portal.sessions.values(), key=lambda s: s.id, reverse=True):
-        if (session.operator_id == ctx.user_id and session.pause != pin and not session.closed
-                and Status.ANSWER <= session.status < Status.WAIT_CLIENT):
+        if (
+            session.operator_id == ctx.user_id
+            and session.pause != pin
+            and not session.closed
+            and Status.ANSWER <= session.status < Status.WAIT_CLIENT
+        ):
             _set_pause(portal, portal.chats[session.chat_id], session, pin)
             changed.append(session.id)
     return changed
@@ -74,6 +81,7 @@ def session_mode_silent(ctx: CallContext, params: dict[str, Any]) -> bool:
     """Whisper mode: ENTITY_DATA_3=Y and operator messages stop reaching the client."""
     chat = check_access(ctx, params.get("CHAT_ID"))
     chat.silent = str(params.get("ACTIVATE", "")) == "Y"
-    ctx.portal.post_message(chat, 0, "Whisper mode is on" if chat.silent
-                            else "Whisper mode is off", system=True)
+    ctx.portal.post_message(
+        chat, 0, "Whisper mode is on" if chat.silent else "Whisper mode is off", system=True
+    )
     return True

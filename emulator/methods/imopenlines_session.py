@@ -26,8 +26,10 @@ def session_open(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     """The operator chat of a USER_CODE (exact ENTITY_ID, no `imol|` stripping, no creation)."""
     portal = ctx.portal
     chat = portal.chat_by_user_code(str(params.get("USER_CODE") or ""))
-    if chat is None or (chat.author_id != ctx.user_id
-                        and not can_join(portal, caller(ctx), portal.lines.get(chat.line_id))):
+    if chat is None or (
+        chat.author_id != ctx.user_id
+        and not can_join(portal, caller(ctx), portal.lines.get(chat.line_id))
+    ):
         raise RestError("ACCESS_DENIED", "You do not have permission to access this chat.")
     return {"chatId": str(chat.id)}
 
@@ -56,16 +58,26 @@ def message_session_start(ctx: CallContext, params: dict[str, Any]) -> bool:
     message = portal.messages.get(php_int(params.get("MESSAGE_ID")))
     if message is None or message.chat_id != chat.id or message.deleted:
         return True
-    portal.post_message(chat, 0, f"{user.full_name} closed the current conversation "
-                                 "and started a new one", system=True)
+    portal.post_message(
+        chat,
+        0,
+        f"{user.full_name} closed the current conversation and started a new one",
+        system=True,
+    )
     old = portal.open_session(chat)
     if old is not None:
         lifecycle.close(portal, old)
-    session = lifecycle.start_session(portal, chat, portal.lines[chat.line_id], mode="output",
-                                      parent_id=old.id if old is not None else 0)
+    session = lifecycle.start_session(
+        portal,
+        chat,
+        portal.lines[chat.line_id],
+        mode="output",
+        parent_id=old.id if old is not None else 0,
+    )
     lifecycle.answer(portal, session, user)
-    portal.post_message(chat, message.author_id, message.text,
-                        params={"IMOL_FORWARD_MESSAGE_ID": message.id})
+    portal.post_message(
+        chat, message.author_id, message.text, params={"IMOL_FORWARD_MESSAGE_ID": message.id}
+    )
     return True
 
 
@@ -76,8 +88,7 @@ def session_join(ctx: CallContext, params: dict[str, Any]) -> bool:
     user = require_user(ctx)
     if user.id not in chat.members:
         lifecycle.join_chat(ctx.portal, chat, user.id, context_user_id=user.id)
-        ctx.portal.post_message(chat, 0, f"{user.full_name} joined the conversation",
-                                system=True)
+        ctx.portal.post_message(chat, 0, f"{user.full_name} joined the conversation", system=True)
     return True
 
 
@@ -97,8 +108,9 @@ def session_intercept(ctx: CallContext, params: dict[str, Any]) -> bool:
         return True
     previous = portal.users[chat.author_id]
     lifecycle.answer(portal, session, user, announce=False)
-    portal.post_message(chat, user.id, f"{user.full_name} took conversation from "
-                                       f"{previous.full_name}", system=True)
+    portal.post_message(
+        chat, user.id, f"{user.full_name} took conversation from {previous.full_name}", system=True
+    )
     return True
 
 
@@ -110,8 +122,10 @@ def session_head_vote(ctx: CallContext, params: dict[str, Any]) -> bool:
     rating = str(params.get("RATING") or "").strip()
     comment = str(params.get("COMMENT") or "").strip()
     if php_empty(rating) and php_empty(comment):
-        raise RestError("EMPTY_VOTE_PARAMS",
-                        "At least one of the parameters RATING or COMMENT must be specified")
+        raise RestError(
+            "EMPTY_VOTE_PARAMS",
+            "At least one of the parameters RATING or COMMENT must be specified",
+        )
     session = ctx.portal.sessions.get(php_int(params.get("SESSION_ID")))
     if session is None or not is_head(caller(ctx)):
         raise RestError("ACCESS_DENIED", "You do not have permission to vote for this session")
@@ -138,6 +152,11 @@ def crm_lead_create(ctx: CallContext, params: dict[str, Any]) -> bool:
     if chat.crm:
         return True
     lead_id = lifecycle.create_chat_lead(portal, chat, assigned_by=ctx.user_id)
-    portal.post_message(chat, 0, f"Lead created: #{lead_id}", system=True,
-                        params={"CRM_ENTITY_TYPE": "LEAD", "CRM_ENTITY_ID": lead_id})
+    portal.post_message(
+        chat,
+        0,
+        f"Lead created: #{lead_id}",
+        system=True,
+        params={"CRM_ENTITY_TYPE": "LEAD", "CRM_ENTITY_ID": lead_id},
+    )
     return True

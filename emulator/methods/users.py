@@ -15,12 +15,21 @@ CONTROL_KEYS = {"SORT", "ORDER", "FILTER", "ADMIN_MODE", "SELECT", "IMAGE_RESIZE
 def user_row(portal: Portal, user: User) -> dict[str, Any]:
     """A user as user.get prints it: ID as a string, ACTIVE as a bool, department ids."""
     return {
-        "ID": str(user.id), "XML_ID": "", "ACTIVE": user.active, "NAME": user.name,
-        "LAST_NAME": user.last_name, "SECOND_NAME": "", "EMAIL": user.email,
-        "LAST_LOGIN": iso_date(portal.now()), "DATE_REGISTER": iso_date(user.date_register),
-        "IS_ONLINE": "Y" if user.is_online else "N", "TIME_ZONE_OFFSET": "0",
-        "PERSONAL_GENDER": user.gender, "WORK_POSITION": user.work_position,
-        "UF_DEPARTMENT": list(user.department), "USER_TYPE": "employee",
+        "ID": str(user.id),
+        "XML_ID": "",
+        "ACTIVE": user.active,
+        "NAME": user.name,
+        "LAST_NAME": user.last_name,
+        "SECOND_NAME": "",
+        "EMAIL": user.email,
+        "LAST_LOGIN": iso_date(portal.now()),
+        "DATE_REGISTER": iso_date(user.date_register),
+        "IS_ONLINE": "Y" if user.is_online else "N",
+        "TIME_ZONE_OFFSET": "0",
+        "PERSONAL_GENDER": user.gender,
+        "WORK_POSITION": user.work_position,
+        "UF_DEPARTMENT": list(user.department),
+        "USER_TYPE": "employee",
     }
 
 
@@ -41,10 +50,12 @@ def _search(ctx: CallContext, params: dict[str, Any]) -> dict[Any, Any]:
         flt = {k: v for k, v in params.items() if str(k).upper() not in CONTROL_KEYS}
     portal = ctx.portal
     # Bots, e-mail and Open Lines (connector) users are never listed.
-    rows = [user_row(portal, u) for u in portal.users.values()
-            if not u.is_bot and not u.is_connector]
-    rows = apply_filter(rows, flt, {"NAME_SEARCH": _name_search, "FIND": _name_search,
-                                    "USER_TYPE": _user_type})
+    rows = [
+        user_row(portal, u) for u in portal.users.values() if not u.is_bot and not u.is_connector
+    ]
+    rows = apply_filter(
+        rows, flt, {"NAME_SEARCH": _name_search, "FIND": _name_search, "USER_TYPE": _user_type}
+    )
     sort = str(upper.get("SORT") or "ID").upper()
     direction = str(upper.get("ORDER") or "ASC").upper()
     rows = apply_order(rows, {sort: direction})

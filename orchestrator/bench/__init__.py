@@ -13,11 +13,16 @@ __all__ = ["add_client_arguments"]
 def add_client_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags of `orchestrator bench client`."""
     parser.add_argument("--duration", type=float, default=60.0, help="measured seconds")
-    parser.add_argument("--warmup", type=float, default=5.0,
-                        help="seconds before the window, in which the initial burst is spent")
+    parser.add_argument(
+        "--warmup",
+        type=float,
+        default=5.0,
+        help="seconds before the window, in which the initial burst is spent",
+    )
     parser.add_argument("--processes", type=int, default=4, help="worker processes (K)")
-    parser.add_argument("--concurrency", type=int, default=100,
-                        help="concurrent callers per process")
+    parser.add_argument(
+        "--concurrency", type=int, default=100, help="concurrent callers per process"
+    )
     parser.add_argument("--plan", choices=["standard", "enterprise"], default="standard")
     parser.add_argument("--method", default="user.get", help="the read method every call uses")
     parser.add_argument("--no-peers", action="store_true", help="skip fast_bitrix24")

@@ -51,8 +51,10 @@ class Measurement:
 
 async def emulator_counters(base_url: str, member_id: str) -> dict[str, Any]:
     """GET /_emulator/counters of one portal."""
-    async with aiohttp.ClientSession() as session, session.get(
-            f"{base_url}/_emulator/counters", params={"member_id": member_id}) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{base_url}/_emulator/counters", params={"member_id": member_id}) as resp,
+    ):
         body: dict[str, Any] = await resp.json()
         return body
 
@@ -71,8 +73,15 @@ async def _sleep_until(deadline: float) -> None:
     await asyncio.sleep(max(0.0, deadline - time.time()))
 
 
-async def measure(worker: WorkerFn, spec: LoadSpec, *, base_url: str, processes: int,
-                  warmup_s: float, drain_per_s: float) -> Measurement:
+async def measure(
+    worker: WorkerFn,
+    spec: LoadSpec,
+    *,
+    base_url: str,
+    processes: int,
+    warmup_s: float,
+    drain_per_s: float,
+) -> Measurement:
     """Run `worker` in `processes` spawned processes against one portal and measure it."""
     loop = asyncio.get_running_loop()
     start_at = time.time() + _STARTUP_S + 0.5 * processes
@@ -97,27 +106,44 @@ async def measure(worker: WorkerFn, spec: LoadSpec, *, base_url: str, processes:
             errors[name] = errors.get(name, 0) + count
     rps, cps = (req1 - req0) / window, (ok1 - ok0) / window
     return Measurement(
-        requests_per_s=round(rps, 3), calls_per_s=round(cps, 2),
+        requests_per_s=round(rps, 3),
+        calls_per_s=round(cps, 2),
         request_ratio=round(rps / drain_per_s, 3),
         call_ratio=round(cps / (drain_per_s * BATCH_SIZE), 3),
-        status_503=s503, status_429=s429, calls_ok=calls_ok, errors=errors,
+        status_503=s503,
+        status_429=s429,
+        calls_ok=calls_ok,
+        errors=errors,
     )
 
 
-async def _contender(worker: WorkerFn, args: argparse.Namespace, redis_url: str,
-                     coalesce: bool) -> Measurement:
+async def _contender(
+    worker: WorkerFn, args: argparse.Namespace, redis_url: str, coalesce: bool
+) -> Measurement:
     from emulator.server import EmulatorConfig, run_emulator
 
     async with run_emulator(EmulatorConfig(plan=args.plan)) as emu:
         creds = emu.credentials
         spec = LoadSpec(
-            webhook_url=creds["webhook_url"], member_id=creds["member_id"], redis_url=redis_url,
-            key_prefix=f"bench{uuid.uuid4().hex[:8]}", method=args.method, params={"ID": 1},
-            duration_s=args.warmup + args.duration, concurrency=args.concurrency,
-            coalesce=coalesce, plan=args.plan,
+            webhook_url=creds["webhook_url"],
+            member_id=creds["member_id"],
+            redis_url=redis_url,
+            key_prefix=f"bench{uuid.uuid4().hex[:8]}",
+            method=args.method,
+            params={"ID": 1},
+            duration_s=args.warmup + args.duration,
+            concurrency=args.concurrency,
+            coalesce=coalesce,
+            plan=args.plan,
         )
-        return await measure(worker, spec, base_url=emu.url, processes=args.processes,
-                             warmup_s=args.warmup, drain_per_s=PLANS[args.plan][1])
+        return await measure(
+            worker,
+            spec,
+            base_url=emu.url,
+            processes=args.processes,
+            warmup_s=args.warmup,
+            drain_per_s=PLANS[args.plan][1],
+        )
 
 
 async def run_bench(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
@@ -127,20 +153,27 @@ async def run_bench(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
     ours_single = await _contender(ours_worker, args, redis_url, coalesce=False)
     peers: dict[str, Measurement] = {"ours_no_coalescing": ours_single}
     if not args.no_peers:
-        peers["fast_bitrix24"] = await _contender(fast_bitrix24_worker, args, redis_url,
-                                                  coalesce=False)
-        peers["fast_bitrix24_lists"] = await _contender(fast_bitrix24_list_worker, args,
-                                                        redis_url, coalesce=False)
+        peers["fast_bitrix24"] = await _contender(
+            fast_bitrix24_worker, args, redis_url, coalesce=False
+        )
+        peers["fast_bitrix24_lists"] = await _contender(
+            fast_bitrix24_list_worker, args, redis_url, coalesce=False
+        )
     capacity, drain = PLANS[args.plan]
     return {
         **asdict(ours),
         "peers": {name: asdict(m) for name, m in peers.items()},
         "setup": {
-            "plan": args.plan, "bucket_capacity": capacity, "drain_per_s": drain,
-            "processes": args.processes, "concurrency_per_process": args.concurrency,
-            "duration_s": args.duration, "warmup_s": args.warmup, "method": args.method,
+            "plan": args.plan,
+            "bucket_capacity": capacity,
+            "drain_per_s": drain,
+            "processes": args.processes,
+            "concurrency_per_process": args.concurrency,
+            "duration_s": args.duration,
+            "warmup_s": args.warmup,
+            "method": args.method,
             "ceiling": f"{drain} requests/s and {drain * BATCH_SIZE} calls/s, measured after "
-                       f"the warm-up (the bucket's initial burst is spent before the window)",
+            f"the warm-up (the bucket's initial burst is spent before the window)",
         },
     }
 
@@ -151,17 +184,34 @@ def print_table(report: dict[str, Any]) -> None:
     from rich.table import Table
 
     setup = report["setup"]
-    table = Table(title=f"bench client: {setup['processes']} processes, one {setup['plan']} "
-                        f"portal, {setup['duration_s']} s after {setup['warmup_s']} s warm-up")
-    for column in ("client", "requests/s", "÷ ceiling", "calls/s", "÷ (ceiling×50)", "503",
-                   "429", "client errors"):
+    table = Table(
+        title=f"bench client: {setup['processes']} processes, one {setup['plan']} "
+        f"portal, {setup['duration_s']} s after {setup['warmup_s']} s warm-up"
+    )
+    for column in (
+        "client",
+        "requests/s",
+        "÷ ceiling",
+        "calls/s",
+        "÷ (ceiling×50)",
+        "503",
+        "429",
+        "client errors",
+    ):
         table.add_column(column, justify="right" if column != "client" else "left")
     rows = [("ours (coalescing)", report), *report["peers"].items()]
     for name, m in rows:
         errors = ", ".join(f"{k}:{v}" for k, v in m["errors"].items()) or "-"
-        table.add_row(name, f"{m['requests_per_s']:.2f}", f"{m['request_ratio']:.3f}",
-                      f"{m['calls_per_s']:.1f}", f"{m['call_ratio']:.3f}", str(m["status_503"]),
-                      str(m["status_429"]), errors)
+        table.add_row(
+            name,
+            f"{m['requests_per_s']:.2f}",
+            f"{m['request_ratio']:.3f}",
+            f"{m['calls_per_s']:.1f}",
+            f"{m['call_ratio']:.3f}",
+            str(m["status_503"]),
+            str(m["status_429"]),
+            errors,
+        )
     console = Console(width=max(Console().width, 110))
     console.print(table)
     console.print(f"ceiling: {setup['ceiling']}")
@@ -183,7 +233,9 @@ def cli_main(args: argparse.Namespace) -> int:
     Path(args.output).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {args.output}")
     # The targets: requests at >= 0.95 of the ceiling with no 503, calls at >= 0.9 of 50x that.
-    ok = (report["request_ratio"] >= 0.95 and report["status_503"] == 0
-          and report["call_ratio"] >= 0.9)
+    ok = (
+        report["request_ratio"] >= 0.95
+        and report["status_503"] == 0
+        and report["call_ratio"] >= 0.9
+    )
     return 0 if ok else 1
-

@@ -69,8 +69,13 @@ async def _ours(spec: LoadSpec) -> dict[str, Any]:
     from orchestrator.bitrix.client import BitrixClient
     from orchestrator.settings import Settings
 
-    settings = Settings(redis_url=spec.redis_url, key_prefix=spec.key_prefix, b24_plan=spec.plan,
-                        b24_webhook_url=spec.webhook_url, b24_member_id=spec.member_id)
+    settings = Settings(
+        redis_url=spec.redis_url,
+        key_prefix=spec.key_prefix,
+        b24_plan=spec.plan,
+        b24_webhook_url=spec.webhook_url,
+        b24_member_id=spec.member_id,
+    )
     async with BitrixClient.from_settings(settings, coalesce=spec.coalesce) as client:
         return await _hammer(spec, lambda: client.call(spec.method, spec.params))
 

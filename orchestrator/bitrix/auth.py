@@ -68,9 +68,16 @@ def _decode(raw: Mapping[bytes, bytes]) -> dict[str, str]:
 class AuthStore:
     """Reads, registers and refreshes portal credentials kept in Redis."""
 
-    def __init__(self, redis: aioredis.Redis, *, prefix: str, transport: Transport | None = None,
-                 client_id: str | None = None, client_secret: str | None = None,
-                 oauth_url: str = "https://oauth.bitrix.info/oauth/token/") -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        *,
+        prefix: str,
+        transport: Transport | None = None,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        oauth_url: str = "https://oauth.bitrix.info/oauth/token/",
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
         self._transport = transport
@@ -94,9 +101,13 @@ class AuthStore:
         if not raw:
             raise ConfigurationError(f"portal {member_id} is not registered")
         creds = PortalCredentials(
-            member_id=member_id, kind=raw["kind"], endpoint=raw["endpoint"],
-            access_token=raw.get("access_token", ""), refresh_token=raw.get("refresh_token", ""),
-            expires=int(float(raw.get("expires", "0") or 0)), version=int(raw.get("version", "0")),
+            member_id=member_id,
+            kind=raw["kind"],
+            endpoint=raw["endpoint"],
+            access_token=raw.get("access_token", ""),
+            refresh_token=raw.get("refresh_token", ""),
+            expires=int(float(raw.get("expires", "0") or 0)),
+            version=int(raw.get("version", "0")),
             domain=raw.get("domain", ""),
         )
         self._cache[member_id] = creds
@@ -130,9 +141,13 @@ class AuthStore:
                 raise ConfigurationError("install auth has neither client_endpoint nor domain")
             endpoint = f"https://{auth['domain']}/rest/"
         fields = {
-            "kind": OAUTH, "endpoint": endpoint, "access_token": str(auth["access_token"]),
-            "refresh_token": str(auth["refresh_token"]), "expires": str(auth.get("expires") or 0),
-            "domain": str(auth.get("domain") or ""), "registered_at": str(int(time.time())),
+            "kind": OAUTH,
+            "endpoint": endpoint,
+            "access_token": str(auth["access_token"]),
+            "refresh_token": str(auth["refresh_token"]),
+            "expires": str(auth.get("expires") or 0),
+            "domain": str(auth.get("domain") or ""),
+            "registered_at": str(int(time.time())),
         }
         return await self._write(str(auth["member_id"]), fields)
 
@@ -176,21 +191,32 @@ class AuthStore:
         """Spend the refresh token at the OAuth server and store the rotated pair (CAS)."""
         if self._transport is None or not self._client_id or not self._client_secret:
             raise ConfigurationError("OAuth refresh needs a transport, client_id and client_secret")
-        raw = await self._transport.get_json(self._oauth_url, {
-            "grant_type": "refresh_token", "client_id": self._client_id,
-            "client_secret": self._client_secret, "refresh_token": current.refresh_token,
-        })
+        raw = await self._transport.get_json(
+            self._oauth_url,
+            {
+                "grant_type": "refresh_token",
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+                "refresh_token": current.refresh_token,
+            },
+        )
         try:
             body = json.loads(raw.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise OAuthError("INVALID_RESPONSE", f"token endpoint: HTTP {raw.status}") from exc
         if not isinstance(body, dict) or "error" in body or "access_token" not in body:
             body = body if isinstance(body, dict) else {}
-            raise OAuthError(str(body.get("error", "INVALID_RESPONSE")),
-                             str(body.get("error_description", "")))
-        fields = ["access_token", str(body["access_token"]),
-                  "refresh_token", str(body.get("refresh_token") or current.refresh_token),
-                  "expires", str(body.get("expires") or 0)]
+            raise OAuthError(
+                str(body.get("error", "INVALID_RESPONSE")), str(body.get("error_description", ""))
+            )
+        fields = [
+            "access_token",
+            str(body["access_token"]),
+            "refresh_token",
+            str(body.get("refresh_token") or current.refresh_token),
+            "expires",
+            str(body.get("expires") or 0),
+        ]
         if body.get("client_endpoint"):
             fields += ["endpoint", str(body["client_endpoint"])]
         await self._cas(keys=[self.key(current.member_id)], args=[str(current.version), *fields])

@@ -63,8 +63,9 @@ def encode_commands(commands: Mapping[str, Command]) -> dict[str, str]:
     """The `cmd` object of a batch request."""
     if len(commands) > MAX_BATCH:
         raise ValueError(f"a batch holds at most {MAX_BATCH} commands, got {len(commands)}")
-    return {key: c if isinstance(c, str) else encode_command(c[0], c[1])
-            for key, c in commands.items()}
+    return {
+        key: c if isinstance(c, str) else encode_command(c[0], c[1]) for key, c in commands.items()
+    }
 
 
 def _section(value: Any) -> dict[str, Any]:
@@ -76,8 +77,9 @@ def _section(value: Any) -> dict[str, Any]:
     return {}
 
 
-def parse_batch(envelope: Envelope, keys: list[str],
-                methods: Mapping[str, str] | None = None) -> BatchResult:
+def parse_batch(
+    envelope: Envelope, keys: list[str], methods: Mapping[str, str] | None = None
+) -> BatchResult:
     """Split a batch envelope into one result or error per command key."""
     body = envelope.result if isinstance(envelope.result, dict) else {}
     results, errors = _section(body.get("result")), _section(body.get("result_error"))
@@ -88,18 +90,26 @@ def parse_batch(envelope: Envelope, keys: list[str],
         method = (methods or {}).get(key)
         if key in errors:
             err = errors[key] if isinstance(errors[key], dict) else {}
-            out.errors[key] = classify(str(err.get("error") or ""),
-                                       str(err.get("error_description") or ""),
-                                       status=None, method=method, payload=err)
+            out.errors[key] = classify(
+                str(err.get("error") or ""),
+                str(err.get("error_description") or ""),
+                status=None,
+                method=method,
+                payload=err,
+            )
         elif key in results:
             time = times.get(key)
-            out.results[key] = Envelope(result=results[key], total=as_int(totals.get(key)),
-                                        next=as_int(nexts.get(key)),
-                                        time=time if isinstance(time, dict) else {})
+            out.results[key] = Envelope(
+                result=results[key],
+                total=as_int(totals.get(key)),
+                next=as_int(nexts.get(key)),
+                time=time if isinstance(time, dict) else {},
+            )
         else:
             # `halt` stopped the batch before this command (or the portal dropped it).
-            out.errors[key] = MethodError(NOT_EXECUTED, "the batch stopped before this command",
-                                          method=method)
+            out.errors[key] = MethodError(
+                NOT_EXECUTED, "the batch stopped before this command", method=method
+            )
     return out
 
 
@@ -118,8 +128,15 @@ Acquire = Callable[[], Awaitable[float]]
 class Coalescer:
     """One sender per portal: queued calls leave as single requests or batches of up to 50."""
 
-    def __init__(self, member_id: str, *, acquire: Acquire, send_one: SendOne,
-                 send_batch: SendBatch, window_s: float = 0.002) -> None:
+    def __init__(
+        self,
+        member_id: str,
+        *,
+        acquire: Acquire,
+        send_one: SendOne,
+        send_batch: SendBatch,
+        window_s: float = 0.002,
+    ) -> None:
         self.member_id = member_id
         self._acquire = acquire
         self._send_one = send_one

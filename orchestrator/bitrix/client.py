@@ -57,34 +57,53 @@ WEBHOOK_MEMBER_ID = "webhook"
 class BitrixClient:
     """The process's REST client: shared transport, Redis limiter, credentials and coalescers."""
 
-    def __init__(self, settings: Settings, redis: aioredis.Redis, *, coalesce: bool = True,
-                 owns_redis: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: aioredis.Redis,
+        *,
+        coalesce: bool = True,
+        owns_redis: bool = False,
+    ) -> None:
         self.settings = settings
         self.redis = redis
-        self.transport = Transport(timeout_s=settings.b24_request_timeout_s,
-                                   max_connections=settings.b24_max_connections)
-        self.limiter = Limiter(redis, prefix=settings.key_prefix,
-                               bucket=BucketConfig.from_settings(settings),
-                               operating_limit_s=settings.b24_operating_limit_s)
-        self.auth = AuthStore(redis, prefix=settings.key_prefix, transport=self.transport,
-                              client_id=settings.b24_client_id,
-                              client_secret=settings.b24_client_secret,
-                              oauth_url=settings.b24_oauth_url)
+        self.transport = Transport(
+            timeout_s=settings.b24_request_timeout_s, max_connections=settings.b24_max_connections
+        )
+        self.limiter = Limiter(
+            redis,
+            prefix=settings.key_prefix,
+            bucket=BucketConfig.from_settings(settings),
+            operating_limit_s=settings.b24_operating_limit_s,
+        )
+        self.auth = AuthStore(
+            redis,
+            prefix=settings.key_prefix,
+            transport=self.transport,
+            client_id=settings.b24_client_id,
+            client_secret=settings.b24_client_secret,
+            oauth_url=settings.b24_oauth_url,
+        )
         self.coalesce = coalesce
         self.default_member_id: str | None = None
         self._owns_redis = owns_redis
         self._coalescers: dict[str, Coalescer] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, redis: aioredis.Redis | None = None, *,
-                      coalesce: bool = True) -> BitrixClient:
+    def from_settings(
+        cls, settings: Settings, redis: aioredis.Redis | None = None, *, coalesce: bool = True
+    ) -> BitrixClient:
         """A client on `redis` (or a new connection to settings.redis_url, owned and closed)."""
         if redis is not None:
             return cls(settings, redis, coalesce=coalesce)
         if not settings.redis_url:
             raise ConfigurationError("BitrixClient needs a Redis: pass one or set REDIS_URL")
-        return cls(settings, aioredis.Redis.from_url(settings.redis_url), coalesce=coalesce,
-                   owns_redis=True)
+        return cls(
+            settings,
+            aioredis.Redis.from_url(settings.redis_url),
+            coalesce=coalesce,
+            owns_redis=True,
+        )
 
     async def open(self) -> BitrixClient:
         """Open the HTTP session; register the configured webhook portal, if any."""
@@ -114,8 +133,11 @@ class BitrixClient:
         """Typed wrappers bound to one portal (CLIENT_ID for webhook bots from settings)."""
         from orchestrator.bitrix.methods import PortalApi
 
-        return PortalApi(self, self._member(member_id),
-                         bot_client_id=bot_client_id or self.settings.b24_bot_client_id)
+        return PortalApi(
+            self,
+            self._member(member_id),
+            bot_client_id=bot_client_id or self.settings.b24_bot_client_id,
+        )
 
     def _member(self, member_id: str | None) -> str:
         member = member_id or self.default_member_id
@@ -125,8 +147,9 @@ class BitrixClient:
 
     # --- one HTTP request ----------------------------------------------------------------------
 
-    async def _request(self, member_id: str, method: str, params: Mapping[str, Any], *,
-                       kind: str = "single") -> Envelope:
+    async def _request(
+        self, member_id: str, method: str, params: Mapping[str, Any], *, kind: str = "single"
+    ) -> Envelope:
         """Send one request (the slot is already acquired) and parse its envelope."""
         creds = await self.auth.get(member_id)
         payload = dict(params)
@@ -142,27 +165,37 @@ class BitrixClient:
             # Another process may have rotated the pair since we cached it: then it is our copy
             # that is stale, and a replay with the stored token is the cure.
             if creds.kind == OAUTH and (await self.auth.load(member_id)).version != creds.version:
-                raise TokenExpired(exc.code, exc.description, status=exc.status,
-                                   method=method) from exc
+                raise TokenExpired(
+                    exc.code, exc.description, status=exc.status, method=method
+                ) from exc
             raise
         except PortalError as exc:
             await self._after_error(member_id, method, exc, creds)
             raise
 
-    async def _after_error(self, member_id: str, method: str, exc: PortalError,
-                           creds: PortalCredentials) -> None:
+    async def _after_error(
+        self, member_id: str, method: str, exc: PortalError, creds: PortalCredentials
+    ) -> None:
         """Fleet-wide reactions to one failed request: refresh the token, back the bucket off."""
         if isinstance(exc, TokenExpired):
             await self.auth.refresh(member_id, creds)
         elif isinstance(exc, QueryLimitExceeded) or (
-                exc.status in _THROTTLE_STATUSES and not isinstance(exc, OperationTimeLimit)):
+            exc.status in _THROTTLE_STATUSES and not isinstance(exc, OperationTimeLimit)
+        ):
             metrics.REJECTIONS.labels(member_id, method, str(exc.status or 503)).inc()
             pause = await self.limiter.penalize(member_id)
-            log.warning("rest_throttled", member_id=member_id, method=method, pause_s=pause,
-                        code=exc.code, status=exc.status)
+            log.warning(
+                "rest_throttled",
+                member_id=member_id,
+                method=method,
+                pause_s=pause,
+                code=exc.code,
+                status=exc.status,
+            )
 
-    async def _send_batch(self, member_id: str, cmd: dict[str, str], *, halt: bool = False,
-                          kind: str = "coalesced") -> Envelope:
+    async def _send_batch(
+        self, member_id: str, cmd: dict[str, str], *, halt: bool = False, kind: str = "coalesced"
+    ) -> Envelope:
         return await self._request(member_id, "batch", {"halt": int(halt), "cmd": cmd}, kind=kind)
 
     def _coalescer(self, member_id: str) -> Coalescer:
@@ -186,8 +219,9 @@ class BitrixClient:
 
     # --- public calls --------------------------------------------------------------------------
 
-    async def call(self, method: str, params: Mapping[str, Any] | None = None, *,
-                   member_id: str | None = None) -> Envelope:
+    async def call(
+        self, method: str, params: Mapping[str, Any] | None = None, *, member_id: str | None = None
+    ) -> Envelope:
         """Call one REST method; retries what is safe to retry, raises the classified error."""
         member = self._member(member_id)
         params = dict(params or {})
@@ -203,8 +237,9 @@ class BitrixClient:
             except Exception as exc:
                 await self._operating_after(member, method, exc)
                 attempt += 1
-                await self._handle_failure(member, method, params, exc, attempt,
-                                           idempotent=is_idempotent(method))
+                await self._handle_failure(
+                    member, method, params, exc, attempt, idempotent=is_idempotent(method)
+                )
                 continue
             await self.limiter.report_operating(member, method, envelope.time)
             metrics.CALLS.labels(member, method, "ok").inc()
@@ -221,8 +256,16 @@ class BitrixClient:
         else:
             await self.limiter.report_operating(member, method, None)
 
-    async def _handle_failure(self, member: str, method: str, params: dict[str, Any],
-                              exc: Exception, attempt: int, *, idempotent: bool) -> None:
+    async def _handle_failure(
+        self,
+        member: str,
+        method: str,
+        params: dict[str, Any],
+        exc: Exception,
+        attempt: int,
+        *,
+        idempotent: bool,
+    ) -> None:
         """Return to retry the call, or raise what the caller must see."""
         decision = decide(exc, method, idempotent=idempotent)
         if decision.action is Action.UNKNOWN:
@@ -232,14 +275,21 @@ class BitrixClient:
             metrics.CALLS.labels(member, method, "error").inc()
             raise exc
         metrics.RETRIES.labels(member, method, decision.reason).inc()
-        log.info("rest_retry", member_id=member, method=method, attempt=attempt,
-                 reason=decision.reason, error=str(exc))
+        log.info(
+            "rest_retry",
+            member_id=member,
+            method=method,
+            attempt=attempt,
+            reason=decision.reason,
+            error=str(exc),
+        )
         # Throttles and refreshes already moved the shared state the next attempt waits on.
         if decision.action is Action.RETRY and not isinstance(exc, RateLimited):
             await asyncio.sleep(backoff(attempt))
 
-    async def batch(self, commands: Mapping[str, Command], *, halt: bool = False,
-                    member_id: str | None = None) -> BatchResult:
+    async def batch(
+        self, commands: Mapping[str, Command], *, halt: bool = False, member_id: str | None = None
+    ) -> BatchResult:
         """Send up to 50 commands as one request; per-command results and errors, typed."""
         member = self._member(member_id)
         cmd = encode_commands(commands)
@@ -262,8 +312,9 @@ class BitrixClient:
                 if not isinstance(exc, Exception):
                     raise
                 attempt += 1
-                await self._handle_failure(member, "batch", {"halt": halt, "cmd": cmd}, exc,
-                                           attempt, idempotent=idempotent)
+                await self._handle_failure(
+                    member, "batch", {"halt": halt, "cmd": cmd}, exc, attempt, idempotent=idempotent
+                )
                 continue
             result = parse_batch(envelope, list(cmd), methods)
             for method in set(methods.values()):
@@ -272,8 +323,9 @@ class BitrixClient:
             metrics.CALLS.labels(member, "batch", "ok").inc()
             return result
 
-    async def _report_commands(self, member: str, method: str, keys: list[str],
-                               result: BatchResult) -> None:
+    async def _report_commands(
+        self, member: str, method: str, keys: list[str], result: BatchResult
+    ) -> None:
         """Feed the outcome of one method's commands in a batch into its operating budget."""
         if any(isinstance(result.errors.get(k), OperationTimeLimit) for k in keys):
             await self.limiter.penalize_operating(member, method)
@@ -284,8 +336,9 @@ class BitrixClient:
         await self.limiter.report_operating(member, method, latest or {"processing": 0.0})
 
 
-async def register_portal_from_install(redis: aioredis.Redis, settings: Settings,
-                                       auth: Mapping[str, Any]) -> PortalCredentials:
+async def register_portal_from_install(
+    redis: aioredis.Redis, settings: Settings, auth: Mapping[str, Any]
+) -> PortalCredentials:
     """Store the portal an ONAPPINSTALL event announces; `auth` is the event's `auth` block."""
     return await AuthStore(redis, prefix=settings.key_prefix).register_from_install(auth)
 

@@ -26,16 +26,31 @@ OPERATION_LIMIT = "OPERATION_TIME_LIMIT"
 EXPIRED_TOKEN = "expired_token"
 
 # error code -> class; codes not listed are the method's own errors (MethodError).
-_INVALID_CREDENTIALS = frozenset({
-    "invalid_token", "NO_AUTH_FOUND", "INVALID_CREDENTIALS", "authorization_error",
-    "APPLICATION_NOT_FOUND", "INVALID_REQUEST", "invalid_grant",
-})
-_ACCESS_DENIED = frozenset({
-    "ACCESS_DENIED", "insufficient_scope", "WRONG_AUTH_TYPE", "user_access_error",
-    "WRONG_LICENSE", "PORTAL_DELETED", "METHOD_CONFIRM_WAITING", "METHOD_CONFIRM_DENIED",
-    # A manual hold on the app; waiting seconds will not lift it, so it is not RateLimited.
-    "OVERLOAD_LIMIT",
-})
+_INVALID_CREDENTIALS = frozenset(
+    {
+        "invalid_token",
+        "NO_AUTH_FOUND",
+        "INVALID_CREDENTIALS",
+        "authorization_error",
+        "APPLICATION_NOT_FOUND",
+        "INVALID_REQUEST",
+        "invalid_grant",
+    }
+)
+_ACCESS_DENIED = frozenset(
+    {
+        "ACCESS_DENIED",
+        "insufficient_scope",
+        "WRONG_AUTH_TYPE",
+        "user_access_error",
+        "WRONG_LICENSE",
+        "PORTAL_DELETED",
+        "METHOD_CONFIRM_WAITING",
+        "METHOD_CONFIRM_DENIED",
+        # A manual hold on the app; waiting seconds will not lift it, so it is not RateLimited.
+        "OVERLOAD_LIMIT",
+    }
+)
 _SERVER = frozenset({"INTERNAL_SERVER_ERROR", "ERROR_UNEXPECTED_ANSWER", "WRONG_ENCODING"})
 
 # Retry hints for the two throttles: the bucket drains one slot per 0.5 s on the standard plan;
@@ -87,7 +102,11 @@ def as_int(value: Any) -> int | None:
 
 
 def classify(
-    code: str, description: str = "", *, status: int | None = None, method: str | None = None,
+    code: str,
+    description: str = "",
+    *,
+    status: int | None = None,
+    method: str | None = None,
     payload: dict[str, Any] | None = None,
 ) -> PortalError:
     """The exception for an error envelope, chosen by its `error` code."""
@@ -110,8 +129,11 @@ def classify(
 def error_from_body(body: dict[str, Any], *, status: int | None, method: str | None) -> PortalError:
     """The exception for a decoded body that carries an `error` key."""
     return classify(
-        str(body.get("error") or ""), str(body.get("error_description") or ""),
-        status=status, method=method, payload=body,
+        str(body.get("error") or ""),
+        str(body.get("error_description") or ""),
+        status=status,
+        method=method,
+        payload=body,
     )
 
 
@@ -119,7 +141,9 @@ def envelope_from_body(body: dict[str, Any]) -> Envelope:
     """An `Envelope` from a decoded success body."""
     time = body.get("time")
     return Envelope(
-        result=body.get("result"), total=as_int(body.get("total")), next=as_int(body.get("next")),
+        result=body.get("result"),
+        total=as_int(body.get("total")),
+        next=as_int(body.get("next")),
         time=time if isinstance(time, dict) else {},
     )
 
@@ -133,11 +157,17 @@ def parse_response(status: int, body: bytes, method: str | None = None) -> Envel
     if not isinstance(decoded, dict):
         # HTML error pages from the front layer, proxies and truncated bodies land here.
         snippet = body[:200].decode("utf-8", "replace")
-        raise ServerError("INVALID_RESPONSE", f"not a REST envelope: {snippet!r}",
-                          status=status, method=method)
+        raise ServerError(
+            "INVALID_RESPONSE", f"not a REST envelope: {snippet!r}", status=status, method=method
+        )
     if "error" in decoded:
         raise error_from_body(decoded, status=status, method=method)
     if status >= 500 or "result" not in decoded:
-        raise ServerError("INVALID_RESPONSE", "answer without result", status=status,
-                          method=method, payload=decoded)
+        raise ServerError(
+            "INVALID_RESPONSE",
+            "answer without result",
+            status=status,
+            method=method,
+            payload=decoded,
+        )
     return envelope_from_body(decoded)

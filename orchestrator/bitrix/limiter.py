@@ -79,8 +79,9 @@ class Reservation:
 class Limiter:
     """Acquire request slots and operating budget for a portal; report and penalize."""
 
-    def __init__(self, redis: aioredis.Redis, *, prefix: str, bucket: BucketConfig,
-                 operating_limit_s: float) -> None:
+    def __init__(
+        self, redis: aioredis.Redis, *, prefix: str, bucket: BucketConfig, operating_limit_s: float
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
         self.bucket = bucket
@@ -134,7 +135,8 @@ class Limiter:
         waited = 0.0
         while True:
             granted, wait_ms = await self._operating(
-                keys=[self._op_key(member_id, method)], args=["acquire", threshold],
+                keys=[self._op_key(member_id, method)],
+                args=["acquire", threshold],
             )
             if int(granted):
                 return waited
@@ -144,8 +146,12 @@ class Limiter:
             await asyncio.sleep(delay)
             waited += delay
 
-    async def report_operating(self, member_id: str, method: str, time: dict[str, Any] | None,
-                               ) -> None:
+    async def report_operating(
+        self,
+        member_id: str,
+        method: str,
+        time: dict[str, Any] | None,
+    ) -> None:
         """Feed the portal's `time` block of one call (or None when it failed) back in."""
         time = time or {}
         operating = time.get("operating")

@@ -47,8 +47,9 @@ def _int(env: Envelope) -> int:
 class PortalApi:
     """The REST methods of one portal, typed."""
 
-    def __init__(self, client: BitrixClient, member_id: str, *,
-                 bot_client_id: str | None = None) -> None:
+    def __init__(
+        self, client: BitrixClient, member_id: str, *, bot_client_id: str | None = None
+    ) -> None:
         self.client = client
         self.member_id = member_id
         self.bot_client_id = bot_client_id
@@ -73,26 +74,45 @@ class PortalApi:
 
     async def bot_session_finish(self, chat_id: int) -> bool:
         """imopenlines.bot.session.finish: the bot closes the dialog."""
-        return await self._true("imopenlines.bot.session.finish",
-                                self._bot(_params(CHAT_ID=chat_id)))
+        return await self._true(
+            "imopenlines.bot.session.finish", self._bot(_params(CHAT_ID=chat_id))
+        )
 
-    async def bot_session_message_send(self, chat_id: int, message: str, *,
-                                       name: str = "DEFAULT") -> bool:
+    async def bot_session_message_send(
+        self, chat_id: int, message: str, *, name: str = "DEFAULT"
+    ) -> bool:
         """imopenlines.bot.session.message.send: an automatic message (NAME DEFAULT/WELCOME)."""
-        return await self._true("imopenlines.bot.session.message.send",
-                                _params(CHAT_ID=chat_id, MESSAGE=message, NAME=name))
+        return await self._true(
+            "imopenlines.bot.session.message.send",
+            _params(CHAT_ID=chat_id, MESSAGE=message, NAME=name),
+        )
 
     async def bot_session_operator(self, chat_id: int) -> bool:
         """imopenlines.bot.session.operator: hand the dialog from the bot to the queue."""
         return await self._true("imopenlines.bot.session.operator", _params(CHAT_ID=chat_id))
 
-    async def bot_session_transfer(self, chat_id: int, *, user_id: int | None = None,
-                                   queue_id: int | None = None, transfer_id: str | None = None,
-                                   leave: bool | None = None) -> bool:
+    async def bot_session_transfer(
+        self,
+        chat_id: int,
+        *,
+        user_id: int | None = None,
+        queue_id: int | None = None,
+        transfer_id: str | None = None,
+        leave: bool | None = None,
+    ) -> bool:
         """imopenlines.bot.session.transfer: to an operator (user_id) or a line (queue_id)."""
-        return await self._true("imopenlines.bot.session.transfer", self._bot(_params(
-            CHAT_ID=chat_id, USER_ID=user_id, QUEUE_ID=queue_id, TRANSFER_ID=transfer_id,
-            LEAVE=_yn(leave))))
+        return await self._true(
+            "imopenlines.bot.session.transfer",
+            self._bot(
+                _params(
+                    CHAT_ID=chat_id,
+                    USER_ID=user_id,
+                    QUEUE_ID=queue_id,
+                    TRANSFER_ID=transfer_id,
+                    LEAVE=_yn(leave),
+                )
+            ),
+        )
 
     # --- imopenlines.session.* / dialog -------------------------------------------------------
 
@@ -113,35 +133,52 @@ class PortalApi:
         """imopenlines.session.intercept: the caller takes the dialog over."""
         return await self._true("imopenlines.session.intercept", _params(CHAT_ID=chat_id))
 
-    async def session_history_get(self, *, session_id: int | None = None,
-                                  chat_id: int | None = None) -> SessionHistory:
+    async def session_history_get(
+        self, *, session_id: int | None = None, chat_id: int | None = None
+    ) -> SessionHistory:
         """imopenlines.session.history.get: the session's messages and users."""
-        env = await self.call("imopenlines.session.history.get",
-                              _params(SESSION_ID=session_id, CHAT_ID=chat_id))
+        env = await self.call(
+            "imopenlines.session.history.get", _params(SESSION_ID=session_id, CHAT_ID=chat_id)
+        )
         return SessionHistory.model_validate(env.result)
 
-    async def session_head_vote(self, session_id: int, *, rating: int | None = None,
-                                comment: str | None = None) -> bool:
+    async def session_head_vote(
+        self, session_id: int, *, rating: int | None = None, comment: str | None = None
+    ) -> bool:
         """imopenlines.session.head.vote: a supervisor's rating and comment."""
-        return await self._true("imopenlines.session.head.vote",
-                                _params(SESSION_ID=session_id, RATING=rating, COMMENT=comment))
+        return await self._true(
+            "imopenlines.session.head.vote",
+            _params(SESSION_ID=session_id, RATING=rating, COMMENT=comment),
+        )
 
     async def message_session_start(self, chat_id: int, message_id: int) -> bool:
         """imopenlines.message.session.start: close the session, start one from a message."""
-        return await self._true("imopenlines.message.session.start",
-                                _params(CHAT_ID=chat_id, MESSAGE_ID=message_id))
+        return await self._true(
+            "imopenlines.message.session.start", _params(CHAT_ID=chat_id, MESSAGE_ID=message_id)
+        )
 
-    async def dialog_get(self, *, chat_id: int | None = None, dialog_id: str | None = None,
-                         session_id: int | None = None, user_code: str | None = None) -> Dialog:
+    async def dialog_get(
+        self,
+        *,
+        chat_id: int | None = None,
+        dialog_id: str | None = None,
+        session_id: int | None = None,
+        user_code: str | None = None,
+    ) -> Dialog:
         """imopenlines.dialog.get: the chat by one of its four handles."""
-        env = await self.call("imopenlines.dialog.get", _params(
-            CHAT_ID=chat_id, DIALOG_ID=dialog_id, SESSION_ID=session_id, USER_CODE=user_code))
+        env = await self.call(
+            "imopenlines.dialog.get",
+            _params(
+                CHAT_ID=chat_id, DIALOG_ID=dialog_id, SESSION_ID=session_id, USER_CODE=user_code
+            ),
+        )
         return Dialog.model_validate(env.result)
 
     async def session_mode_pin(self, chat_id: int, *, activate: bool = True) -> bool:
         """imopenlines.session.mode.pin: pin (or unpin) the dialog to its operator."""
-        return await self._true("imopenlines.session.mode.pin",
-                                _params(CHAT_ID=chat_id, ACTIVATE=_yn(activate)))
+        return await self._true(
+            "imopenlines.session.mode.pin", _params(CHAT_ID=chat_id, ACTIVATE=_yn(activate))
+        )
 
     async def session_mode_pin_all(self) -> list[int]:
         """imopenlines.session.mode.pinAll: the ids of the sessions pinned."""
@@ -153,8 +190,9 @@ class PortalApi:
 
     async def session_mode_silent(self, chat_id: int, *, activate: bool = True) -> bool:
         """imopenlines.session.mode.silent: whisper mode on or off."""
-        return await self._true("imopenlines.session.mode.silent",
-                                _params(CHAT_ID=chat_id, ACTIVATE=_yn(activate)))
+        return await self._true(
+            "imopenlines.session.mode.silent", _params(CHAT_ID=chat_id, ACTIVATE=_yn(activate))
+        )
 
     async def crm_lead_create(self, chat_id: int) -> bool:
         """imopenlines.crm.lead.create: CRM entities from the chat (no id is returned)."""
@@ -162,62 +200,120 @@ class PortalApi:
 
     # --- imbot.* -------------------------------------------------------------------------------
 
-    async def imbot_register(self, code: str, *, name: str, event_handler: str,
-                             type: Literal["B", "O", "H", "S"] = "O", openline: bool = True,
-                             properties: Mapping[str, Any] | None = None) -> int:
+    async def imbot_register(
+        self,
+        code: str,
+        *,
+        name: str,
+        event_handler: str,
+        type: Literal["B", "O", "H", "S"] = "O",
+        openline: bool = True,
+        properties: Mapping[str, Any] | None = None,
+    ) -> int:
         """imbot.register: the bot's id (the same id again for the same CODE)."""
-        return _int(await self.call("imbot.register", self._bot(_params(
-            CODE=code, TYPE=type, OPENLINE=_yn(openline), EVENT_HANDLER=event_handler,
-            EVENT_MESSAGE_ADD=event_handler, EVENT_WELCOME_MESSAGE=event_handler,
-            EVENT_BOT_DELETE=event_handler, PROPERTIES={"NAME": name, **(properties or {})}))))
+        return _int(
+            await self.call(
+                "imbot.register",
+                self._bot(
+                    _params(
+                        CODE=code,
+                        TYPE=type,
+                        OPENLINE=_yn(openline),
+                        EVENT_HANDLER=event_handler,
+                        EVENT_MESSAGE_ADD=event_handler,
+                        EVENT_WELCOME_MESSAGE=event_handler,
+                        EVENT_BOT_DELETE=event_handler,
+                        PROPERTIES={"NAME": name, **(properties or {})},
+                    )
+                ),
+            )
+        )
 
     async def imbot_unregister(self, bot_id: int) -> bool:
         """imbot.unregister."""
         return await self._true("imbot.unregister", self._bot(_params(BOT_ID=bot_id)))
 
-    async def imbot_message_add(self, dialog_id: str, message: str, *, bot_id: int | None = None,
-                                keyboard: Any = None, attach: Any = None,
-                                system: bool | None = None, url_preview: bool | None = None,
-                                skip_connector: bool | None = None) -> int:
+    async def imbot_message_add(
+        self,
+        dialog_id: str,
+        message: str,
+        *,
+        bot_id: int | None = None,
+        keyboard: Any = None,
+        attach: Any = None,
+        system: bool | None = None,
+        url_preview: bool | None = None,
+        skip_connector: bool | None = None,
+    ) -> int:
         """imbot.message.add: the new message's id."""
-        return _int(await self.call("imbot.message.add", self._bot(_params(
-            BOT_ID=bot_id, DIALOG_ID=dialog_id, MESSAGE=message, KEYBOARD=keyboard, ATTACH=attach,
-            SYSTEM=_yn(system), URL_PREVIEW=_yn(url_preview),
-            SKIP_CONNECTOR=_yn(skip_connector)))))
+        return _int(
+            await self.call(
+                "imbot.message.add",
+                self._bot(
+                    _params(
+                        BOT_ID=bot_id,
+                        DIALOG_ID=dialog_id,
+                        MESSAGE=message,
+                        KEYBOARD=keyboard,
+                        ATTACH=attach,
+                        SYSTEM=_yn(system),
+                        URL_PREVIEW=_yn(url_preview),
+                        SKIP_CONNECTOR=_yn(skip_connector),
+                    )
+                ),
+            )
+        )
 
-    async def imbot_message_update(self, message_id: int, message: str | None = None, *,
-                                   bot_id: int | None = None, keyboard: Any = None) -> bool:
+    async def imbot_message_update(
+        self,
+        message_id: int,
+        message: str | None = None,
+        *,
+        bot_id: int | None = None,
+        keyboard: Any = None,
+    ) -> bool:
         """imbot.message.update."""
-        return await self._true("imbot.message.update", self._bot(_params(
-            BOT_ID=bot_id, MESSAGE_ID=message_id, MESSAGE=message, KEYBOARD=keyboard)))
+        return await self._true(
+            "imbot.message.update",
+            self._bot(
+                _params(BOT_ID=bot_id, MESSAGE_ID=message_id, MESSAGE=message, KEYBOARD=keyboard)
+            ),
+        )
 
-    async def imbot_message_delete(self, message_id: int, *, bot_id: int | None = None,
-                                   complete: bool | None = None) -> bool:
+    async def imbot_message_delete(
+        self, message_id: int, *, bot_id: int | None = None, complete: bool | None = None
+    ) -> bool:
         """imbot.message.delete."""
-        return await self._true("imbot.message.delete", self._bot(_params(
-            BOT_ID=bot_id, MESSAGE_ID=message_id, COMPLETE=_yn(complete))))
+        return await self._true(
+            "imbot.message.delete",
+            self._bot(_params(BOT_ID=bot_id, MESSAGE_ID=message_id, COMPLETE=_yn(complete))),
+        )
 
     async def imbot_chat_send_typing(self, dialog_id: str, *, bot_id: int | None = None) -> bool:
         """imbot.chat.sendTyping: the typing indicator."""
-        return await self._true("imbot.chat.sendTyping",
-                                self._bot(_params(BOT_ID=bot_id, DIALOG_ID=dialog_id)))
+        return await self._true(
+            "imbot.chat.sendTyping", self._bot(_params(BOT_ID=bot_id, DIALOG_ID=dialog_id))
+        )
 
     # --- user.*, crm.lead.*, event.* -------------------------------------------------------------
 
-    async def user_get(self, *, filter: Mapping[str, Any] | None = None,
-                       start: int | None = None) -> Page[User]:
+    async def user_get(
+        self, *, filter: Mapping[str, Any] | None = None, start: int | None = None
+    ) -> Page[User]:
         """user.get: one page of users."""
         env = await self.call("user.get", _params(FILTER=filter, start=start))
         return _page(env, User)
 
-    async def user_search(self, *, filter: Mapping[str, Any] | None = None,
-                          start: int | None = None) -> Page[User]:
+    async def user_search(
+        self, *, filter: Mapping[str, Any] | None = None, start: int | None = None
+    ) -> Page[User]:
         """user.search: one page of users (NAME_SEARCH etc. in the filter)."""
         env = await self.call("user.search", _params(FILTER=filter, start=start))
         return _page(env, User)
 
-    async def crm_lead_add(self, fields: Mapping[str, Any],
-                           params: Mapping[str, Any] | None = None) -> int:
+    async def crm_lead_add(
+        self, fields: Mapping[str, Any], params: Mapping[str, Any] | None = None
+    ) -> int:
         """crm.lead.add: the new lead's id."""
         return _int(await self.call("crm.lead.add", _params(fields=fields, params=params)))
 
@@ -225,18 +321,24 @@ class PortalApi:
         """crm.lead.get."""
         return Lead.model_validate((await self.call("crm.lead.get", {"id": lead_id})).result)
 
-    async def crm_lead_list(self, *, filter: Mapping[str, Any] | None = None,
-                            select: list[str] | None = None, start: int | None = None,
-                            ) -> Page[Lead]:
+    async def crm_lead_list(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        select: list[str] | None = None,
+        start: int | None = None,
+    ) -> Page[Lead]:
         """crm.lead.list: one page of leads."""
         env = await self.call("crm.lead.list", _params(filter=filter, select=select, start=start))
         return _page(env, Lead)
 
-    async def event_bind(self, event: str, handler: str, *,
-                         event_type: Literal["online", "offline"] | None = None) -> bool:
+    async def event_bind(
+        self, event: str, handler: str, *, event_type: Literal["online", "offline"] | None = None
+    ) -> bool:
         """event.bind (OAuth apps only)."""
-        return await self._true("event.bind",
-                                _params(event=event, handler=handler, event_type=event_type))
+        return await self._true(
+            "event.bind", _params(event=event, handler=handler, event_type=event_type)
+        )
 
     async def event_get(self) -> list[EventBinding]:
         """event.get: this app's bindings."""

@@ -23,42 +23,64 @@ __all__ = [
 ]
 
 CALLS = Counter(
-    "ol_rest_calls", "REST method calls by outcome (ok, error, outcome_unknown)",
-    ["member_id", "method", "outcome"], registry=REGISTRY,
+    "ol_rest_calls",
+    "REST method calls by outcome (ok, error, outcome_unknown)",
+    ["member_id", "method", "outcome"],
+    registry=REGISTRY,
 )
 REQUESTS = Counter(
-    "ol_rest_requests", "HTTP requests sent to a portal (kind: single, batch, coalesced)",
-    ["member_id", "kind"], registry=REGISTRY,
+    "ol_rest_requests",
+    "HTTP requests sent to a portal (kind: single, batch, coalesced)",
+    ["member_id", "kind"],
+    registry=REGISTRY,
 )
 BATCHES = Counter(
-    "ol_rest_batches", "batch requests sent (kind: explicit, coalesced)",
-    ["member_id", "kind"], registry=REGISTRY,
+    "ol_rest_batches",
+    "batch requests sent (kind: explicit, coalesced)",
+    ["member_id", "kind"],
+    registry=REGISTRY,
 )
 BATCH_SIZE = Histogram(
-    "ol_rest_batch_size", "commands per batch request", ["member_id"],
-    buckets=(1, 2, 5, 10, 20, 30, 40, 50), registry=REGISTRY,
+    "ol_rest_batch_size",
+    "commands per batch request",
+    ["member_id"],
+    buckets=(1, 2, 5, 10, 20, 30, 40, 50),
+    registry=REGISTRY,
 )
 RETRIES = Counter(
-    "ol_rest_retries", "calls retried (reason: rate_limited, token_expired, transient)",
-    ["member_id", "method", "reason"], registry=REGISTRY,
+    "ol_rest_retries",
+    "calls retried (reason: rate_limited, token_expired, transient)",
+    ["member_id", "method", "reason"],
+    registry=REGISTRY,
 )
 THROTTLE_WAITS = Counter(
-    "ol_rest_throttle_waits", "times a call waited for budget (budget: rate, operating)",
-    ["member_id", "budget"], registry=REGISTRY,
+    "ol_rest_throttle_waits",
+    "times a call waited for budget (budget: rate, operating)",
+    ["member_id", "budget"],
+    registry=REGISTRY,
 )
 THROTTLE_SECONDS = Counter(
-    "ol_rest_throttle_wait_seconds", "seconds spent waiting for budget",
-    ["member_id", "budget"], registry=REGISTRY,
+    "ol_rest_throttle_wait_seconds",
+    "seconds spent waiting for budget",
+    ["member_id", "budget"],
+    registry=REGISTRY,
 )
 REJECTIONS = Counter(
-    "ol_rest_rejections", "throttle answers from the portal (status: 503, 429)",
-    ["member_id", "method", "status"], registry=REGISTRY,
+    "ol_rest_rejections",
+    "throttle answers from the portal (status: 503, 429)",
+    ["member_id", "method", "status"],
+    registry=REGISTRY,
 )
 TOKEN_REFRESHES = Counter(
-    "ol_rest_token_refreshes", "OAuth refreshes this process performed", ["member_id"],
+    "ol_rest_token_refreshes",
+    "OAuth refreshes this process performed",
+    ["member_id"],
     registry=REGISTRY,
 )
 REQUEST_SECONDS = Histogram(
-    "ol_rest_request_seconds", "HTTP round trip of one REST request", ["member_id"],
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30), registry=REGISTRY,
+    "ol_rest_request_seconds",
+    "HTTP round trip of one REST request",
+    ["member_id"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+    registry=REGISTRY,
 )

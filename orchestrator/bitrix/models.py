@@ -56,8 +56,9 @@ class SessionHistory(_Model):
     chat_id: int = Field(validation_alias=AliasChoices("chatId", "chat_id"))
     session_id: int = Field(validation_alias=AliasChoices("sessionId", "session_id"))
     can_join: bool = Field(default=False, validation_alias=AliasChoices("canJoin", "can_join"))
-    can_vote_head: bool = Field(default=False,
-                                validation_alias=AliasChoices("canVoteHead", "can_vote_head"))
+    can_vote_head: bool = Field(
+        default=False, validation_alias=AliasChoices("canVoteHead", "can_vote_head")
+    )
     message: dict[int, HistoryMessage] = Field(default_factory=dict)
     users: dict[int, dict[str, Any]] = Field(default_factory=dict)
 
@@ -79,13 +80,14 @@ class User(_Model):
     id: int = Field(validation_alias=AliasChoices("ID", "id"))
     active: bool = Field(default=True, validation_alias=AliasChoices("ACTIVE", "active"))
     name: str | None = Field(default=None, validation_alias=AliasChoices("NAME", "name"))
-    last_name: str | None = Field(default=None,
-                                  validation_alias=AliasChoices("LAST_NAME", "last_name"))
+    last_name: str | None = Field(
+        default=None, validation_alias=AliasChoices("LAST_NAME", "last_name")
+    )
     email: str | None = Field(default=None, validation_alias=AliasChoices("EMAIL", "email"))
-    is_online: bool = Field(default=False,
-                            validation_alias=AliasChoices("IS_ONLINE", "is_online"))
-    user_type: str | None = Field(default=None,
-                                  validation_alias=AliasChoices("USER_TYPE", "user_type"))
+    is_online: bool = Field(default=False, validation_alias=AliasChoices("IS_ONLINE", "is_online"))
+    user_type: str | None = Field(
+        default=None, validation_alias=AliasChoices("USER_TYPE", "user_type")
+    )
 
     @field_validator("active", "is_online", mode="before")
     @classmethod
@@ -99,10 +101,12 @@ class Lead(_Model):
     id: int = Field(validation_alias=AliasChoices("ID", "id"))
     title: str | None = Field(default=None, validation_alias=AliasChoices("TITLE", "title"))
     name: str | None = Field(default=None, validation_alias=AliasChoices("NAME", "name"))
-    status_id: str | None = Field(default=None,
-                                  validation_alias=AliasChoices("STATUS_ID", "status_id"))
-    source_id: str | None = Field(default=None,
-                                  validation_alias=AliasChoices("SOURCE_ID", "source_id"))
+    status_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("STATUS_ID", "status_id")
+    )
+    source_id: str | None = Field(
+        default=None, validation_alias=AliasChoices("SOURCE_ID", "source_id")
+    )
 
 
 class EventBinding(_Model):
@@ -120,4 +124,3 @@ class Page(_Model, Generic[T]):
     items: list[T]
     total: int | None = None
     next: int | None = None
-

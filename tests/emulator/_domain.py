@@ -19,9 +19,9 @@ from emulator.registry import (
 EVENT_URL = "http://hooks.test/b24/events"
 APP_TOKEN = "app-token-1"
 ALL_SCOPES = frozenset({"crm", "im", "imbot", "imopenlines", "user", "user_basic"})
-OPERATORS = (2, 3, 4)      # seeded queue of line 1
+OPERATORS = (2, 3, 4)  # seeded queue of line 1
 SUPERVISOR = 5
-BOT = 6                    # the seeded open-line welcome bot
+BOT = 6  # the seeded open-line welcome bot
 
 
 class RecordingSink:
@@ -47,9 +47,15 @@ def make_portal(event_url: str | None = EVENT_URL) -> tuple[Portal, RecordingSin
     return portal, sink
 
 
-def call(portal: Portal, name: str, params: dict[str, Any] | None = None, *,
-         user_id: int | None = None, webhook: bool = False,
-         scopes: frozenset[str] = ALL_SCOPES) -> Any:
+def call(
+    portal: Portal,
+    name: str,
+    params: dict[str, Any] | None = None,
+    *,
+    user_id: int | None = None,
+    webhook: bool = False,
+    scopes: frozenset[str] = ALL_SCOPES,
+) -> Any:
     """Run a handler as the platform would: spec lookup, key normalisation, auth-type check."""
     spec = METHODS[name.lower()]
     params = dict(params or {})
@@ -58,8 +64,14 @@ def call(portal: Portal, name: str, params: dict[str, Any] | None = None, *,
     auth_type: AuthType = "webhook" if webhook else "oauth"
     if auth_type not in spec.auth:
         raise RestError("WRONG_AUTH_TYPE", "Current authorization type is denied", 403)
-    ctx = CallContext(portal, portal.admin_user_id if user_id is None else user_id, auth_type,
-                      None if webhook else portal.app_client_id, scopes, spec.name)
+    ctx = CallContext(
+        portal,
+        portal.admin_user_id if user_id is None else user_id,
+        auth_type,
+        None if webhook else portal.app_client_id,
+        scopes,
+        spec.name,
+    )
     return spec.handler(ctx, params)
 
 

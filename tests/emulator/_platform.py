@@ -38,8 +38,9 @@ def _listing(ctx: CallContext, params: dict[str, Any]) -> Any:
 
 
 def _fail(ctx: CallContext, params: dict[str, Any]) -> Any:
-    raise RestError("ERROR_ARGUMENT", "Argument 'CHAT_ID' is null or empty", 400,
-                    argument="CHAT_ID")
+    raise RestError(
+        "ERROR_ARGUMENT", "Argument 'CHAT_ID' is null or empty", 400, argument="CHAT_ID"
+    )
 
 
 def _counted(ctx: CallContext, params: dict[str, Any]) -> Any:
@@ -72,7 +73,12 @@ async def call(http: aiohttp.ClientSession, url: str, **kwargs: Any) -> tuple[in
         return resp.status, await resp.json(content_type=None)
 
 
-async def control(http: aiohttp.ClientSession, base: str, route: str,
-                  body: dict[str, Any] | None = None, verb: str = "POST") -> tuple[int, Any]:
+async def control(
+    http: aiohttp.ClientSession,
+    base: str,
+    route: str,
+    body: dict[str, Any] | None = None,
+    verb: str = "POST",
+) -> tuple[int, Any]:
     """Call a `/_emulator/` route with a JSON body."""
     return await call(http, f"{base}/_emulator/{route}", method=verb, json=body)

@@ -16,9 +16,18 @@ import pytest
 from emulator.server import EmulatorConfig, RunningEmulator, run_emulator
 from tests.emulator._platform import ECHO, LISTING, call, control, platform_methods
 
-CREDENTIAL_KEYS = {"webhook_url", "client_id", "client_secret", "application_token",
-                   "member_id", "domain", "oauth_token_url", "client_endpoint", "access_token",
-                   "refresh_token"}
+CREDENTIAL_KEYS = {
+    "webhook_url",
+    "client_id",
+    "client_secret",
+    "application_token",
+    "member_id",
+    "domain",
+    "oauth_token_url",
+    "client_endpoint",
+    "access_token",
+    "refresh_token",
+}
 
 
 @pytest.fixture
@@ -38,8 +47,9 @@ def hook(emu: RunningEmulator, method: str) -> str:
     return f"{emu.credentials['webhook_url']}{method}"
 
 
-async def test_credentials_route_matches_the_harness(emu: RunningEmulator,
-                                                     http: aiohttp.ClientSession) -> None:
+async def test_credentials_route_matches_the_harness(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """GET credentials returns every key a client needs, equal to RunningEmulator.credentials."""
     status, body = await control(http, emu.url, "credentials", verb="GET")
     assert status == 200
@@ -49,7 +59,8 @@ async def test_credentials_route_matches_the_harness(emu: RunningEmulator,
 
 
 async def test_error_rate_fault_gives_500_for_that_method_only(
-        emu: RunningEmulator, http: aiohttp.ClientSession) -> None:
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """error_rate 1.0 on a method: 500 INTERNAL_SERVER_ERROR there, others fine; DELETE clears."""
     status, _ = await control(http, emu.url, "faults", {"error_rate": {ECHO: 1.0}})
     assert status == 200
@@ -60,8 +71,9 @@ async def test_error_rate_fault_gives_500_for_that_method_only(
     assert (await call(http, hook(emu, ECHO), json={}))[0] == 200
 
 
-async def test_html_fault_returns_an_html_error_page(emu: RunningEmulator,
-                                                     http: aiohttp.ClientSession) -> None:
+async def test_html_fault_returns_an_html_error_page(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """html_rate 1.0 for every method ("*"): a 502/503 text/html page instead of JSON."""
     await control(http, emu.url, "faults", {"html_rate": {"*": 1.0}})
     async with http.post(hook(emu, ECHO), json={}) as resp:
@@ -70,8 +82,9 @@ async def test_html_fault_returns_an_html_error_page(emu: RunningEmulator,
         assert "<html>" in await resp.text()
 
 
-async def test_seeded_faults_repeat_exactly(emu: RunningEmulator,
-                                            http: aiohttp.ClientSession) -> None:
+async def test_seeded_faults_repeat_exactly(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """The same seed gives the same sequence of failures."""
 
     async def run() -> list[int]:
@@ -84,7 +97,8 @@ async def test_seeded_faults_repeat_exactly(emu: RunningEmulator,
 
 
 async def test_timeout_fault_holds_the_request_past_the_client_timeout(
-        emu: RunningEmulator, http: aiohttp.ClientSession) -> None:
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """timeout_rate 1.0: the server does not answer; the client times out; the held handler
     is released when the client hangs up, and the emulator keeps serving."""
     await control(http, emu.url, "faults", {"timeout_rate": {ECHO: 1.0}})
@@ -101,8 +115,9 @@ async def test_timeout_fault_holds_the_request_past_the_client_timeout(
     assert emu.portals[0].counters()["methods"][ECHO]["errors"] == 1
 
 
-async def test_latency_fault_still_answers(emu: RunningEmulator,
-                                           http: aiohttp.ClientSession) -> None:
+async def test_latency_fault_still_answers(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """latency_ms delays but does not change the answer."""
     await control(http, emu.url, "faults", {"latency_ms": {ECHO: 20}})
     status, body = await call(http, hook(emu, ECHO), json={"a": 1})
@@ -110,18 +125,27 @@ async def test_latency_fault_still_answers(emu: RunningEmulator,
     assert body["result"]["params"] == {"a": 1}
 
 
-@pytest.mark.parametrize("bad", [{"error_rate": {ECHO: 2}}, {"error_rate": [1]},
-                                 {"latency_ms": {ECHO: -1}}, {"bogus": {}}, {"seed": "x"}])
-async def test_invalid_fault_settings_are_rejected(emu: RunningEmulator,
-                                                   http: aiohttp.ClientSession,
-                                                   bad: dict[str, object]) -> None:
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"error_rate": {ECHO: 2}},
+        {"error_rate": [1]},
+        {"latency_ms": {ECHO: -1}},
+        {"bogus": {}},
+        {"seed": "x"},
+    ],
+)
+async def test_invalid_fault_settings_are_rejected(
+    emu: RunningEmulator, http: aiohttp.ClientSession, bad: dict[str, object]
+) -> None:
     """Out-of-range or unknown fault settings answer 400 and change nothing."""
     status, body = await control(http, emu.url, "faults", bad)
     assert (status, body["error"]) == (400, "BAD_REQUEST")
 
 
-async def test_counters_per_method_and_per_portal(emu: RunningEmulator,
-                                                  http: aiohttp.ClientSession) -> None:
+async def test_counters_per_method_and_per_portal(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """Counters record calls, errors per method and requests per portal."""
     await call(http, hook(emu, ECHO), json={})
     await call(http, hook(emu, "no.such.method"), json={})
@@ -135,8 +159,9 @@ async def test_counters_per_method_and_per_portal(emu: RunningEmulator,
     assert counters["methods"][LISTING]["errors"] == 1
 
 
-async def test_advance_time_moves_the_portal_clock(emu: RunningEmulator,
-                                                   http: aiohttp.ClientSession) -> None:
+async def test_advance_time_moves_the_portal_clock(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """advance-time moves the portal clock, which the REST time block reflects."""
     _, before = await call(http, hook(emu, ECHO), json={})
     status, moved = await control(http, emu.url, "advance-time", {"seconds": 3600})
@@ -169,7 +194,8 @@ async def test_several_portals_are_told_apart_by_credentials(http: aiohttp.Clien
 
 
 async def test_state_includes_portal_snapshot_counters_and_deliveries(
-        emu: RunningEmulator, http: aiohttp.ClientSession) -> None:
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """GET state is the portal's snapshot plus counters, deliveries and faults."""
     status, state = await control(http, emu.url, "state", verb="GET")
     assert status == 200
@@ -177,11 +203,16 @@ async def test_state_includes_portal_snapshot_counters_and_deliveries(
     assert set(emu.portals[0].portal.snapshot()) <= set(state)
 
 
-async def test_client_message_route_reaches_the_portal(emu: RunningEmulator,
-                                                       http: aiohttp.ClientSession) -> None:
+async def test_client_message_route_reaches_the_portal(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """POST client-message plays a client; missing fields are a 400."""
-    status, body = await control(http, emu.url, "client-message",
-                                 {"line_id": 1, "text": "hello", "user_code": "livechat|1|77|88"})
+    status, body = await control(
+        http,
+        emu.url,
+        "client-message",
+        {"line_id": 1, "text": "hello", "user_code": "livechat|1|77|88"},
+    )
     assert status == 200
     assert {"chat_id", "session_id", "message_id", "user_code", "user_id"} <= set(body)
     status, body = await control(http, emu.url, "client-message", {"text": "no line"})
@@ -191,9 +222,18 @@ async def test_client_message_route_reaches_the_portal(emu: RunningEmulator,
 async def test_cli_serves_until_sigterm() -> None:
     """`orchestrator emulator --port 0` prints its credentials, serves, and exits 0 on SIGTERM."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "orchestrator.cli", "emulator", "--port", "0",
-        "--token-ttl", "120", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        sys.executable,
+        "-m",
+        "orchestrator.cli",
+        "emulator",
+        "--port",
+        "0",
+        "--token-ttl",
+        "120",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
     try:
         assert proc.stdout is not None
         lines = []

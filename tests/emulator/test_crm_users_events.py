@@ -19,13 +19,25 @@ def _error(portal: Portal, name: str, params: dict[str, Any], **kw: Any) -> Rest
 
 # ---- crm ----------------------------------------------------------------------------------------
 
+
 def test_lead_add_and_get_with_multifields() -> None:
     """crm.lead.add returns the id; crm.lead.get shows fields and PHONE/EMAIL with ids."""
     portal, _ = make_portal()
-    lead_id = call(portal, "crm.lead.add", {"fields": {
-        "TITLE": "Order", "NAME": "Jane", "SOURCE_ID": "WEB", "ORIGINATOR_ID": "bot",
-        "ORIGIN_ID": "c-1", "PHONE": [{"VALUE": "+100", "VALUE_TYPE": "WORK"}],
-        "EMAIL": {"0": {"VALUE": "j@x.io", "VALUE_TYPE": "HOME"}}}})
+    lead_id = call(
+        portal,
+        "crm.lead.add",
+        {
+            "fields": {
+                "TITLE": "Order",
+                "NAME": "Jane",
+                "SOURCE_ID": "WEB",
+                "ORIGINATOR_ID": "bot",
+                "ORIGIN_ID": "c-1",
+                "PHONE": [{"VALUE": "+100", "VALUE_TYPE": "WORK"}],
+                "EMAIL": {"0": {"VALUE": "j@x.io", "VALUE_TYPE": "HOME"}},
+            }
+        },
+    )
     lead = call(portal, "crm.lead.get", {"id": lead_id})
     assert lead["ID"] == str(lead_id)
     assert (lead["TITLE"], lead["ORIGIN_ID"], lead["STATUS_ID"]) == ("Order", "c-1", "NEW")
@@ -48,21 +60,45 @@ def test_lead_list_filters_select_order_and_pages() -> None:
     """crm.lead.list: filters on ORIGINATOR_ID/ORIGIN_ID/TITLE/SOURCE_ID, select, order, paging."""
     portal, _ = make_portal()
     for i in range(120):
-        call(portal, "crm.lead.add", {"fields": {
-            "TITLE": f"Lead {i}", "SOURCE_ID": "WEB" if i % 2 else "CALL",
-            "ORIGINATOR_ID": "orch", "ORIGIN_ID": f"o{i}", "ASSIGNED_BY_ID": 2 + i % 3,
-            "PHONE": [{"VALUE": f"+{i}"}]}})
+        call(
+            portal,
+            "crm.lead.add",
+            {
+                "fields": {
+                    "TITLE": f"Lead {i}",
+                    "SOURCE_ID": "WEB" if i % 2 else "CALL",
+                    "ORIGINATOR_ID": "orch",
+                    "ORIGIN_ID": f"o{i}",
+                    "ASSIGNED_BY_ID": 2 + i % 3,
+                    "PHONE": [{"VALUE": f"+{i}"}],
+                }
+            },
+        )
     rows, total, nxt = listing(call(portal, "crm.lead.list", {"filter": {"ORIGINATOR_ID": "orch"}}))
     assert (len(rows), total, nxt) == (50, 120, 50)
-    rows, total, nxt = listing(call(portal, "crm.lead.list", {
-        "filter": {"ORIGINATOR_ID": "orch"}, "start": 100}))
+    rows, total, nxt = listing(
+        call(portal, "crm.lead.list", {"filter": {"ORIGINATOR_ID": "orch"}, "start": 100})
+    )
     assert (len(rows), total, nxt) == (20, 120, None)
-    rows, _, _ = listing(call(portal, "crm.lead.list", {
-        "filter": {"ORIGIN_ID": "o7"}, "select": ["ID", "TITLE", "PHONE"]}))
+    rows, _, _ = listing(
+        call(
+            portal,
+            "crm.lead.list",
+            {"filter": {"ORIGIN_ID": "o7"}, "select": ["ID", "TITLE", "PHONE"]},
+        )
+    )
     assert rows == [{"ID": rows[0]["ID"], "TITLE": "Lead 7", "PHONE": rows[0]["PHONE"]}]
-    rows, total, _ = listing(call(portal, "crm.lead.list", {
-        "filter": {"%TITLE": "Lead 1", "SOURCE_ID": "WEB", "ASSIGNED_BY_ID": 3},
-        "order": {"ID": "DESC"}, "select": ["ID"]}))
+    rows, total, _ = listing(
+        call(
+            portal,
+            "crm.lead.list",
+            {
+                "filter": {"%TITLE": "Lead 1", "SOURCE_ID": "WEB", "ASSIGNED_BY_ID": 3},
+                "order": {"ID": "DESC"},
+                "select": ["ID"],
+            },
+        )
+    )
     assert total == len(rows) > 0
     assert [int(r["ID"]) for r in rows] == sorted((int(r["ID"]) for r in rows), reverse=True)
     rows, _, _ = listing(call(portal, "crm.lead.list", {"filter": {">=ID": 119}}))
@@ -70,6 +106,7 @@ def test_lead_list_filters_select_order_and_pages() -> None:
 
 
 # ---- users --------------------------------------------------------------------------------------
+
 
 def test_user_get_lists_employees_only() -> None:
     """user.get excludes bots and Open Lines connector users."""
@@ -94,8 +131,9 @@ def test_user_get_filters() -> None:
     assert [r["ID"] for r in rows] == ["4"]
     rows, _, _ = listing(call(portal, "user.search", {"FILTER": {"NAME_SEARCH": "olga pet"}}))
     assert [r["ID"] for r in rows] == ["2"]
-    rows, _, _ = listing(call(portal, "user.get", {"sort": "ID", "order": "DESC",
-                                                   "FILTER": {"ACTIVE": True}}))
+    rows, _, _ = listing(
+        call(portal, "user.get", {"sort": "ID", "order": "DESC", "FILTER": {"ACTIVE": True}})
+    )
     assert [r["ID"] for r in rows] == ["5", "4", "3", "2", "1"]
 
 
@@ -112,6 +150,7 @@ def test_user_get_pages_by_fifty() -> None:
 
 # ---- events -------------------------------------------------------------------------------------
 
+
 def test_event_methods_are_oauth_only() -> None:
     """event.* accept only OAuth auth (a webhook gets WRONG_AUTH_TYPE from the platform)."""
     for name in ("event.bind", "event.unbind", "event.get"):
@@ -122,11 +161,13 @@ def test_event_methods_are_oauth_only() -> None:
 def test_event_bind_get_unbind() -> None:
     """bind adds a handler (name case-insensitive), get lists it, unbind removes it (count)."""
     portal, _ = make_portal(event_url=None)
-    assert call(portal, "event.bind", {"event": "onSessionStart",
-                                       "handler": "http://h.test/x"}) is True
+    assert (
+        call(portal, "event.bind", {"event": "onSessionStart", "handler": "http://h.test/x"})
+        is True
+    )
     assert call(portal, "event.get", {}) == [
-        {"event": "ONSESSIONSTART", "handler": "http://h.test/x", "auth_type": "0",
-         "offline": 0}]
+        {"event": "ONSESSIONSTART", "handler": "http://h.test/x", "auth_type": "0", "offline": 0}
+    ]
     assert call(portal, "event.unbind", {"EVENT": "OnSessionStart"}) == {"count": 1}
     assert call(portal, "event.get", {}) == []
 
@@ -134,12 +175,23 @@ def test_event_bind_get_unbind() -> None:
 def test_event_bind_errors() -> None:
     """Unknown event or missing scope: ERROR_EVENT_NOT_FOUND; duplicate: ERROR_CORE."""
     portal, _ = make_portal()
-    assert _error(portal, "event.bind", {"event": "ONNOSUCH", "handler": EVENT_URL}).code == \
-        "ERROR_EVENT_NOT_FOUND"
-    assert _error(portal, "event.bind", {"event": "ONCRMLEADADD", "handler": EVENT_URL},
-                  scopes=ALL_SCOPES - {"crm"}).code == "ERROR_EVENT_NOT_FOUND"
-    assert _error(portal, "event.bind", {"event": "ONSESSIONSTART",
-                                         "handler": EVENT_URL}).code == "ERROR_CORE"
+    assert (
+        _error(portal, "event.bind", {"event": "ONNOSUCH", "handler": EVENT_URL}).code
+        == "ERROR_EVENT_NOT_FOUND"
+    )
+    assert (
+        _error(
+            portal,
+            "event.bind",
+            {"event": "ONCRMLEADADD", "handler": EVENT_URL},
+            scopes=ALL_SCOPES - {"crm"},
+        ).code
+        == "ERROR_EVENT_NOT_FOUND"
+    )
+    assert (
+        _error(portal, "event.bind", {"event": "ONSESSIONSTART", "handler": EVENT_URL}).code
+        == "ERROR_CORE"
+    )
     err = _error(portal, "event.bind", {"event": "ONSESSIONSTART"})
     assert (err.code, err.extra) == ("ERROR_ARGUMENT", {"argument": "HANDLER"})
 

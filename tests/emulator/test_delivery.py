@@ -50,8 +50,18 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 def test_http_build_query_matches_php() -> None:
     """true->1, false->0, None and empty arrays vanish, lists get indexes, floats print short."""
-    query = http_build_query({"a": True, "b": False, "c": None, "d": [], "e": [5, "x"],
-                              "f": 1.0, "g": 0.5, "h": {"i": {"j": "k l"}}})
+    query = http_build_query(
+        {
+            "a": True,
+            "b": False,
+            "c": None,
+            "d": [],
+            "e": [5, "x"],
+            "f": 1.0,
+            "g": 0.5,
+            "h": {"i": {"j": "k l"}},
+        }
+    )
     assert query == ("a=1&b=0&e%5B0%5D=5&e%5B1%5D=x&f=1&g=0.5&h%5Bi%5D%5Bj%5D=k+l")
 
 
@@ -60,21 +70,40 @@ async def test_event_arrives_form_encoded_with_nested_keys(receiver: Receiver) -
     delivery = EventDelivery()
     await delivery.start()
     try:
-        payload = {"event": "ONIMBOTMESSAGEADD", "event_handler_id": 7, "ts": 1767225600,
-                   "data": {"PARAMS": {"MESSAGE": "Hi & bye", "CHAT_ID": 12, "FLAG": True,
-                                       "NONE": None, "EMPTY": []},
-                            "BOT": {"501": {"BOT_ID": 501}}},
-                   "auth": {"application_token": "tok", "member_id": "m1"}}
+        payload = {
+            "event": "ONIMBOTMESSAGEADD",
+            "event_handler_id": 7,
+            "ts": 1767225600,
+            "data": {
+                "PARAMS": {
+                    "MESSAGE": "Hi & bye",
+                    "CHAT_ID": 12,
+                    "FLAG": True,
+                    "NONE": None,
+                    "EMPTY": [],
+                },
+                "BOT": {"501": {"BOT_ID": 501}},
+            },
+            "auth": {"application_token": "tok", "member_id": "m1"},
+        }
         delivery.sink("m1").post(receiver.url, payload)
         await delivery.settle()
     finally:
         await delivery.close()
     assert receiver.content_types == ["application/x-www-form-urlencoded"]
-    assert receiver.bodies == [{
-        "event": "ONIMBOTMESSAGEADD", "event_handler_id": "7", "ts": "1767225600",
-        "data[PARAMS][MESSAGE]": "Hi & bye", "data[PARAMS][CHAT_ID]": "12",
-        "data[PARAMS][FLAG]": "1", "data[BOT][501][BOT_ID]": "501",
-        "auth[application_token]": "tok", "auth[member_id]": "m1"}]
+    assert receiver.bodies == [
+        {
+            "event": "ONIMBOTMESSAGEADD",
+            "event_handler_id": "7",
+            "ts": "1767225600",
+            "data[PARAMS][MESSAGE]": "Hi & bye",
+            "data[PARAMS][CHAT_ID]": "12",
+            "data[PARAMS][FLAG]": "1",
+            "data[BOT][501][BOT_ID]": "501",
+            "auth[application_token]": "tok",
+            "auth[member_id]": "m1",
+        }
+    ]
     assert delivery.log("m1")[0]["status"] == 200
 
 
@@ -112,22 +141,38 @@ async def test_onappinstall_is_posted_on_start_with_working_tokens(receiver: Rec
             assert body["data[ACTIVE]"] == "Y"
             assert body["data[INSTALLED]"] == "Y"
             creds = emu.credentials
-            for key in ("access_token", "refresh_token", "expires", "expires_in", "scope",
-                        "domain", "server_endpoint", "client_endpoint", "member_id", "user_id",
-                        "status", "application_token"):
+            for key in (
+                "access_token",
+                "refresh_token",
+                "expires",
+                "expires_in",
+                "scope",
+                "domain",
+                "server_endpoint",
+                "client_endpoint",
+                "member_id",
+                "user_id",
+                "status",
+                "application_token",
+            ):
                 assert f"auth[{key}]" in body, key
             assert body["auth[application_token]"] == creds["application_token"]
             assert body["auth[member_id]"] == creds["member_id"]
-            status, _ = await call(http, body["auth[client_endpoint]"] + ECHO,
-                                   json={"auth": body["auth[access_token]"]})
+            status, _ = await call(
+                http,
+                body["auth[client_endpoint]"] + ECHO,
+                json={"auth": body["auth[access_token]"]},
+            )
             assert status == 200
 
 
 async def test_install_route_resends_onappinstall_with_a_fresh_pair(receiver: Receiver) -> None:
     """POST /_emulator/install {"url"} posts ONAPPINSTALL there with a new token pair."""
     with platform_methods():
-        async with run_emulator(EmulatorConfig(frozen_clock=True)) as emu, \
-                aiohttp.ClientSession() as http:
+        async with (
+            run_emulator(EmulatorConfig(frozen_clock=True)) as emu,
+            aiohttp.ClientSession() as http,
+        ):
             old = emu.credentials["access_token"]
             status, answer = await control(http, emu.url, "install", {"url": receiver.url})
             assert status == 200

@@ -29,8 +29,9 @@ def test_envelope_and_top_level_auth() -> None:
 def test_onimbotmessageadd_for_a_client_message() -> None:
     """ONIMBOTMESSAGEADD: BOT keyed by id with auth + BOT_ID/BOT_CODE, PARAMS of an L message."""
     portal, sink = make_portal()
-    first = portal.client_message(1, "Need help", user_code="telegrambot|1|900|4567",
-                                  name="Jane Roe")
+    first = portal.client_message(
+        1, "Need help", user_code="telegrambot|1|900|4567", name="Jane Roe"
+    )
     (payload,) = sink.events("ONIMBOTMESSAGEADD")
     data = payload["data"]
     bot = data["BOT"][str(BOT)]
@@ -53,16 +54,27 @@ def test_onimbotmessageadd_for_a_client_message() -> None:
     assert params["SYSTEM"] == "N"
     assert "BOT_ID" not in params
     assert data["USER"] == {
-        "ID": str(first["user_id"]), "NAME": "Jane Roe", "FIRST_NAME": "Jane",
-        "LAST_NAME": "Roe", "WORK_POSITION": "", "GENDER": "", "IS_BOT": "N",
-        "IS_CONNECTOR": "Y", "IS_NETWORK": "N", "IS_EXTRANET": "N"}
+        "ID": str(first["user_id"]),
+        "NAME": "Jane Roe",
+        "FIRST_NAME": "Jane",
+        "LAST_NAME": "Roe",
+        "WORK_POSITION": "",
+        "GENDER": "",
+        "IS_BOT": "N",
+        "IS_CONNECTOR": "Y",
+        "IS_NETWORK": "N",
+        "IS_EXTRANET": "N",
+    }
 
 
 def test_token_issuer_fills_the_bot_tokens() -> None:
     """When the platform sets token_issuer, data[BOT][id] carries the bot user's tokens."""
     portal, sink = make_portal()
-    portal.token_issuer = lambda user_id, app: {"access_token": f"tok{user_id}",
-                                                "refresh_token": "rt", "expires_in": "3600"}
+    portal.token_issuer = lambda user_id, app: {
+        "access_token": f"tok{user_id}",
+        "refresh_token": "rt",
+        "expires_in": "3600",
+    }
     portal.client_message(1, "Hello")
     bot = sink.events("ONIMBOTMESSAGEADD")[0]["data"]["BOT"][str(BOT)]
     assert bot["access_token"] == f"tok{BOT}"
@@ -72,9 +84,18 @@ def test_token_issuer_fills_the_bot_tokens() -> None:
 def test_webhook_bot_events_carry_client_id_as_application_token() -> None:
     """A webhook bot: data[BOT] has only BOT_ID/BOT_CODE, auth.application_token is CLIENT_ID."""
     portal, sink = make_portal(event_url=None)
-    bot_id = call(portal, "imbot.register", {
-        "CODE": "hook", "TYPE": "O", "EVENT_HANDLER": "http://h.test/bot",
-        "PROPERTIES": {"NAME": "Hook"}, "CLIENT_ID": "secret-cid"}, webhook=True)
+    bot_id = call(
+        portal,
+        "imbot.register",
+        {
+            "CODE": "hook",
+            "TYPE": "O",
+            "EVENT_HANDLER": "http://h.test/bot",
+            "PROPERTIES": {"NAME": "Hook"},
+            "CLIENT_ID": "secret-cid",
+        },
+        webhook=True,
+    )
     portal.lines[1].welcome_bot_enable = True
     portal.lines[1].welcome_bot_id = bot_id
     portal.client_message(1, "Hello")
@@ -96,8 +117,14 @@ def test_onimbotjoinchat_payload() -> None:
     assert (params["CHAT_TYPE"], params["CHAT_ENTITY_TYPE"]) == ("L", "LINES")
     assert params["CHAT_ENTITY_ID"] == first["user_code"]
     assert params["USER_ID"] == str(first["user_id"])
-    assert set(payload["data"]["USER"]) == {"ID", "NAME", "FIRST_NAME", "LAST_NAME",
-                                            "WORK_POSITION", "GENDER"}
+    assert set(payload["data"]["USER"]) == {
+        "ID",
+        "NAME",
+        "FIRST_NAME",
+        "LAST_NAME",
+        "WORK_POSITION",
+        "GENDER",
+    }
     assert str(BOT) in payload["data"]["BOT"]
 
 
@@ -110,11 +137,18 @@ def test_session_start_and_finish_follow_the_code_shape() -> None:
     first = portal.client_message(1, "Hello")
     portal.operator_answer(first["chat_id"], OP)
     portal.operator_finish(first["chat_id"], OP)
-    expected: dict[str, Any] = {"DATA": {
-        "connector": {"connector_id": "livechat", "line_id": "1",
-                      "chat_id": str(first["chat_id"]), "user_id": str(first["user_id"])},
-        "chat": {"chat_id": str(first["chat_id"])},
-        "line": {"id": "1", "name": "Support"}}}
+    expected: dict[str, Any] = {
+        "DATA": {
+            "connector": {
+                "connector_id": "livechat",
+                "line_id": "1",
+                "chat_id": str(first["chat_id"]),
+                "user_id": str(first["user_id"]),
+            },
+            "chat": {"chat_id": str(first["chat_id"])},
+            "line": {"id": "1", "name": "Support"},
+        }
+    }
     assert sink.events("ONSESSIONSTART")[0]["data"] == expected
     assert sink.events("ONSESSIONFINISH")[0]["data"] == expected
 
@@ -124,11 +158,9 @@ def test_openline_message_add_client_and_outgoing_shapes() -> None:
     CONNECTOR and LINE on top."""
     portal, sink = make_portal()
     first = portal.client_message(1, "Hi", user_code="telegrambot|1|900|4567")
-    call(portal, "imbot.message.add", {"DIALOG_ID": f"chat{first['chat_id']}",
-                                       "MESSAGE": "Hello!"})
+    call(portal, "imbot.message.add", {"DIALOG_ID": f"chat{first['chat_id']}", "MESSAGE": "Hello!"})
     incoming, outgoing = (p["data"] for p in sink.events("ONOPENLINEMESSAGEADD"))
-    connector = {"connector_id": "telegrambot", "line_id": "1", "chat_id": "900",
-                 "user_id": "4567"}
+    connector = {"connector_id": "telegrambot", "line_id": "1", "chat_id": "900", "user_id": "4567"}
     assert incoming["DATA"]["connector"] == connector
     assert incoming["DATA"]["message"]["text"] == "Hi"
     assert incoming["DATA"]["message"]["id"] == str(first["message_id"])
@@ -142,8 +174,7 @@ def test_message_update_and_delete_events_for_an_operator_message() -> None:
     portal, sink = make_portal()
     portal.lines[1].welcome_bot_left = "close"
     first = portal.client_message(1, "Hello")
-    call(portal, "imopenlines.bot.session.transfer",
-         {"CHAT_ID": first["chat_id"], "USER_ID": OP})
+    call(portal, "imopenlines.bot.session.transfer", {"CHAT_ID": first["chat_id"], "USER_ID": OP})
     message_id = portal.operator_message(first["chat_id"], OP, "typo")["message_id"]
     message = portal.messages[message_id]
     message.text = "fixed"
@@ -162,8 +193,9 @@ def test_bot_authored_changes_notify_no_bot() -> None:
     """Editing a bot's own message fires no bot event (bots never trigger bot events)."""
     portal, sink = make_portal()
     first = portal.client_message(1, "Hello")
-    message_id = call(portal, "imbot.message.add", {"DIALOG_ID": f"chat{first['chat_id']}",
-                                                    "MESSAGE": "v1"})
+    message_id = call(
+        portal, "imbot.message.add", {"DIALOG_ID": f"chat{first['chat_id']}", "MESSAGE": "v1"}
+    )
     call(portal, "imbot.message.update", {"MESSAGE_ID": message_id, "MESSAGE": "v2"})
     assert sink.events("ONIMBOTMESSAGEUPDATE") == []
 

@@ -15,8 +15,14 @@ URL = "http://hooks.test/bot"
 
 
 def _register_params(**extra: Any) -> dict[str, Any]:
-    return {"CODE": "echo", "EVENT_MESSAGE_ADD": URL, "EVENT_WELCOME_MESSAGE": URL,
-            "EVENT_BOT_DELETE": URL, "PROPERTIES": {"NAME": "Echo"}, **extra}
+    return {
+        "CODE": "echo",
+        "EVENT_MESSAGE_ADD": URL,
+        "EVENT_WELCOME_MESSAGE": URL,
+        "EVENT_BOT_DELETE": URL,
+        "PROPERTIES": {"NAME": "Echo"},
+        **extra,
+    }
 
 
 def _error(portal: Portal, name: str, params: dict[str, Any], **kw: Any) -> RestError:
@@ -27,6 +33,7 @@ def _error(portal: Portal, name: str, params: dict[str, Any], **kw: Any) -> Rest
 
 # ---- register / unregister --------------------------------------------------------------------
 
+
 def test_register_returns_the_bot_user_id_and_is_idempotent_on_code() -> None:
     """register creates a bot user; the same CODE again returns the same id, handlers rebound."""
     portal, _ = make_portal()
@@ -34,8 +41,9 @@ def test_register_returns_the_bot_user_id_and_is_idempotent_on_code() -> None:
     bot = portal.bots[bot_id]
     assert portal.users[bot_id].is_bot
     assert (bot.type, bot.openline, bot.app_id) == ("O", True, portal.app_client_id)
-    again = call(portal, "imbot.register",
-                 _register_params(EVENT_MESSAGE_ADD="http://hooks.test/new"))
+    again = call(
+        portal, "imbot.register", _register_params(EVENT_MESSAGE_ADD="http://hooks.test/new")
+    )
     assert again == bot_id
     assert portal.bots[bot_id].handlers["ONIMBOTMESSAGEADD"].url == "http://hooks.test/new"
 
@@ -52,8 +60,12 @@ def test_register_openline_flag_without_type_o() -> None:
 def test_register_webhook_bot_appends_client_id() -> None:
     """A webhook bot's app id is 'custom'+CLIENT_ID and its URLs carry ?CLIENT_ID= / &CLIENT_ID=."""
     portal, _ = make_portal()
-    bot_id = call(portal, "imbot.register",
-                  _register_params(EVENT_MESSAGE_ADD=URL + "?x=1", client_id="abc"), webhook=True)
+    bot_id = call(
+        portal,
+        "imbot.register",
+        _register_params(EVENT_MESSAGE_ADD=URL + "?x=1", client_id="abc"),
+        webhook=True,
+    )
     bot = portal.bots[bot_id]
     assert bot.app_id == "customabc"
     assert bot.handlers["ONIMBOTMESSAGEADD"].url == URL + "?x=1&CLIENT_ID=abc"
@@ -63,19 +75,25 @@ def test_register_webhook_bot_appends_client_id() -> None:
 def test_register_event_handler_fills_every_handler() -> None:
     """EVENT_HANDLER alone is copied into all six handler params."""
     portal, _ = make_portal()
-    bot_id = call(portal, "imbot.register", {"CODE": "all", "EVENT_HANDLER": URL,
-                                             "PROPERTIES": {"LAST_NAME": "Only"}})
+    bot_id = call(
+        portal,
+        "imbot.register",
+        {"CODE": "all", "EVENT_HANDLER": URL, "PROPERTIES": {"LAST_NAME": "Only"}},
+    )
     assert len(portal.bots[bot_id].handlers) == 6
 
 
-@pytest.mark.parametrize(("drop", "extra", "code"), [
-    ("EVENT_MESSAGE_ADD", {}, "EVENT_MESSAGE_ADD_ERROR"),
-    ("EVENT_WELCOME_MESSAGE", {}, "EVENT_WELCOME_MESSAGE_ERROR"),
-    ("EVENT_BOT_DELETE", {}, "EVENT_BOT_DELETE_ERROR"),
-    (None, {"EVENT_MESSAGE_UPDATE": "not a url"}, "EVENT_MESSAGE_UPDATE_ERROR"),
-    ("CODE", {}, "CODE_ERROR"),
-    ("PROPERTIES", {}, "NAME_ERROR"),
-])
+@pytest.mark.parametrize(
+    ("drop", "extra", "code"),
+    [
+        ("EVENT_MESSAGE_ADD", {}, "EVENT_MESSAGE_ADD_ERROR"),
+        ("EVENT_WELCOME_MESSAGE", {}, "EVENT_WELCOME_MESSAGE_ERROR"),
+        ("EVENT_BOT_DELETE", {}, "EVENT_BOT_DELETE_ERROR"),
+        (None, {"EVENT_MESSAGE_UPDATE": "not a url"}, "EVENT_MESSAGE_UPDATE_ERROR"),
+        ("CODE", {}, "CODE_ERROR"),
+        ("PROPERTIES", {}, "NAME_ERROR"),
+    ],
+)
 def test_register_validation(drop: str | None, extra: dict[str, Any], code: str) -> None:
     """register reports each missing/invalid piece with its own code."""
     portal, _ = make_portal()
@@ -113,12 +131,14 @@ def test_unregister_errors() -> None:
 
 # ---- messages -----------------------------------------------------------------------------------
 
+
 def test_message_add_into_the_lines_chat() -> None:
     """message.add into chat<N> returns the new id and goes out to the connector."""
     portal, sink = make_portal()
     first = portal.client_message(1, "Hello")
-    message_id = call(portal, "imbot.message.add",
-                      {"dialog_id": f"chat{first['chat_id']}", "message": "  Hi!  "})
+    message_id = call(
+        portal, "imbot.message.add", {"dialog_id": f"chat{first['chat_id']}", "message": "  Hi!  "}
+    )
     assert isinstance(message_id, int)
     assert portal.messages[message_id].text == "Hi!"
     assert portal.messages[message_id].author_id == BOT
@@ -130,8 +150,11 @@ def test_message_add_skip_connector_stays_internal() -> None:
     portal, sink = make_portal()
     first = portal.client_message(1, "Hello")
     before = len(sink.events("ONOPENLINEMESSAGEADD"))
-    call(portal, "imbot.message.add", {"DIALOG_ID": f"chat{first['chat_id']}",
-                                       "MESSAGE": "note", "SKIP_CONNECTOR": "Y"})
+    call(
+        portal,
+        "imbot.message.add",
+        {"DIALOG_ID": f"chat{first['chat_id']}", "MESSAGE": "note", "SKIP_CONNECTOR": "Y"},
+    )
     assert len(sink.events("ONOPENLINEMESSAGEADD")) == before
 
 
@@ -140,24 +163,30 @@ def test_message_add_private_and_system_pair() -> None:
     portal, _ = make_portal()
     private = call(portal, "imbot.message.add", {"DIALOG_ID": "2", "MESSAGE": "psst"})
     assert portal.chats[portal.messages[private].chat_id].type == "P"
-    pair = call(portal, "imbot.message.add",
-                {"FROM_USER_ID": 2, "TO_USER_ID": 3, "MESSAGE": "note"})
+    pair = call(
+        portal, "imbot.message.add", {"FROM_USER_ID": 2, "TO_USER_ID": 3, "MESSAGE": "note"}
+    )
     assert portal.messages[pair].system
 
 
-@pytest.mark.parametrize(("params", "code"), [
-    ({"MESSAGE": "x"}, "DIALOG_ID_EMPTY"),
-    ({"DIALOG_ID": "abc", "MESSAGE": "x"}, "DIALOG_ID_EMPTY"),
-    ({"DIALOG_ID": "2", "MESSAGE": "   "}, "MESSAGE_EMPTY"),
-    ({"DIALOG_ID": "2"}, "MESSAGE_EMPTY"),
-    ({"DIALOG_ID": "chat999", "MESSAGE": "x"}, "WRONG_REQUEST"),
-    ({"DIALOG_ID": "2", "MESSAGE": "x", "KEYBOARD": [{"COMMAND": "a"}]}, "KEYBOARD_ERROR"),
-    ({"DIALOG_ID": "2", "MESSAGE": "x", "KEYBOARD": "{broken"}, "KEYBOARD_ERROR"),
-    ({"DIALOG_ID": "2", "MESSAGE": "x", "ATTACH": "{broken"}, "ATTACH_ERROR"),
-    ({"DIALOG_ID": "2", "MESSAGE": "x", "ATTACH": [{"MESSAGE": "y" * 31_000}]},
-     "ATTACH_OVERSIZE"),
-    ({"DIALOG_ID": "2", "MESSAGE": "x", "BOT_ID": 999}, "BOT_ID_ERROR"),
-])
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"MESSAGE": "x"}, "DIALOG_ID_EMPTY"),
+        ({"DIALOG_ID": "abc", "MESSAGE": "x"}, "DIALOG_ID_EMPTY"),
+        ({"DIALOG_ID": "2", "MESSAGE": "   "}, "MESSAGE_EMPTY"),
+        ({"DIALOG_ID": "2"}, "MESSAGE_EMPTY"),
+        ({"DIALOG_ID": "chat999", "MESSAGE": "x"}, "WRONG_REQUEST"),
+        ({"DIALOG_ID": "2", "MESSAGE": "x", "KEYBOARD": [{"COMMAND": "a"}]}, "KEYBOARD_ERROR"),
+        ({"DIALOG_ID": "2", "MESSAGE": "x", "KEYBOARD": "{broken"}, "KEYBOARD_ERROR"),
+        ({"DIALOG_ID": "2", "MESSAGE": "x", "ATTACH": "{broken"}, "ATTACH_ERROR"),
+        (
+            {"DIALOG_ID": "2", "MESSAGE": "x", "ATTACH": [{"MESSAGE": "y" * 31_000}]},
+            "ATTACH_OVERSIZE",
+        ),
+        ({"DIALOG_ID": "2", "MESSAGE": "x", "BOT_ID": 999}, "BOT_ID_ERROR"),
+    ],
+)
 def test_message_add_errors(params: dict[str, Any], code: str) -> None:
     """message.add reports the documented codes."""
     portal, _ = make_portal()
@@ -168,8 +197,9 @@ def test_message_add_keyboard_is_kept() -> None:
     """A valid KEYBOARD ({BUTTONS: [...]} or JSON) is stored with the message."""
     portal, _ = make_portal()
     keyboard = json.dumps({"BUTTONS": [{"TEXT": "Yes", "COMMAND": "yes"}, {"TYPE": "NEWLINE"}]})
-    message_id = call(portal, "imbot.message.add",
-                      {"DIALOG_ID": "2", "MESSAGE": "Choose", "KEYBOARD": keyboard})
+    message_id = call(
+        portal, "imbot.message.add", {"DIALOG_ID": "2", "MESSAGE": "Choose", "KEYBOARD": keyboard}
+    )
     assert portal.messages[message_id].params["KEYBOARD"][0]["TEXT"] == "Yes"
 
 
@@ -177,8 +207,7 @@ def test_message_update_and_delete() -> None:
     """update replaces the text; delete leaves a stub; COMPLETE=Y removes the message."""
     portal, _ = make_portal()
     message_id = call(portal, "imbot.message.add", {"DIALOG_ID": "2", "MESSAGE": "v1"})
-    assert call(portal, "imbot.message.update",
-                {"MESSAGE_ID": message_id, "MESSAGE": "v2"}) is True
+    assert call(portal, "imbot.message.update", {"MESSAGE_ID": message_id, "MESSAGE": "v2"}) is True
     assert portal.messages[message_id].text == "v2"
     assert call(portal, "imbot.message.delete", {"MESSAGE_ID": message_id}) is True
     assert portal.messages[message_id].deleted

@@ -40,8 +40,9 @@ async def running() -> AsyncIterator[tuple[RunningEmulator, Receiver]]:
     await site.start()
     receiver.url = f"http://127.0.0.1:{runner.addresses[0][1]}/events"
     try:
-        async with run_emulator(EmulatorConfig(event_url=receiver.url,
-                                               bucket_capacity=1000)) as emu:
+        async with run_emulator(
+            EmulatorConfig(event_url=receiver.url, bucket_capacity=1000)
+        ) as emu:
             yield emu, receiver
     finally:
         await runner.cleanup()
@@ -52,8 +53,9 @@ async def _post(http: aiohttp.ClientSession, url: str, body: dict[str, Any]) -> 
         return resp.status, await resp.json(content_type=None)
 
 
-async def _control(http: aiohttp.ClientSession, emu: RunningEmulator, route: str,
-                   body: dict[str, Any]) -> Any:
+async def _control(
+    http: aiohttp.ClientSession, emu: RunningEmulator, route: str, body: dict[str, Any]
+) -> Any:
     status, answer = await _post(http, f"{emu.url}/_emulator/{route}", body)
     assert status == 200, answer
     return answer
@@ -65,11 +67,15 @@ async def test_full_dialog_over_http(running: tuple[RunningEmulator, Receiver]) 
     hook = emu.credentials["webhook_url"]
     async with aiohttp.ClientSession() as http:
         first = await _control(http, emu, "client-message", {"line_id": 1, "text": "Hello"})
-        status, body = await _post(http, f"{hook}imopenlines.bot.session.operator.json",
-                                   {"chat_id": first["chat_id"]})
+        status, body = await _post(
+            http, f"{hook}imopenlines.bot.session.operator.json", {"chat_id": first["chat_id"]}
+        )
         assert (status, body["result"]) == (200, True)
-        for route, extra in (("operator-answer", {}), ("operator-message", {"text": "Hi"}),
-                             ("operator-finish", {})):
+        for route, extra in (
+            ("operator-answer", {}),
+            ("operator-message", {"text": "Hi"}),
+            ("operator-finish", {}),
+        ):
             await _control(http, emu, route, {"chat_id": first["chat_id"], "user_id": 2, **extra})
         await _control(http, emu, "client-vote", {"chat_id": first["chat_id"], "vote": "like"})
         async with http.get(f"{emu.url}/_emulator/state") as resp:
@@ -100,16 +106,28 @@ async def test_bot_replies_with_the_apps_token(running: tuple[RunningEmulator, R
     creds = emu.credentials
     async with aiohttp.ClientSession() as http:
         first = await _control(http, emu, "client-message", {"line_id": 1, "text": "Hello"})
-        status, body = await _post(http, f"{emu.url}/rest/imbot.message.add",
-                                   {"auth": creds["access_token"],
-                                    "dialog_id": f"chat{first['chat_id']}", "message": "Hi!"})
+        status, body = await _post(
+            http,
+            f"{emu.url}/rest/imbot.message.add",
+            {
+                "auth": creds["access_token"],
+                "dialog_id": f"chat{first['chat_id']}",
+                "message": "Hi!",
+            },
+        )
         assert status == 200
         assert isinstance(body["result"], int)
-        status, body = await _post(http, f"{creds['webhook_url']}imopenlines.crm.lead.create",
-                                   {"CHAT_ID": first["chat_id"]})
+        status, body = await _post(
+            http,
+            f"{creds['webhook_url']}imopenlines.crm.lead.create",
+            {"CHAT_ID": first["chat_id"]},
+        )
         assert (status, body["error"]) == (400, "ERROR_USER_NOT_OPERATOR")
-        status, body = await _post(http, f"{creds['webhook_url']}event.bind",
-                                   {"event": "ONSESSIONSTART", "handler": "http://x.test/"})
+        status, body = await _post(
+            http,
+            f"{creds['webhook_url']}event.bind",
+            {"event": "ONSESSIONSTART", "handler": "http://x.test/"},
+        )
         assert (status, body["error"]) == (403, "WRONG_AUTH_TYPE")
         status, body = await _post(http, f"{creds['webhook_url']}user.get", {})
         assert status == 200

@@ -25,13 +25,19 @@ def test_pin_sets_pause_in_session_and_entity_data() -> None:
     """pin by the operator: session PAUSE=Y and ENTITY_DATA_1 position 3 is Y; ACTIVATE=N undoes."""
     portal, _ = make_portal()
     first = _answered(portal)
-    assert call(portal, "imopenlines.session.mode.pin", {"CHAT_ID": first["chat_id"]},
-                user_id=OP) is True
+    assert (
+        call(portal, "imopenlines.session.mode.pin", {"CHAT_ID": first["chat_id"]}, user_id=OP)
+        is True
+    )
     chat = portal.chats[first["chat_id"]]
     assert portal.sessions[first["session_id"]].pause
     assert chat.entity_data_1.split("|")[3] == "Y"
-    call(portal, "imopenlines.session.mode.pin", {"CHAT_ID": first["chat_id"], "ACTIVATE": "N"},
-         user_id=OP)
+    call(
+        portal,
+        "imopenlines.session.mode.pin",
+        {"CHAT_ID": first["chat_id"], "ACTIVATE": "N"},
+        user_id=OP,
+    )
     assert chat.entity_data_1.split("|")[3] == "N"
 
 
@@ -50,8 +56,10 @@ def test_pin_to_the_current_state_needs_no_operator() -> None:
     first = _answered(portal)
     call(portal, "imopenlines.session.mode.pin", {"CHAT_ID": first["chat_id"]}, user_id=OP)
     assert call(portal, "imopenlines.session.mode.pin", {"CHAT_ID": first["chat_id"]}) is True
-    assert call(portal, "imopenlines.session.mode.unpin", {"CHAT_ID": first["chat_id"]},
-                user_id=OP) is True
+    assert (
+        call(portal, "imopenlines.session.mode.unpin", {"CHAT_ID": first["chat_id"]}, user_id=OP)
+        is True
+    )
     assert not portal.chats[first["chat_id"]].pause
 
 
@@ -73,8 +81,8 @@ def test_pin_all_changes_only_answered_open_dialogs() -> None:
     talking = _answered(portal)
     portal.operator_message(talking["chat_id"], OP, "Hi")
     waiting = _answered(portal)
-    portal.operator_finish(waiting["chat_id"], OP)                 # status 50: not pinned
-    _answered(portal, OPERATORS[1])                                 # someone else's
+    portal.operator_finish(waiting["chat_id"], OP)  # status 50: not pinned
+    _answered(portal, OPERATORS[1])  # someone else's
     result = call(portal, "imopenlines.session.mode.pinAll", {}, user_id=OP)
     assert sorted(result) == sorted([answered["session_id"], talking["session_id"]])
     assert call(portal, "imopenlines.session.mode.pinAll", {}, user_id=OP) == []
@@ -86,8 +94,14 @@ def test_silent_mode_sets_entity_data_3_and_hides_operator_messages() -> None:
     """silent ACTIVATE=Y: ENTITY_DATA_3 'Y', operator messages no longer go to the connector."""
     portal, sink = make_portal()
     first = _answered(portal)
-    assert call(portal, "imopenlines.session.mode.silent",
-                {"CHAT_ID": first["chat_id"], "ACTIVATE": "Y"}) is True
+    assert (
+        call(
+            portal,
+            "imopenlines.session.mode.silent",
+            {"CHAT_ID": first["chat_id"], "ACTIVATE": "Y"},
+        )
+        is True
+    )
     chat = portal.chats[first["chat_id"]]
     assert chat.entity_data_3 == "Y"
     before = len(sink.events("ONOPENLINEMESSAGEADD"))

@@ -36,9 +36,16 @@ def _private_chat(portal: Portal) -> int:
 
 # ---- checkAccess ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", ["imopenlines.session.join", "imopenlines.session.start",
-                                  "imopenlines.session.mode.silent",
-                                  "imopenlines.crm.lead.create"])
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "imopenlines.session.join",
+        "imopenlines.session.start",
+        "imopenlines.session.mode.silent",
+        "imopenlines.crm.lead.create",
+    ],
+)
 def test_check_access_codes(name: str) -> None:
     """Operator::checkAccess: CHAT_ID (bad/unknown), CHAT_TYPE (not LINES), ACCESS_DENIED."""
     portal, _ = make_portal()
@@ -58,18 +65,21 @@ def test_check_access_keys_are_case_sensitive() -> None:
     """session.join with `chat_id` in lower case sees no CHAT_ID at all."""
     portal, _ = make_portal()
     first = _queued(portal)
-    assert _error(portal, "imopenlines.session.join",
-                  {"chat_id": first["chat_id"]}).code == "CHAT_ID"
+    assert (
+        _error(portal, "imopenlines.session.join", {"chat_id": first["chat_id"]}).code == "CHAT_ID"
+    )
 
 
 # ---- session.open / dialog.get ----------------------------------------------------------------
+
 
 def test_session_open_returns_the_chat_id() -> None:
     """session.open finds the chat by exact USER_CODE and answers {"chatId": "<id>"}."""
     portal, _ = make_portal()
     first = portal.client_message(1, "Hello")
-    assert call(portal, "imopenlines.session.open", {"USER_CODE": first["user_code"]}) == \
-        {"chatId": str(first["chat_id"])}
+    assert call(portal, "imopenlines.session.open", {"USER_CODE": first["user_code"]}) == {
+        "chatId": str(first["chat_id"])
+    }
 
 
 def test_session_open_errors() -> None:
@@ -77,10 +87,12 @@ def test_session_open_errors() -> None:
     portal, _ = make_portal()
     first = portal.client_message(1, "Hello")
     stranger = portal.add_user("Outside", "Person", role="operator")
-    for params, kw in (({"USER_CODE": "livechat|1|1|1"}, {}),
-                       ({"USER_CODE": "imol|" + first["user_code"]}, {}),
-                       ({"user_code": first["user_code"]}, {}),
-                       ({"USER_CODE": first["user_code"]}, {"user_id": stranger.id})):
+    for params, kw in (
+        ({"USER_CODE": "livechat|1|1|1"}, {}),
+        ({"USER_CODE": "imol|" + first["user_code"]}, {}),
+        ({"user_code": first["user_code"]}, {}),
+        ({"USER_CODE": first["user_code"]}, {"user_id": stranger.id}),
+    ):
         assert _error(portal, "imopenlines.session.open", params, **kw).code == "ACCESS_DENIED"
 
 
@@ -89,9 +101,13 @@ def test_dialog_get_resolves_every_identifier() -> None:
     portal, _ = make_portal()
     first = portal.client_message(1, "Hello")
     chat_id = first["chat_id"]
-    for params in ({"chat_id": chat_id}, {"DIALOG_ID": f"chat{chat_id}"},
-                   {"session_id": first["session_id"]}, {"USER_CODE": first["user_code"]},
-                   {"user_code": "imol|" + first["user_code"]}):
+    for params in (
+        {"chat_id": chat_id},
+        {"DIALOG_ID": f"chat{chat_id}"},
+        {"session_id": first["session_id"]},
+        {"USER_CODE": first["user_code"]},
+        {"user_code": "imol|" + first["user_code"]},
+    ):
         result = call(portal, "imopenlines.dialog.get", params)
         assert result["id"] == chat_id
         assert result["dialog_id"] == f"chat{chat_id}"
@@ -117,14 +133,24 @@ def test_dialog_get_access_error() -> None:
     portal, _ = make_portal()
     portal.client_message(1, "Hello")
     private = _private_chat(portal)
-    for params in ({}, {"DIALOG_ID": "1"}, {"DIALOG_ID": "chatX"}, {"CHAT_ID": 999},
-                   {"SESSION_ID": 999}, {"USER_CODE": "nope"}, {"CHAT_ID": private}):
+    for params in (
+        {},
+        {"DIALOG_ID": "1"},
+        {"DIALOG_ID": "chatX"},
+        {"CHAT_ID": 999},
+        {"SESSION_ID": 999},
+        {"USER_CODE": "nope"},
+        {"CHAT_ID": private},
+    ):
         err = _error(portal, "imopenlines.dialog.get", params)
         assert (err.code, err.description) == (
-            "ACCESS_ERROR", "You do not have access to the specified dialog")
+            "ACCESS_ERROR",
+            "You do not have access to the specified dialog",
+        )
 
 
 # ---- session.start / message.session.start / join / intercept ---------------------------------
+
 
 def test_session_start_opens_an_output_session() -> None:
     """session.start on a chat without open session creates one: MODE output, caller operates."""
@@ -132,8 +158,9 @@ def test_session_start_opens_an_output_session() -> None:
     first = portal.client_message(1, "Hello")
     call(portal, "imopenlines.bot.session.finish", {"CHAT_ID": first["chat_id"]})
     portal.client_vote(first["chat_id"], "like")
-    assert call(portal, "imopenlines.session.start", {"CHAT_ID": first["chat_id"]},
-                user_id=OP) is True
+    assert (
+        call(portal, "imopenlines.session.start", {"CHAT_ID": first["chat_id"]}, user_id=OP) is True
+    )
     session = portal.open_session(portal.chats[first["chat_id"]])
     assert session is not None
     assert (session.mode, session.operator_id) == ("output", OP)
@@ -154,8 +181,14 @@ def test_message_session_start_closes_and_forks() -> None:
     """message.session.start closes the current session; the new one has PARENT_ID, MODE output."""
     portal, sink = make_portal()
     first = portal.client_message(1, "Hello")
-    assert call(portal, "imopenlines.message.session.start",
-                {"CHAT_ID": first["chat_id"], "MESSAGE_ID": first["message_id"]}) is True
+    assert (
+        call(
+            portal,
+            "imopenlines.message.session.start",
+            {"CHAT_ID": first["chat_id"], "MESSAGE_ID": first["message_id"]},
+        )
+        is True
+    )
     old = portal.sessions[first["session_id"]]
     new = portal.open_session(portal.chats[first["chat_id"]])
     assert old.closed
@@ -171,8 +204,14 @@ def test_message_session_start_ignores_a_wrong_message() -> None:
     portal, _ = make_portal()
     first = portal.client_message(1, "Hello")
     for message_id in (None, 99999):
-        assert call(portal, "imopenlines.message.session.start",
-                    {"CHAT_ID": first["chat_id"], "MESSAGE_ID": message_id}) is True
+        assert (
+            call(
+                portal,
+                "imopenlines.message.session.start",
+                {"CHAT_ID": first["chat_id"], "MESSAGE_ID": message_id},
+            )
+            is True
+        )
     assert len(portal.sessions) == 1
 
 
@@ -180,8 +219,10 @@ def test_join_adds_the_caller_only() -> None:
     """session.join adds the caller to the chat; operator and status stay."""
     portal, _ = make_portal()
     first = _queued(portal)
-    assert call(portal, "imopenlines.session.join", {"CHAT_ID": first["chat_id"]},
-                user_id=SUPERVISOR) is True
+    assert (
+        call(portal, "imopenlines.session.join", {"CHAT_ID": first["chat_id"]}, user_id=SUPERVISOR)
+        is True
+    )
     session = portal.sessions[first["session_id"]]
     assert SUPERVISOR in portal.chats[first["chat_id"]].members
     assert (session.operator_id, session.status) == (0, 5)
@@ -192,8 +233,15 @@ def test_intercept_takes_the_dialog() -> None:
     portal, _ = make_portal()
     first = _queued(portal)
     portal.operator_answer(first["chat_id"], OP)
-    assert call(portal, "imopenlines.session.intercept", {"CHAT_ID": first["chat_id"]},
-                user_id=OPERATORS[1]) is True
+    assert (
+        call(
+            portal,
+            "imopenlines.session.intercept",
+            {"CHAT_ID": first["chat_id"]},
+            user_id=OPERATORS[1],
+        )
+        is True
+    )
     chat = portal.chats[first["chat_id"]]
     assert chat.author_id == OPERATORS[1]
     assert OP not in chat.members
@@ -204,8 +252,10 @@ def test_intercept_without_operator_is_a_quiet_no_op() -> None:
     """session.intercept on a queued dialog (no AUTHOR_ID) changes nothing, returns true."""
     portal, _ = make_portal()
     first = _queued(portal)
-    assert call(portal, "imopenlines.session.intercept", {"CHAT_ID": first["chat_id"]},
-                user_id=OP) is True
+    assert (
+        call(portal, "imopenlines.session.intercept", {"CHAT_ID": first["chat_id"]}, user_id=OP)
+        is True
+    )
     assert portal.sessions[first["session_id"]].operator_id == 0
 
 
@@ -213,11 +263,13 @@ def test_intercept_errors() -> None:
     """session.intercept: CHAT_ID_EMPTY, and any access failure becomes OPERATOR_WRONG."""
     portal, _ = make_portal()
     assert _error(portal, "imopenlines.session.intercept", {}).code == "CHAT_ID_EMPTY"
-    assert _error(portal, "imopenlines.session.intercept",
-                  {"CHAT_ID": 999}).code == "OPERATOR_WRONG"
+    assert (
+        _error(portal, "imopenlines.session.intercept", {"CHAT_ID": 999}).code == "OPERATOR_WRONG"
+    )
 
 
 # ---- history.get ------------------------------------------------------------------------------
+
 
 def test_history_get_shape_and_range() -> None:
     """history.get returns START_ID..END_ID of the session, camelCase top keys, lower-case rows."""
@@ -236,8 +288,16 @@ def test_history_get_shape_and_range() -> None:
     assert first["message_id"] in ids
     assert second["message_id"] not in ids
     row = result["message"][str(first["message_id"])]
-    assert set(row) == {"id", "chatid", "senderid", "recipientid", "date", "text",
-                        "textlegacy", "params"}
+    assert set(row) == {
+        "id",
+        "chatid",
+        "senderid",
+        "recipientid",
+        "date",
+        "text",
+        "textlegacy",
+        "params",
+    }
     assert row["text"] == "Hello"
     assert result["usersMessage"][f"chat{first['chat_id']}"] == [str(i) for i in ids]
     assert result["users"][str(first["user_id"])]["connector"] is True
@@ -261,19 +321,28 @@ def test_history_get_errors() -> None:
     assert _error(portal, name, {"session_id": 1}).code == "MISSING_REQUIRED_PARAM"
     assert _error(portal, name, {"CHAT_ID": private}).code == "INVALID_SESSION_ID"
     assert _error(portal, name, {"SESSION_ID": 999}).code == "ACCESS_DENIED"
-    assert _error(portal, name, {"SESSION_ID": first["session_id"]},
-                  user_id=OP).code == "ACCESS_DENIED"
+    assert (
+        _error(portal, name, {"SESSION_ID": first["session_id"]}, user_id=OP).code
+        == "ACCESS_DENIED"
+    )
 
 
 # ---- head.vote --------------------------------------------------------------------------------
+
 
 def test_head_vote_stores_rating_and_comment() -> None:
     """head.vote by a supervisor stores VOTE_HEAD and COMMENT_HEAD on any session."""
     portal, _ = make_portal()
     first = portal.client_message(1, "Hello")
-    assert call(portal, "imopenlines.session.head.vote",
-                {"SESSION_ID": first["session_id"], "RATING": "4", "COMMENT": "Good"},
-                user_id=SUPERVISOR) is True
+    assert (
+        call(
+            portal,
+            "imopenlines.session.head.vote",
+            {"SESSION_ID": first["session_id"], "RATING": "4", "COMMENT": "Good"},
+            user_id=SUPERVISOR,
+        )
+        is True
+    )
     session = portal.sessions[first["session_id"]]
     assert (session.vote_head, session.comment_head) == (4, "Good")
 
@@ -282,8 +351,9 @@ def test_head_vote_value_quirks() -> None:
     """RATING > 5 is stored as 0; RATING without COMMENT wipes COMMENT_HEAD; long comments cut."""
     portal, _ = make_portal()
     sid = portal.client_message(1, "Hello")["session_id"]
-    call(portal, "imopenlines.session.head.vote",
-         {"SESSION_ID": sid, "RATING": 7, "COMMENT": "note"})
+    call(
+        portal, "imopenlines.session.head.vote", {"SESSION_ID": sid, "RATING": 7, "COMMENT": "note"}
+    )
     assert portal.sessions[sid].vote_head == 0
     call(portal, "imopenlines.session.head.vote", {"SESSION_ID": sid, "RATING": 3})
     assert (portal.sessions[sid].vote_head, portal.sessions[sid].comment_head) == (3, "")
@@ -299,14 +369,18 @@ def test_head_vote_errors() -> None:
     name = "imopenlines.session.head.vote"
     assert _error(portal, name, {"RATING": 5}).code == "EMPTY_SESSION_ID"
     assert _error(portal, name, {"SESSION_ID": sid}).code == "EMPTY_VOTE_PARAMS"
-    assert _error(portal, name, {"SESSION_ID": sid, "RATING": "0",
-                                 "COMMENT": "  "}).code == "EMPTY_VOTE_PARAMS"
+    assert (
+        _error(portal, name, {"SESSION_ID": sid, "RATING": "0", "COMMENT": "  "}).code
+        == "EMPTY_VOTE_PARAMS"
+    )
     assert _error(portal, name, {"SESSION_ID": 999, "RATING": 5}).code == "ACCESS_DENIED"
-    assert _error(portal, name, {"SESSION_ID": sid, "RATING": 5},
-                  user_id=OP).code == "ACCESS_DENIED"
+    assert (
+        _error(portal, name, {"SESSION_ID": sid, "RATING": 5}, user_id=OP).code == "ACCESS_DENIED"
+    )
 
 
 # ---- crm.lead.create --------------------------------------------------------------------------
+
 
 def test_crm_lead_create_refuses_a_caller_who_is_not_the_operator() -> None:
     """crm.lead.create by the admin (the webhook owner) on an operator's dialog fails."""
@@ -323,8 +397,10 @@ def test_crm_lead_create_binds_a_new_lead_once() -> None:
     portal.lines[1].crm_create = "none"
     first = _queued(portal)
     portal.operator_answer(first["chat_id"], OP)
-    assert call(portal, "imopenlines.crm.lead.create", {"CHAT_ID": first["chat_id"]},
-                user_id=OP) is True
+    assert (
+        call(portal, "imopenlines.crm.lead.create", {"CHAT_ID": first["chat_id"]}, user_id=OP)
+        is True
+    )
     chat = portal.chats[first["chat_id"]]
     (lead_id,) = portal.leads
     assert chat.entity_data_1.startswith(f"Y|LEAD|{lead_id}|")

@@ -290,8 +290,11 @@ def test_operator_message_reaches_a_bot_that_stays() -> None:
     portal, sink = make_portal()
     portal.lines[1].welcome_bot_left = "close"
     first = portal.client_message(1, "Hello")
-    call(portal, "imopenlines.bot.session.transfer",
-         {"CHAT_ID": first["chat_id"], "USER_ID": OP, "LEAVE": "N"})
+    call(
+        portal,
+        "imopenlines.bot.session.transfer",
+        {"CHAT_ID": first["chat_id"], "USER_ID": OP, "LEAVE": "N"},
+    )
     portal.operator_message(first["chat_id"], OP, "Operator here")
     last = sink.events("ONIMBOTMESSAGEADD")[-1]
     assert last["data"]["PARAMS"]["MESSAGE"] == "Operator here"

@@ -38,6 +38,7 @@ def hook(emu: RunningEmulator, method: str) -> str:
 
 # --- pure units -----------------------------------------------------------------------------
 
+
 def test_leaky_bucket_refuses_without_filling_and_drains_with_time() -> None:
     """Capacity 3 at 2/s: 3 pass, the 4th is refused (and not counted); 1 s later 2 more pass."""
     clock = FrozenClock()
@@ -53,7 +54,7 @@ def test_operating_budget_blocks_only_when_the_sum_is_greater_than_the_limit() -
     clock = FrozenClock()
     budget = OperatingBudget(10.0, clock)
     key = ("webhook", "1", "m")
-    budget.record(key, clock.now(), 0.1)          # <= 0.1 s is not fixed
+    budget.record(key, clock.now(), 0.1)  # <= 0.1 s is not fixed
     assert budget.used(key) == 0
     budget.record(key, clock.now(), 10.0)
     assert not budget.blocked(key)
@@ -80,8 +81,10 @@ def test_operating_budget_expires_ten_minutes_after_the_first_call() -> None:
 
 # --- leaky bucket over HTTP -----------------------------------------------------------------
 
+
 async def test_burst_of_60_gets_50_answers_and_10_rejections_then_drains(
-        emu: RunningEmulator, http: aiohttp.ClientSession) -> None:
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """60 calls at once: exactly 50 run, 10 get 503 QUERY_LIMIT_EXCEEDED and are not run;
     after 5 s of quiet (2/s) exactly 10 more pass."""
     statuses, rejected = [], []
@@ -92,9 +95,11 @@ async def test_burst_of_60_gets_50_answers_and_10_rejections_then_drains(
             rejected.append(body)
     assert statuses.count(200) == 50
     assert statuses.count(503) == 10
-    assert rejected[0] == {"error": "QUERY_LIMIT_EXCEEDED",
-                           "error_description": "Too many requests"}
-    assert _platform.calls[COUNTED] == 50          # a rejected request is never executed
+    assert rejected[0] == {
+        "error": "QUERY_LIMIT_EXCEEDED",
+        "error_description": "Too many requests",
+    }
+    assert _platform.calls[COUNTED] == 50  # a rejected request is never executed
 
     await control(http, emu.url, "advance-time", {"seconds": 5})
     after = [(await call(http, hook(emu, COUNTED), json={}))[0] for _ in range(11)]
@@ -105,15 +110,18 @@ async def test_burst_of_60_gets_50_answers_and_10_rejections_then_drains(
 
 
 async def test_bucket_is_per_portal_and_shared_by_webhook_and_oauth(
-        http: aiohttp.ClientSession) -> None:
+    http: aiohttp.ClientSession,
+) -> None:
     """Two portals have two buckets; within a portal, token and webhook calls share one."""
     with platform_methods():
         config = EmulatorConfig(frozen_clock=True, portals=2, bucket_capacity=3)
         async with run_emulator(config) as emu:
             first, second = (p.credentials(emu.url) for p in emu.portals)
             token_url = f"{first['client_endpoint']}{ECHO}"
-            got = [(await call(http, token_url, json={"auth": first["access_token"]}))[0]
-                   for _ in range(2)]
+            got = [
+                (await call(http, token_url, json={"auth": first["access_token"]}))[0]
+                for _ in range(2)
+            ]
             got.append((await call(http, first["webhook_url"] + ECHO, json={}))[0])
             got.append((await call(http, first["webhook_url"] + ECHO, json={}))[0])
             assert got == [200, 200, 200, 503]
@@ -135,8 +143,10 @@ async def test_enterprise_plan_bucket_holds_250(http: aiohttp.ClientSession) -> 
 
 # --- operating budget over HTTP -------------------------------------------------------------
 
+
 async def test_operating_budget_blocks_with_429_and_recovers_after_the_window(
-        emu: RunningEmulator, http: aiohttp.ClientSession) -> None:
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """100 s simulated per call, limit 480: calls 1-5 run (the 5th pushes the sum to 500), the
     6th is 429 OPERATION_TIME_LIMIT; other methods are unaffected; 10 min later it passes."""
     operating = []
@@ -148,8 +158,10 @@ async def test_operating_budget_blocks_with_429_and_recovers_after_the_window(
     assert operating == [pytest.approx(n, abs=0.5) for n in (100, 200, 300, 400, 500)]
     status, body = await call(http, hook(emu, ECHO), json={})
     assert status == 429
-    assert body == {"error": "OPERATION_TIME_LIMIT",
-                    "error_description": "Method is blocked due to operation time limit."}
+    assert body == {
+        "error": "OPERATION_TIME_LIMIT",
+        "error_description": "Method is blocked due to operation time limit.",
+    }
     status, _ = await call(http, hook(emu, LISTING), json={})
     assert status == 200
     assert emu.portals[0].counters()["methods"][ECHO]["429"] == 1
@@ -160,7 +172,8 @@ async def test_operating_budget_blocks_with_429_and_recovers_after_the_window(
 
 
 async def test_operating_budget_is_kept_per_webhook_and_per_app(
-        emu: RunningEmulator, http: aiohttp.ClientSession) -> None:
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """Exhausting a method through one webhook leaves the OAuth app and other webhooks free."""
     for _ in range(5):
         await call(http, hook(emu, ECHO), json={})
@@ -172,15 +185,17 @@ async def test_operating_budget_is_kept_per_webhook_and_per_app(
     assert (await call(http, url, json={"auth": token}))[0] == 200
 
 
-async def test_time_block_reports_operating_reset_at(emu: RunningEmulator,
-                                                     http: aiohttp.ClientSession) -> None:
+async def test_time_block_reports_operating_reset_at(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """operating_reset_at is when the oldest counted bucket expires: 600 s after its call."""
     _, body = await call(http, hook(emu, ECHO), json={})
     assert body["time"]["operating_reset_at"] == int(body["time"]["start"] + 600)
 
 
-async def test_fault_exec_time_charges_the_budget(emu: RunningEmulator,
-                                                  http: aiohttp.ClientSession) -> None:
+async def test_fault_exec_time_charges_the_budget(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """Simulated execution time set through the faults API reaches the 429 just the same."""
     status, _ = await control(http, emu.url, "faults", {"exec_time_s": {LISTING: 500}})
     assert status == 200
@@ -189,7 +204,8 @@ async def test_fault_exec_time_charges_the_budget(emu: RunningEmulator,
 
 
 async def test_batch_sub_calls_are_charged_to_their_own_methods(
-        emu: RunningEmulator, http: aiohttp.ClientSession) -> None:
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """batch is exempt; each command is charged to, and blocked by, its own method's budget."""
     cmd = {f"c{i}": f"{ECHO}?i={i}" for i in range(6)} | {"other": f"{LISTING}"}
     status, body = await call(http, hook(emu, "batch"), json={"cmd": cmd})

@@ -12,8 +12,19 @@ import pytest
 from emulator.server import EmulatorConfig, RunningEmulator, run_emulator
 from tests.emulator._platform import ECHO, call, control, platform_methods
 
-ANSWER_KEYS = {"access_token", "refresh_token", "expires", "expires_in", "client_endpoint",
-               "server_endpoint", "domain", "member_id", "scope", "status", "user_id"}
+ANSWER_KEYS = {
+    "access_token",
+    "refresh_token",
+    "expires",
+    "expires_in",
+    "client_endpoint",
+    "server_endpoint",
+    "domain",
+    "member_id",
+    "scope",
+    "status",
+    "user_id",
+}
 
 
 @pytest.fixture
@@ -30,21 +41,31 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 
 def refresh_params(creds: dict[str, Any], refresh_token: str) -> dict[str, str]:
-    return {"grant_type": "refresh_token", "client_id": creds["client_id"],
-            "client_secret": creds["client_secret"], "refresh_token": refresh_token}
+    return {
+        "grant_type": "refresh_token",
+        "client_id": creds["client_id"],
+        "client_secret": creds["client_secret"],
+        "refresh_token": refresh_token,
+    }
 
 
-async def rest_call(http: aiohttp.ClientSession, emu: RunningEmulator,
-                    token: str) -> tuple[int, Any]:
+async def rest_call(
+    http: aiohttp.ClientSession, emu: RunningEmulator, token: str
+) -> tuple[int, Any]:
     return await call(http, emu.credentials["client_endpoint"] + ECHO, json={"auth": token})
 
 
-async def test_refresh_answers_the_documented_shape(emu: RunningEmulator,
-                                                    http: aiohttp.ClientSession) -> None:
+async def test_refresh_answers_the_documented_shape(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """GET /oauth/token/ with grant_type=refresh_token returns a new pair and the app facts."""
     creds = emu.credentials
-    status, body = await call(http, creds["oauth_token_url"], method="GET",
-                              params=refresh_params(creds, creds["refresh_token"]))
+    status, body = await call(
+        http,
+        creds["oauth_token_url"],
+        method="GET",
+        params=refresh_params(creds, creds["refresh_token"]),
+    )
     assert status == 200
     assert set(body) == ANSWER_KEYS
     assert body["expires_in"] == 60
@@ -57,8 +78,9 @@ async def test_refresh_answers_the_documented_shape(emu: RunningEmulator,
     assert (await rest_call(http, emu, body["access_token"]))[0] == 200
 
 
-async def test_refresh_tokens_rotate_and_are_counted(emu: RunningEmulator,
-                                                     http: aiohttp.ClientSession) -> None:
+async def test_refresh_tokens_rotate_and_are_counted(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """A used refresh token is dead (invalid_grant); the new one works; refreshes are counted."""
     creds = emu.credentials
     url = creds["oauth_token_url"]
@@ -72,37 +94,42 @@ async def test_refresh_tokens_rotate_and_are_counted(emu: RunningEmulator,
     assert counters["refreshes"] == 2
 
 
-async def test_token_endpoint_rejects_a_wrong_client(emu: RunningEmulator,
-                                                     http: aiohttp.ClientSession) -> None:
+async def test_token_endpoint_rejects_a_wrong_client(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """A wrong client_secret or unknown client_id is invalid_client, and nothing rotates."""
     creds = emu.credentials
     params = refresh_params(creds, creds["refresh_token"]) | {"client_secret": "wrong"}
     status, body = await call(http, creds["oauth_token_url"], data=params)
     assert (status, body["error"]) == (401, "invalid_client")
     params = refresh_params(creds, creds["refresh_token"]) | {"client_id": "local.nobody"}
-    assert (await call(http, creds["oauth_token_url"], data=params))[1]["error"] == \
-        "invalid_client"
+    assert (await call(http, creds["oauth_token_url"], data=params))[1]["error"] == "invalid_client"
     good = refresh_params(creds, creds["refresh_token"])
     assert (await call(http, creds["oauth_token_url"], data=good))[0] == 200
 
 
 async def test_access_token_expires_after_ttl_and_refresh_recovers(
-        emu: RunningEmulator, http: aiohttp.ClientSession) -> None:
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """Past token_ttl_s the token gets 401 expired_token; the refreshed token works."""
     creds = emu.credentials
     assert (await rest_call(http, emu, creds["access_token"]))[0] == 200
     await control(http, emu.url, "advance-time", {"seconds": 61})
     status, body = await rest_call(http, emu, creds["access_token"])
     assert status == 401
-    assert body == {"error": "expired_token",
-                    "error_description": "The access token provided has expired"}
-    _, fresh = await call(http, creds["oauth_token_url"],
-                          data=refresh_params(creds, creds["refresh_token"]))
+    assert body == {
+        "error": "expired_token",
+        "error_description": "The access token provided has expired",
+    }
+    _, fresh = await call(
+        http, creds["oauth_token_url"], data=refresh_params(creds, creds["refresh_token"])
+    )
     assert (await rest_call(http, emu, fresh["access_token"]))[0] == 200
 
 
-async def test_forced_expiry_expires_live_tokens_only(emu: RunningEmulator,
-                                                      http: aiohttp.ClientSession) -> None:
+async def test_forced_expiry_expires_live_tokens_only(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """POST /_emulator/expire-tokens turns every live access token into expired_token."""
     creds = emu.credentials
     status, body = await control(http, emu.url, "expire-tokens")
@@ -110,18 +137,24 @@ async def test_forced_expiry_expires_live_tokens_only(emu: RunningEmulator,
     assert body["expired"] >= 1
     status, answer = await rest_call(http, emu, creds["access_token"])
     assert (status, answer["error"]) == (401, "expired_token")
-    _, fresh = await call(http, creds["oauth_token_url"],
-                          data=refresh_params(creds, creds["refresh_token"]))
+    _, fresh = await call(
+        http, creds["oauth_token_url"], data=refresh_params(creds, creds["refresh_token"])
+    )
     assert (await rest_call(http, emu, fresh["access_token"]))[0] == 200
 
 
-async def test_authorization_code_grant_is_one_shot(emu: RunningEmulator,
-                                                    http: aiohttp.ClientSession) -> None:
+async def test_authorization_code_grant_is_one_shot(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
     """An authorization code buys one token pair; reusing it is invalid_grant."""
     creds = emu.credentials
     _, issued = await control(http, emu.url, "oauth-code")
-    params = {"grant_type": "authorization_code", "client_id": creds["client_id"],
-              "client_secret": creds["client_secret"], "code": issued["code"]}
+    params = {
+        "grant_type": "authorization_code",
+        "client_id": creds["client_id"],
+        "client_secret": creds["client_secret"],
+        "code": issued["code"],
+    }
     status, body = await call(http, creds["oauth_token_url"], method="GET", params=params)
     assert status == 200
     assert set(body) == ANSWER_KEYS

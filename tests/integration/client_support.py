@@ -12,34 +12,55 @@ from orchestrator.settings import Settings
 
 def webhook_settings(settings: Settings, creds: dict[str, Any], **overrides: Any) -> Settings:
     """The test settings pointed at the emulator's inbound webhook."""
-    return settings.model_copy(update={
-        "b24_webhook_url": creds["webhook_url"], "b24_member_id": creds["member_id"], **overrides})
+    return settings.model_copy(
+        update={
+            "b24_webhook_url": creds["webhook_url"],
+            "b24_member_id": creds["member_id"],
+            **overrides,
+        }
+    )
 
 
 def oauth_settings(settings: Settings, creds: dict[str, Any], **overrides: Any) -> Settings:
     """The test settings carrying the emulator's OAuth app (client id/secret, token URL)."""
-    return settings.model_copy(update={
-        "b24_client_id": creds["client_id"], "b24_client_secret": creds["client_secret"],
-        "b24_oauth_url": creds["oauth_token_url"], **overrides})
+    return settings.model_copy(
+        update={
+            "b24_client_id": creds["client_id"],
+            "b24_client_secret": creds["client_secret"],
+            "b24_oauth_url": creds["oauth_token_url"],
+            **overrides,
+        }
+    )
 
 
 async def oauth_client(settings: Settings, creds: dict[str, Any], **kw: Any) -> BitrixClient:
     """An open client on the OAuth portal, registered as ONAPPINSTALL would register it."""
     client = BitrixClient.from_settings(oauth_settings(settings, creds), **kw)
     await client.open()
-    await client.auth.register_from_install({
-        "member_id": creds["member_id"], "access_token": creds["access_token"],
-        "refresh_token": creds["refresh_token"], "client_endpoint": creds["client_endpoint"],
-        "domain": creds["domain"], "application_token": creds["application_token"],
-    })
+    await client.auth.register_from_install(
+        {
+            "member_id": creds["member_id"],
+            "access_token": creds["access_token"],
+            "refresh_token": creds["refresh_token"],
+            "client_endpoint": creds["client_endpoint"],
+            "domain": creds["domain"],
+            "application_token": creds["application_token"],
+        }
+    )
     return client
 
 
-async def control(base_url: str, verb: str, route: str, body: dict[str, Any] | None = None,
-                  ) -> Any:
+async def control(
+    base_url: str,
+    verb: str,
+    route: str,
+    body: dict[str, Any] | None = None,
+) -> Any:
     """Call the emulator's /_emulator/ control API."""
-    async with aiohttp.ClientSession() as session, session.request(
-            verb, f"{base_url}/_emulator/{route}", json=body) as resp:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(verb, f"{base_url}/_emulator/{route}", json=body) as resp,
+    ):
         assert resp.status < 400, await resp.text()
         return await resp.json()
 

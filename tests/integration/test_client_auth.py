@@ -21,7 +21,8 @@ async def _refreshes(url: str) -> int:
 
 @pytest.mark.parametrize("coalesce", [False, True])
 async def test_twenty_callers_on_an_expired_token_share_one_refresh(
-        emulator: Any, settings: Settings, coalesce: bool) -> None:
+    emulator: Any, settings: Settings, coalesce: bool
+) -> None:
     """After expiry, 20 concurrent calls from two clients (two "processes") cause one refresh."""
     creds = emulator.credentials
     first = await oauth_client(settings, creds, coalesce=coalesce)
@@ -31,8 +32,11 @@ async def test_twenty_callers_on_an_expired_token_share_one_refresh(
         await first.call("user.get", {}, member_id=member)
         await control(emulator.url, "POST", "expire-tokens")
         before = await _refreshes(emulator.url)
-        calls = [c.call("user.get", {"FILTER": {"ID": 1}}, member_id=member)
-                 for c in (first, second) for _ in range(10)]
+        calls = [
+            c.call("user.get", {"FILTER": {"ID": 1}}, member_id=member)
+            for c in (first, second)
+            for _ in range(10)
+        ]
         results = await asyncio.gather(*calls)
         assert await _refreshes(emulator.url) == before + 1
         assert all(int(r.result[0]["ID"]) == 1 for r in results)
@@ -45,11 +49,18 @@ async def test_twenty_callers_on_an_expired_token_share_one_refresh(
 
 
 async def test_register_portal_from_install_stores_endpoint_and_tokens(
-        redis: aioredis.Redis, settings: Settings) -> None:
+    redis: aioredis.Redis, settings: Settings
+) -> None:
     """The ONAPPINSTALL auth block registers a portal's REST credentials; the event token is not
     kept here (the ingress's registry keeps its hash)."""
-    auth = {"member_id": "m1", "access_token": "a", "refresh_token": "r", "expires": "1700000000",
-            "domain": "x.bitrix24.com", "application_token": "secret-app-token"}
+    auth = {
+        "member_id": "m1",
+        "access_token": "a",
+        "refresh_token": "r",
+        "expires": "1700000000",
+        "domain": "x.bitrix24.com",
+        "application_token": "secret-app-token",
+    }
     creds = await register_portal_from_install(redis, settings, auth)
     assert (creds.kind, creds.version) == ("oauth", 1)
     assert creds.endpoint == "https://x.bitrix24.com/rest/"

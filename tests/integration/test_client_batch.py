@@ -14,16 +14,19 @@ from tests.integration.client_support import control, webhook_settings
 
 
 async def test_explicit_batch_returns_results_errors_and_references(
-        emulator: Any, settings: Settings) -> None:
+    emulator: Any, settings: Settings
+) -> None:
     """One batch: per-command results, a per-command error, total kept, a $result reference."""
     async with BitrixClient.from_settings(webhook_settings(settings, emulator.credentials)) as c:
         before = (await control(emulator.url, "GET", "counters"))["requests"]
-        out = await c.batch({
-            "users": ("user.get", {}),
-            "lead": ("crm.lead.add", {"fields": {"TITLE": "from batch"}}),
-            "again": ("crm.lead.get", {"id": "$result[lead]"}),
-            "bad": ("imopenlines.dialog.get", {"CHAT_ID": 999999}),
-        })
+        out = await c.batch(
+            {
+                "users": ("user.get", {}),
+                "lead": ("crm.lead.add", {"fields": {"TITLE": "from batch"}}),
+                "again": ("crm.lead.get", {"id": "$result[lead]"}),
+                "bad": ("imopenlines.dialog.get", {"CHAT_ID": 999999}),
+            }
+        )
         after = (await control(emulator.url, "GET", "counters"))["requests"]
     assert after - before == 1
     assert isinstance(out["users"], list)
@@ -39,21 +42,30 @@ async def test_explicit_batch_returns_results_errors_and_references(
 async def test_halt_stops_the_batch_at_the_first_error(emulator: Any, settings: Settings) -> None:
     """With halt, commands after a failed one are reported as not executed."""
     async with BitrixClient.from_settings(webhook_settings(settings, emulator.credentials)) as c:
-        out = await c.batch({
-            "bad": ("imopenlines.dialog.get", {"CHAT_ID": 999999}),
-            "later": ("user.get", {}),
-        }, halt=True)
+        out = await c.batch(
+            {
+                "bad": ("imopenlines.dialog.get", {"CHAT_ID": 999999}),
+                "later": ("user.get", {}),
+            },
+            halt=True,
+        )
     assert "bad" in out.errors
     with pytest.raises(MethodError):
         out["later"]
 
 
 async def test_concurrent_calls_coalesce_into_batches_with_own_results(
-        emulator: Any, settings: Settings) -> None:
+    emulator: Any, settings: Settings
+) -> None:
     """60 concurrent calls leave as a few requests; each caller gets its own result or error."""
     # A bucket of one request per second: while the sender waits for its slot, the queue fills.
-    tight = webhook_settings(settings, emulator.credentials, b24_bucket_capacity=6,
-                             b24_burst_margin=5, b24_drain_per_s=1.0)
+    tight = webhook_settings(
+        settings,
+        emulator.credentials,
+        b24_bucket_capacity=6,
+        b24_burst_margin=5,
+        b24_drain_per_s=1.0,
+    )
     async with BitrixClient.from_settings(tight) as c:
         before = (await control(emulator.url, "GET", "counters"))["requests"]
         calls = [c.call("user.get", {"FILTER": {"ID": 1 + i % 3}}) for i in range(50)]

@@ -13,8 +13,12 @@ from orchestrator.settings import Settings
 SMALL = BucketConfig(capacity=12, drain_per_s=20.0, margin=2)  # burst 10, one slot per 50 ms
 
 
-def _limiter(redis: aioredis.Redis, prefix: str, bucket: BucketConfig = SMALL,
-             operating_limit_s: float = 480.0) -> Limiter:
+def _limiter(
+    redis: aioredis.Redis,
+    prefix: str,
+    bucket: BucketConfig = SMALL,
+    operating_limit_s: float = 480.0,
+) -> Limiter:
     return Limiter(redis, prefix=prefix, bucket=bucket, operating_limit_s=operating_limit_s)
 
 
@@ -43,8 +47,9 @@ def _max_in_bucket(times: list[float], bucket: BucketConfig) -> float:
     return peak
 
 
-def test_processes_sharing_a_portal_never_overfill_its_bucket(redis_url: str,
-                                                              key_prefix: str) -> None:
+def test_processes_sharing_a_portal_never_overfill_its_bucket(
+    redis_url: str, key_prefix: str
+) -> None:
     """Four OS processes reserving slots at once get a schedule the portal's bucket accepts."""
     ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(4) as pool:
@@ -100,8 +105,9 @@ def test_bucket_config_from_plan_and_overrides() -> None:
     """Standard 50 @ 2/s, enterprise 250 @ 5/s, and the settings overrides win."""
     assert BucketConfig.from_settings(Settings()) == BucketConfig(50, 2.0, 5)
     assert BucketConfig.from_settings(Settings(b24_plan="enterprise")).capacity == 250
-    custom = BucketConfig.from_settings(Settings(b24_bucket_capacity=10, b24_drain_per_s=1.0,
-                                                 b24_burst_margin=3))
+    custom = BucketConfig.from_settings(
+        Settings(b24_bucket_capacity=10, b24_drain_per_s=1.0, b24_burst_margin=3)
+    )
     assert (custom.burst, custom.interval_us) == (7, 1_000_000)
 
 
@@ -110,34 +116,39 @@ async def _redis_now(redis: aioredis.Redis) -> float:
     return float(seconds) + float(micros) / 1e6
 
 
-async def test_operating_budget_holds_a_method_back(redis: aioredis.Redis,
-                                                    key_prefix: str) -> None:
+async def test_operating_budget_holds_a_method_back(redis: aioredis.Redis, key_prefix: str) -> None:
     """Near the method's limit, acquire waits for operating_reset_at; other methods go on."""
     limiter = _limiter(redis, key_prefix, operating_limit_s=5.0)
     await limiter.acquire_operating("p", "imbot.message.add")
     now = await _redis_now(redis)
-    await limiter.report_operating("p", "imbot.message.add", {
-        "operating": 4.6, "operating_reset_at": now + 0.3, "processing": 0.5})
+    await limiter.report_operating(
+        "p",
+        "imbot.message.add",
+        {"operating": 4.6, "operating_reset_at": now + 0.3, "processing": 0.5},
+    )
     assert await limiter.acquire_operating("p", "user.get") == 0
     waited = await limiter.acquire_operating("p", "imbot.message.add")
     assert waited > 0
 
 
 async def test_operating_budget_lets_one_probe_through_after_reset(
-        redis: aioredis.Redis, key_prefix: str) -> None:
+    redis: aioredis.Redis, key_prefix: str
+) -> None:
     """After the reset time with an unknown sum, one call probes while the others wait for it."""
     limiter = _limiter(redis, key_prefix, operating_limit_s=5.0)
     now = await _redis_now(redis)
-    await limiter.report_operating("p", "m", {"operating": 4.9, "operating_reset_at": now - 1,
-                                              "processing": 0.5})
+    await limiter.report_operating(
+        "p", "m", {"operating": 4.9, "operating_reset_at": now - 1, "processing": 0.5}
+    )
     first = asyncio.create_task(limiter.acquire_operating("p", "m"))
     await asyncio.sleep(0)
     second = asyncio.create_task(limiter.acquire_operating("p", "m"))
     assert await first == 0
     await asyncio.sleep(0.15)
     assert not second.done()  # still held: the probe has not reported yet
-    await limiter.report_operating("p", "m", {"operating": 1.0, "operating_reset_at": now + 60,
-                                              "processing": 0.5})
+    await limiter.report_operating(
+        "p", "m", {"operating": 1.0, "operating_reset_at": now + 60, "processing": 0.5}
+    )
     assert await asyncio.wait_for(second, 5) > 0
 
 
@@ -146,8 +157,7 @@ async def test_penalize_operating_holds_the_method(redis: aioredis.Redis, key_pr
     limiter = _limiter(redis, key_prefix, operating_limit_s=5.0)
     hold = await limiter.penalize_operating("p", "m")
     assert hold >= 59
-    granted, _ = await limiter._operating(keys=[limiter._op_key("p", "m")],
-                                          args=["acquire", 4.5])
+    granted, _ = await limiter._operating(keys=[limiter._op_key("p", "m")], args=["acquire", 4.5])
     assert int(granted) == 0
 
 

@@ -18,6 +18,7 @@ from tests.integration.client_support import control, oauth_client
 @pytest.fixture
 async def event_sink() -> AsyncIterator[str]:
     """A handler URL that accepts the emulator's event POSTs (the bot needs one)."""
+
     async def accept(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
@@ -40,8 +41,9 @@ async def seeded(event_sink: str) -> AsyncIterator[Any]:
 
 
 async def _dialog(url: str, code: str) -> dict[str, Any]:
-    opened: dict[str, Any] = await control(url, "POST", "client-message",
-                                           {"line_id": 1, "text": "hello", "user_code": code})
+    opened: dict[str, Any] = await control(
+        url, "POST", "client-message", {"line_id": 1, "text": "hello", "user_code": code}
+    )
     return opened
 
 
@@ -115,15 +117,17 @@ async def test_every_wrapper_once(seeded: Any, settings: Settings) -> None:
         assert await api.event_unbind(bound.event, bound.handler)
         assert await api.event_bind(bound.event, bound.handler)
 
-        bot_id = await api.imbot_register("second_bot", name="Helper",
-                                          event_handler=bound.handler)
+        bot_id = await api.imbot_register("second_bot", name="Helper", event_handler=bound.handler)
         assert bot_id > 0
-        assert await api.imbot_register("second_bot", name="Helper",
-                                        event_handler=bound.handler) == bot_id
+        assert (
+            await api.imbot_register("second_bot", name="Helper", event_handler=bound.handler)
+            == bot_id
+        )
         assert await api.imbot_unregister(bot_id)
 
-        out = await api.batch({"me": ("user.get", {"ID": 1}), "dlg": (
-            "imopenlines.dialog.get", {"CHAT_ID": chat_id})})
+        out = await api.batch(
+            {"me": ("user.get", {"ID": 1}), "dlg": ("imopenlines.dialog.get", {"CHAT_ID": chat_id})}
+        )
         assert out.ok
         assert int(out["dlg"]["id"]) == chat_id
         assert message_id > 0

@@ -26,7 +26,8 @@ async def slow_emulator() -> Any:
 
 @pytest.mark.parametrize("coalesce", [False, True])
 async def test_client_holds_a_method_back_before_the_portal_blocks_it(
-        slow_emulator: Any, settings: Settings, coalesce: bool) -> None:
+    slow_emulator: Any, settings: Settings, coalesce: bool
+) -> None:
     """Ten concurrent slow calls: some pass, the rest wait for the budget; no 429 comes back."""
     creds = slow_emulator.credentials
     tuned = webhook_settings(settings, creds, b24_operating_limit_s=5.0)

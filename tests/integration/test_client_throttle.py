@@ -22,17 +22,20 @@ async def small_bucket() -> Any:
 
 
 async def test_503_penalizes_and_writes_are_replayed_once_each(
-        small_bucket: Any, settings: Settings) -> None:
+    small_bucket: Any, settings: Settings
+) -> None:
     """Twenty concurrent lead creations over a too-small bucket: 503s, then every lead, once."""
     creds = small_bucket.credentials
     member = creds["member_id"]
     rejected = metrics.REJECTIONS.labels(member, "crm.lead.add", "503")
     retried = metrics.RETRIES.labels(member, "crm.lead.add", "rate_limited")
     before = (rejected._value.get(), retried._value.get())
-    async with BitrixClient.from_settings(webhook_settings(settings, creds),
-                                          coalesce=False) as client:
-        ids = await asyncio.gather(*[
-            client.call("crm.lead.add", {"fields": {"TITLE": f"lead {i}"}}) for i in range(20)])
+    async with BitrixClient.from_settings(
+        webhook_settings(settings, creds), coalesce=False
+    ) as client:
+        ids = await asyncio.gather(
+            *[client.call("crm.lead.add", {"fields": {"TITLE": f"lead {i}"}}) for i in range(20)]
+        )
         listed = await client.call("crm.lead.list", {})
     assert len({int(env.result) for env in ids}) == 20
     assert listed.total == 20  # no lead was created twice

@@ -45,13 +45,23 @@ class FakePortal:
                 errors[key] = {"error": "BAD", "error_description": "no"}
             else:
                 results[key] = {"echo": int(query["n"])}
-        return Envelope(result={"result": results, "result_error": errors or [],
-                                "result_total": dict.fromkeys(results, 7)})
+        return Envelope(
+            result={
+                "result": results,
+                "result_error": errors or [],
+                "result_total": dict.fromkeys(results, 7),
+            }
+        )
 
 
 def _coalescer(portal: FakePortal) -> Coalescer:
-    return Coalescer("m", acquire=portal.acquire, send_one=portal.send_one,
-                     send_batch=portal.send_batch, window_s=0.0)
+    return Coalescer(
+        "m",
+        acquire=portal.acquire,
+        send_one=portal.send_one,
+        send_batch=portal.send_batch,
+        window_s=0.0,
+    )
 
 
 async def test_a_call_without_backlog_goes_out_alone() -> None:
@@ -69,8 +79,10 @@ async def test_backlog_leaves_in_batches_of_at_most_fifty_with_own_results() -> 
     portal = FakePortal()
     portal.gate.clear()
     coalescer = _coalescer(portal)
-    calls = [asyncio.create_task(coalescer.submit("user.get", {"n": i, "fail": i % 10 == 0}))
-             for i in range(120)]
+    calls = [
+        asyncio.create_task(coalescer.submit("user.get", {"n": i, "fail": i % 10 == 0}))
+        for i in range(120)
+    ]
     await asyncio.sleep(0.01)
     portal.gate.set()
     results = await asyncio.gather(*calls, return_exceptions=True)

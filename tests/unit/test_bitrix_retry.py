@@ -33,16 +33,25 @@ def test_writes_are_not_retried_blindly(method: str, exc: Exception) -> None:
 
 
 @pytest.mark.parametrize("exc", TRANSIENT)
-@pytest.mark.parametrize("method", ["user.get", "imopenlines.dialog.get", "crm.lead.list",
-                                    "imopenlines.session.history.get", *sorted(IDEMPOTENT_WRITES)])
+@pytest.mark.parametrize(
+    "method",
+    [
+        "user.get",
+        "imopenlines.dialog.get",
+        "crm.lead.list",
+        "imopenlines.session.history.get",
+        *sorted(IDEMPOTENT_WRITES),
+    ],
+)
 def test_reads_and_idempotent_writes_retry_transient_failures(method: str, exc: Exception) -> None:
     """Reads and idempotent writes are retried after transient failures."""
     assert decide(exc, method).action is Action.RETRY
 
 
 @pytest.mark.parametrize("method", ["imbot.message.add", "user.get"])
-@pytest.mark.parametrize("exc", [QueryLimitExceeded("QUERY_LIMIT_EXCEEDED"),
-                                 OperationTimeLimit("OPERATION_TIME_LIMIT")])
+@pytest.mark.parametrize(
+    "exc", [QueryLimitExceeded("QUERY_LIMIT_EXCEEDED"), OperationTimeLimit("OPERATION_TIME_LIMIT")]
+)
 def test_throttle_answers_are_always_retried(method: str, exc: Exception) -> None:
     """503/429 mean the portal did not run the call, so even writes are replayed."""
     assert decide(exc, method).action is Action.RETRY
