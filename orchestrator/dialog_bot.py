@@ -40,7 +40,11 @@ def on_client_message(step: Step, msg: ClientMessage) -> None:
     st.last_message, st.last_client_at = text, msg.at
     begin(step, msg.at)
     if st.closing:
-        return  # we already asked the portal to close; the finish event will follow
+        # We asked the portal to close, but a client message during its vote wait cancels the
+        # wait (Update::checkVote) and the session stays open with nobody left to close it:
+        # stay quiet and ask again (the finish is a no-op on a closed session).
+        step.emit(FinishBotSession(chat_id=st.chat_id))
+        return
     hand = step.scenario.handoff
     if hand.client_zero and text == "0":
         # the portal ended the bot session itself (endBotSession): expect the line's queue

@@ -1,6 +1,18 @@
-"""After the close: the rating policy and the vote/lead steps, each done by its owner only."""
+"""After the close: the rating policy and the vote/lead steps, each done by its owner only.
+
+How the client's like/dislike reaches us (imopenlines/lib/session.php, rest.php): neither
+`imopenlines.session.history.get` nor `imopenlines.dialog.get` has a VOTE field, and the
+portal's `OnSessionVote` is a module event, not a REST event. What REST does show is the
+close message: `Session::finish` posts it with the params `IMOL_VOTE_SID` (the session) and
+`IMOL_VOTE_USER` (the session's VOTE: 5 like, 1 dislike, 0 none), and `Session::voteAsUser`
+re-sets `IMOL_VOTE_USER` on that message (END_ID) for a vote given after it. The transcript
+carries message params, so `client_vote_from` reads the vote there.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from orchestrator.dialog_state import DialogState, DialogStatus
 from orchestrator.effects import CreateLead, FetchTranscript, SaveHeadVote
@@ -12,6 +24,7 @@ __all__ = [
     "ORIGINATOR_ID",
     "advance",
     "apply_transcript",
+    "client_vote_from",
     "emit_vote",
     "first_response_s",
     "handling_s",
@@ -22,6 +35,27 @@ __all__ = [
 
 ORIGINATOR_ID = "openlines-orchestrator"
 LIKE, DISLIKE = 5, 1  # the session's VOTE values (Session::VOTE_LIKE / VOTE_DISLIKE)
+
+
+def _param(params: Mapping[str, Any], name: str) -> Any:
+    # the key as stored (IMOL_VOTE_USER) or in the REST encoder's lower-case style (imolvoteuser)
+    wanted = name.replace("_", "").lower()
+    return next((v for k, v in params.items() if k.replace("_", "").lower() == wanted), None)
+
+
+def client_vote_from(session_id: int, params_in_order: Iterable[Mapping[str, Any]]) -> int | None:
+    """The client's vote (LIKE or DISLIKE) from the session's message params, latest first."""
+    vote: int | None = None
+    for params in params_in_order:
+        raw, sid = _param(params, "IMOL_VOTE_USER"), _param(params, "IMOL_VOTE_SID")
+        if raw is None or (sid is not None and str(sid) != str(session_id)):
+            continue
+        try:
+            value = int(raw)
+        except (TypeError, ValueError):
+            continue
+        vote = value if value in (LIKE, DISLIKE) else None  # 0: the client did not vote
+    return vote
 
 
 def first_response_s(st: DialogState) -> float | None:
@@ -48,6 +82,10 @@ def rate(st: DialogState, policy: Evaluation) -> tuple[int, str]:
         base, vote = policy.dislike_rating, "dislike"
     else:
         base, vote = policy.no_vote_rating, "none"
+    if not _handed_off(st):
+        # No operator took part: the time targets are the operators', so only the vote counts.
+        why = "after hours" if st.after_hours else "the bot handled it alone"
+        return base, f"Client vote: {vote}. No operator ({why}): time targets do not apply."
     first, handling = first_response_s(st), handling_s(st)
     missed = 0
     if first is None or first > policy.first_response_target_s:
@@ -62,6 +100,10 @@ def rate(st: DialogState, policy: Evaluation) -> tuple[int, str]:
         f"Missed targets: {missed}."
     )
     return rating, comment
+
+
+def _handed_off(st: DialogState) -> bool:
+    return st.handed_off_at is not None or st.operator_id is not None
 
 
 def _secs(value: float | None) -> str:
@@ -79,11 +121,10 @@ def on_close(step: Step, at: float) -> None:
     st, policy = step.state, step.scenario.evaluation
     step.cancel_all()
     st.status, st.closed_at, st.closing, st.asking = DialogStatus.FINISHED, at, False, None
-    handled = st.handed_off_at is not None or st.operator_id is not None
-    if policy.vote_owner == "orchestrator" and handled and st.session_id:
+    if policy.vote_owner == "orchestrator" and st.session_id:
+        # Every closed session is evaluated, the bot-only ones too. The client's vote is on the
+        # close message and, after a handoff, the operator's times are only in the history.
         st.vote_pending = st.transcript_pending = True
-        # the bot leaves at the handoff, so the operator's times and the client's vote come
-        # from the session history
         step.emit(FetchTranscript(session_id=st.session_id, chat_id=st.chat_id))
     if policy.lead_owner == "orchestrator":
         st.lead_pending = True

@@ -59,10 +59,9 @@ def bot_register(ctx: CallContext, params: dict[str, Any]) -> int:
     name, last_name = str(props.get("NAME") or ""), str(props.get("LAST_NAME") or "")
     if not name and not last_name:
         raise RestError("NAME_ERROR", "Bot name isn't specified")
+    # Webhook bots: the app id is "custom" + CLIENT_ID, and their handlers carry CLIENT_ID.
     client_id = (
-        None
-        if ctx.auth_type == "oauth" and ctx.app_client_id
-        else str(next(v for k, v in params.items() if k.upper() == "CLIENT_ID"))
+        None if ctx.auth_type == "oauth" and ctx.app_client_id else app_id.removeprefix("custom")
     )
     if client_id is not None:
         urls = {param: _with_client_id(url, client_id) for param, url in urls.items()}

@@ -48,6 +48,14 @@ class HistoryMessage(_Model):
     sender_id: int = Field(default=0, validation_alias=AliasChoices("senderid", "senderId"))
     date: str = ""
     text: str = ""
+    # CIMMessageParam values, e.g. the close message's IMOL_VOTE_SID / IMOL_VOTE_USER
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _php_empty(cls, value: Any) -> Any:
+        # PHP renders an empty map as []; a missing value as null.
+        return {} if value in ([], None) else value
 
 
 class SessionHistory(_Model):

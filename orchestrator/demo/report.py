@@ -90,6 +90,12 @@ def _check_dialog(
         leads.add(int(chat["crm_bindings"]["LEAD"]))
     v.leads += len(leads)
     v.duplicate_leads += max(0, len(leads) - 1)
+    # The demo's scenario owns both steps: every closed session must end with exactly one lead
+    # and an evaluation, as the portal itself records them.
+    if not leads:
+        v.problems.append(f"{where}: the portal has no lead for session {session['id']}")
+    if not 1 <= int(session["vote_head"] or 0) <= 5:
+        v.problems.append(f"{where}: the portal's session {session['id']} has no evaluation")
     if state.lead_done and leads != {state.lead_id}:
         v.problems.append(f"{where}: we say lead {state.lead_id}, the portal has {sorted(leads)}")
     if state.vote_saved != bool(session["vote_head"]) or (

@@ -111,18 +111,19 @@ async def test_operator_asked_at_once_is_handed_off_on_the_first_message(stack: 
 
 async def test_silent_client_is_closed_by_the_bot_after_the_silence_timer(stack: Stack) -> None:
     """A client who never answers gets the silence message and the bot finishes the session
-    (no operator, no rating); the lead step still runs once."""
+    (no operator); it is still rated, on the client's vote alone, and the lead step runs once."""
     run = await _play(stack, 3, Persona.SILENT)
     state = await _final_state(stack, run.chat_id)
     assert state.status is DialogStatus.LEAD
     assert state.handed_off_at is None
-    assert not state.vote_saved
+    assert state.vote_saved
     texts = stack.view.bot_texts(run.chat_id)
     assert texts[-1] == "Closing the conversation for now. Write again any time."
     session = _session(stack, run.chat_id)
     assert session.closed
     assert session.date_operator_answer is None
     assert session.date_close - session.date_create >= SILENCE_S
+    assert session.vote_head == state.vote
     assert len(_leads_of(stack, run.chat_id, session.id)) == 1
 
 
@@ -141,6 +142,8 @@ async def test_after_hours_client_leaves_data_and_gets_a_lead_without_an_operato
     )
     session = _session(stack, run.chat_id)
     assert session.date_operator_answer is None
+    assert session.vote_head == state.vote  # rated too, on the vote alone
+    assert "after hours" in session.comment_head
     leads = _leads_of(stack, run.chat_id, session.id)
     assert [lead["ID"] for lead in leads] == [state.lead_id]
     assert leads[0]["PHONE"][0]["VALUE"] == state.data.phone

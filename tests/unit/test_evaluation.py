@@ -52,6 +52,19 @@ def test_comment_explains_the_rating() -> None:
     )
 
 
+@pytest.mark.parametrize(("vote", "rating"), [(5, 5), (1, 2), (None, 4)])
+def test_a_session_without_an_operator_is_rated_on_the_vote_alone(
+    vote: int | None, rating: int
+) -> None:
+    """No handoff: the operators' time targets do not apply; the comment says why."""
+    st = DialogState(member_id="m1", chat_id=1, session_id=5, client_vote=vote, closed_at=T0)
+    got, comment = rate(st, POLICY)
+    assert got == rating
+    assert "No operator (the bot handled it alone)" in comment
+    st.after_hours = True
+    assert "No operator (after hours)" in rate(st, POLICY)[1]
+
+
 def test_times_are_measured_from_the_handoff() -> None:
     """First response counts from the handoff; handling from the accept to the close."""
     st = timed(45, 800, None)

@@ -20,7 +20,8 @@ TABLE: dict[tuple[str | None, str], tuple[str, tuple[str, ...]]] = {
     ("bot", "operator_message"): ("operator", (CANCEL,)),  # a human took over
     ("bot", "bot_joined"): NOOP,  # already greeted
     ("bot", "session_started"): NOOP,
-    ("bot", "session_finished"): ("voted", (CANCEL, "CreateLead")),  # no human: no vote
+    # every closed session is evaluated, a bot-only one too (on the client's vote alone)
+    ("bot", "session_finished"): ("finished", (CANCEL, "FetchTranscript", "CreateLead")),
     ("bot", "message_updated"): NOOP,
     ("bot", "message_deleted"): NOOP,
     ("bot", "timer_fired"): ("bot", (SEND, "FinishBotSession")),  # silent client
@@ -89,7 +90,7 @@ TABLE |= {
     (None, "operator_message"): ("operator", ()),
     (None, "bot_joined"): ("bot", GREET),
     (None, "session_started"): ("bot", ()),
-    (None, "session_finished"): ("voted", ("CreateLead",)),
+    (None, "session_finished"): ("finished", ("FetchTranscript", "CreateLead")),
 }
 for _kind in INPUT_TYPES:
     TABLE.setdefault((None, _kind), ILLEGAL)
