@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, quote_plus
 
+from yarl import query_to_pairs
+
 from orchestrator.errors import InvalidEvent
 
 __all__ = ["MAX_DEPTH", "MAX_FIELDS", "decode_form", "encode_form"]
@@ -29,6 +31,7 @@ MAX_DEPTH = 16
 MAX_FIELDS = 1000  # PHP's max_input_vars default; a bot event carries well under 100
 
 _FORM = "application/x-www-form-urlencoded"
+_REPLACEMENT = "\ufffd"  # what a bad percent-encoded UTF-8 sequence decodes to, leniently
 
 
 def decode_form(
@@ -46,13 +49,10 @@ def decode_form(
 def _decode_urlencoded(body: bytes, max_depth: int, max_fields: int) -> dict[str, Any]:
     try:
         text = body.decode("utf-8")
-        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=max_fields)
     except UnicodeDecodeError as exc:
         raise InvalidEvent(f"body is not valid UTF-8: {exc.reason}") from exc
-    except ValueError as exc:  # parse_qsl's max_num_fields guard
-        raise InvalidEvent(f"too many fields (more than {max_fields})") from exc
     root: dict[str, Any] = {}
-    for key, value in pairs:
+    for key, value in _pairs(text, max_fields):
         path = _split_key(key)
         if not path:
             continue  # PHP drops pairs with an empty base name
@@ -63,11 +63,36 @@ def _decode_urlencoded(body: bytes, max_depth: int, max_fields: int) -> dict[str
     return {key: _listify(value) for key, value in root.items()}
 
 
+def _pairs(text: str, max_fields: int) -> list[tuple[str, str]]:
+    """`parse_qsl(text, keep_blank_values=True, errors="strict")`, via yarl's C unquoter.
+
+    yarl decodes exactly as parse_qsl does with its default errors="replace"; so only a body
+    whose decoded text holds U+FFFD can differ, and that one is decoded again strictly.
+    """
+    try:
+        pairs = query_to_pairs(text, max_fields=max_fields)
+        if any(_REPLACEMENT in key or _REPLACEMENT in value for key, value in pairs):
+            pairs = parse_qsl(
+                text, keep_blank_values=True, errors="strict", max_num_fields=max_fields
+            )
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(f"body is not valid UTF-8: {exc.reason}") from exc
+    except ValueError as exc:  # the max_fields guard
+        raise InvalidEvent(f"too many fields (more than {max_fields})") from exc
+    return pairs
+
+
 def _split_key(key: str) -> list[str | None]:
     """Split `a[b][]` into ["a", "b", None] (None = append) following php_register_variable."""
     bracket = key.find("[")
     if bracket <= 0:
         return [key] if bracket < 0 and key else []
+    inner = key[bracket + 1 : -1]
+    # the usual well-formed `a[b][c]` (every "]" but the last opens the next "["): one split
+    if key[-1] == "]" and inner.count("]") == inner.count("]["):
+        fast: list[str | None] = [key[:bracket]]
+        fast.extend([segment or None for segment in inner.split("][")])
+        return fast
     close = key.find("]", bracket)
     if close < 0:
         # an unmatched "[" in the base name becomes "_" and the rest is literal (PHP does this)
@@ -113,8 +138,8 @@ def _listify(value: Any) -> Any:
     """Turn maps keyed exactly "0".."n-1" into lists, recursively (json_encode's rule)."""
     if not isinstance(value, dict):
         return value
-    converted = {k: _listify(v) for k, v in value.items()}
-    if converted and list(converted) == [str(i) for i in range(len(converted))]:
+    converted = {k: _listify(v) if isinstance(v, dict) else v for k, v in value.items()}
+    if "0" in converted and list(converted) == [str(i) for i in range(len(converted))]:
         return list(converted.values())
     return converted
 

@@ -50,10 +50,15 @@ def _stored_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _without_tokens(value: Any) -> Any:
+    # most values are strings: they are copied without a call (this runs on every event)
     if isinstance(value, Mapping):
-        return {k: _without_tokens(v) for k, v in value.items() if k != "application_token"}
+        return {
+            k: v if isinstance(v, str) else _without_tokens(v)
+            for k, v in value.items()
+            if k != "application_token"
+        }
     if isinstance(value, list):
-        return [_without_tokens(v) for v in value]
+        return [v if isinstance(v, str) else _without_tokens(v) for v in value]
     return value
 
 

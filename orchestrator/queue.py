@@ -9,8 +9,8 @@ A drain job names only its dialog; event data never goes into arq jobs (arq drop
 from __future__ import annotations
 
 import json
+import os
 import time
-import uuid
 from typing import Any
 
 from arq.constants import expires_extra_ms
@@ -28,6 +28,8 @@ __all__ = [
 DRAIN_FUNCTION = "drain"
 # arq's own default: a queued job record outlives its expected start by a day.
 JOB_TTL_MS = expires_extra_ms
+# one encoder for every event: json.dumps with options builds a new one per call
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def job_serializer(data: dict[str, Any]) -> bytes:
@@ -60,6 +62,7 @@ def new_drain_job(member_id: str, chat_id: str, at_ms: int | None = None) -> Dra
     """A drain job record exactly as `ArqRedis.enqueue_job` would write it."""
     et = now_ms() if at_ms is None else at_ms
     # formatted by hand: this runs once per ingested event (job_deserializer reads it back)
-    args = json.dumps([member_id, chat_id], separators=(",", ":"))
+    args = _compact_json([member_id, chat_id])
     body = f'{{"t":null,"f":"{DRAIN_FUNCTION}","a":{args},"k":{{}},"et":{et}}}'.encode()
-    return DrainJob(uuid.uuid4().hex, body)
+    # arq's own ids are uuid4().hex: the same 32 random hex digits without building a UUID
+    return DrainJob(os.urandom(16).hex(), body)

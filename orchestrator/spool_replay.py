@@ -80,9 +80,9 @@ class SpoolReplayer:
                 fed += await self._replay_file(path)
             except UNREACHABLE:
                 for rest in files[index:]:  # down again: give the rest back for later
-                    await asyncio.to_thread(Spool.release, rest)
+                    await asyncio.to_thread(self.spool.release, rest)
                 raise
-            await asyncio.to_thread(Spool.discard, path)
+            await asyncio.to_thread(self.spool.discard, path)
         if fed:
             log.info("spool_replayed", records=fed)
         return fed

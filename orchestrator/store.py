@@ -13,10 +13,11 @@ from typing import Any, cast
 
 import redis.asyncio as aioredis
 
+from orchestrator.coalesce import CoalescedScript
 from orchestrator.errors import LeaseLost
 from orchestrator.keys import DialogKeys, Keys, job_key
 from orchestrator.queue import JOB_TTL_MS, new_drain_job, now_ms
-from orchestrator.scripts import Scripts, aw
+from orchestrator.scripts import Scripts, aw, source
 from orchestrator.settings import Settings
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
 ]
 
 HISTORY_CAP = 200  # transition records kept per dialog for `orchestrator sessions show`
+# one encoder for every event: json.dumps with options builds a new one per call
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +67,8 @@ class StoredEvent:
 
 def event_json(event_id: str, name: str, ts: int, received_ms: int, payload: dict[str, Any]) -> str:
     """The JSON an inbox entry carries after its sequence number."""
-    return json.dumps(
-        {"id": event_id, "name": name, "ts": ts, "rcv": received_ms, "payload": payload},
-        separators=(",", ":"),
-        ensure_ascii=False,
+    return _compact_json(
+        {"id": event_id, "name": name, "ts": ts, "rcv": received_ms, "payload": payload}
     )
 
 
@@ -128,6 +129,7 @@ class Store:
         self.redis = redis
         self.keys = Keys(settings.key_prefix)
         self.scripts = Scripts(redis)
+        self._ingest = CoalescedScript(redis, source("ingest"))  # the ingress's hot call
         self.queue_name = settings.queue_name
         self.lease_ms = settings.lease_ms
         self.dedup_ttl_s = settings.dedup_ttl_s
@@ -151,8 +153,7 @@ class Store:
         now = now_ms()
         job = new_drain_job(member_id, chat_id, now)
         body = event_json(event_id, name, ts, now if received_ms is None else received_ms, payload)
-        status, seq = await self.scripts.run(
-            "ingest",
+        status, seq = await self._ingest(
             [
                 self.keys.dedup(member_id, event_id),
                 d.inbox,

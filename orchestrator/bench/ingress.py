@@ -6,9 +6,13 @@ baselines in the same run, and the dispatch latency from receipt to the handler 
     ingress   `orchestrator ingress`: decode, validate, verify the token, dedup + append +
               schedule in one Lua call
 
-Each server is its own process; the load comes from this process (aiohttp, many connections),
-each request a distinct event. Dispatch latency runs the ingress plus one `orchestrator worker`
-whose handler records `now - received_ms` when `decide` starts, at a paced rate.
+Each server is its own process; all three get the same closed-loop load (same connections,
+same duration, the same event template, each request a distinct event) from a separate
+process: wrk when it is installed, else this process's aiohttp client. Each round also records
+the CPU per request of the server and of the generator: where the generator spends more, it
+is the ceiling of that number (the bare server under the aiohttp client, typically).
+Dispatch latency runs the ingress plus one `orchestrator worker` whose handler records
+`now - received_ms` when `decide` starts, at a paced rate (the aiohttp client, open loop).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -44,7 +48,10 @@ from orchestrator.bench.load import (
     closed_loop,
     paced,
     percentile,
+    wait_ready,
 )
+from orchestrator.bench.wrk import available as wrk_available
+from orchestrator.bench.wrk import wrk_closed_loop
 from orchestrator.keys import Keys
 from orchestrator.redis_client import open_client
 from orchestrator.redis_server import EmbeddedRedis
@@ -117,18 +124,18 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def _process(target: Any, *args: Any) -> Iterator[None]:
+def _process(target: Any, *args: Any) -> Iterator[int]:
     proc = multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True)
     proc.start()
     try:
-        yield
+        yield int(proc.pid or 0)
     finally:
         proc.kill()
         proc.join(10)
 
 
 @contextlib.contextmanager
-def _command(argv: list[str], env: dict[str, str]) -> Iterator[None]:
+def _command(argv: list[str], env: dict[str, str]) -> Iterator[int]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", *argv],
         env=env,
@@ -136,10 +143,50 @@ def _command(argv: list[str], env: dict[str, str]) -> Iterator[None]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        yield
+        yield proc.pid
     finally:
         proc.kill()
         proc.wait(10)
+
+
+def _cpu_s(pid: int) -> float | None:
+    """CPU seconds (user + system) a process has used so far; None where /proc is missing."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class _Round:
+    """One closed-loop run, with the CPU the server and the generator spent per request."""
+
+    load: LoadResult
+    server_cpu_us: float | None  # whichever side spends more per request is the run's ceiling
+    generator_cpu_us: float
+
+
+async def _measured(url: str, pid: int, bodies: Bodies, args: argparse.Namespace) -> _Round:
+    if args.generator == "wrk":
+        await wait_ready(url)
+        await wrk_closed_loop(url, bodies, args.connections, 1.0)  # warm-up, not counted
+        server = _cpu_s(pid)
+        run = await wrk_closed_loop(url, bodies, args.connections, args.duration)
+        load, requests, generator_s = run.load, run.requests, run.cpu_s
+    else:
+        sent, server, started = bodies.n, _cpu_s(pid), time.process_time()
+        load = await closed_loop(url, bodies, args.connections, args.duration)
+        requests, generator_s = bodies.n - sent, time.process_time() - started
+    server_after = _cpu_s(pid)
+    requests = max(1, requests)
+    server_us = (
+        None
+        if server is None or server_after is None
+        else round((server_after - server) / requests * 1e6, 1)
+    )
+    return _Round(load, server_us, round(generator_s / requests * 1e6, 1))
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -201,38 +248,42 @@ async def _throughput(
     noise then hits each alike) and each server's median round counts."""
     ports = {name: _free_port() for name in ("bare", "durable", "ingress")}
     bodies = Bodies(run_id)
-    runs: dict[str, list[LoadResult]] = {name: [] for name in ports}
+    runs: dict[str, list[_Round]] = {name: [] for name in ports}
     ingress = ["ingress", "--host", "127.0.0.1", "--port", str(ports["ingress"])]
     with (
-        _process(_serve_bare, ports["bare"]),
-        _process(_serve_durable, ports["durable"], redis_url, f"{prefix}:bench:durable"),
-        _command(ingress, env),
+        _process(_serve_bare, ports["bare"]) as bare_pid,
+        _process(_serve_durable, ports["durable"], redis_url, f"{prefix}:bench:durable") as dpid,
+        _command(ingress, env) as ingress_pid,
     ):
+        pids = {"bare": bare_pid, "durable": dpid, "ingress": ingress_pid}
         for _ in range(args.rounds):
             for name, port in ports.items():
-                runs[name].append(
-                    await closed_loop(
-                        f"http://127.0.0.1:{port}", bodies, args.connections, args.duration
-                    )
-                )
+                url = f"http://127.0.0.1:{port}"
+                runs[name].append(await _measured(url, pids[name], bodies, args))
     ours, bare, durable = (_median(runs[n]) for n in ("ingress", "bare", "durable"))
     return {
-        "events_per_s": round(ours.per_s, 1),
-        "bare_per_s": round(bare.per_s, 1),
-        "durable_baseline_per_s": round(durable.per_s, 1),
-        "ratio_to_durable_baseline": round(ours.per_s / durable.per_s, 3),
-        "ratio_to_bare": round(ours.per_s / bare.per_s, 3),
-        "ack_p50_ms": round(ours.p50_ms, 2),
-        "ack_p99_ms": round(ours.p99_ms, 2),
-        "errors": sum(r.errors for rs in runs.values() for r in rs),
+        "events_per_s": round(ours.load.per_s, 1),
+        "bare_per_s": round(bare.load.per_s, 1),
+        "durable_baseline_per_s": round(durable.load.per_s, 1),
+        "ratio_to_durable_baseline": round(ours.load.per_s / durable.load.per_s, 3),
+        "ratio_to_bare": round(ours.load.per_s / bare.load.per_s, 3),
+        "ack_p50_ms": round(ours.load.p50_ms, 2),
+        "ack_p99_ms": round(ours.load.p99_ms, 2),
+        # per request, median round: server CPU vs the load generator's own CPU
+        "cpu_us_per_request": {
+            name: {"server": r.server_cpu_us, "generator": r.generator_cpu_us}
+            for name, r in (("ingress", ours), ("bare", bare), ("durable", durable))
+        },
+        "errors": sum(r.load.errors for rs in runs.values() for r in rs),
         "rounds": {name: [asdict(r) for r in rs] for name, rs in runs.items()},
+        "generator": args.generator,
         "connections": args.connections,
         "duration_s": args.duration,
     }
 
 
-def _median(results: list[LoadResult]) -> LoadResult:
-    return sorted(results, key=lambda r: r.per_s)[len(results) // 2]
+def _median(results: list[_Round]) -> _Round:
+    return sorted(results, key=lambda r: r.load.per_s)[len(results) // 2]
 
 
 async def _dispatch(
@@ -293,14 +344,25 @@ def _print(report: dict[str, Any]) -> None:
         (f"dispatch p50 ms @ {report['dispatch_rate']:g}/s", report["dispatch_p50_ms"], "<= 20"),
         (f"dispatch p99 ms @ {report['dispatch_rate']:g}/s", report["dispatch_p99_ms"], "<= 60"),
     ]
+    for server, cpu in report["cpu_us_per_request"].items():
+        rows.append((f"{server}: CPU us/request server / generator", _pair(cpu), ""))
     for name, value, target in rows:
         table.add_row(name, str(value), target)
     Console().print(table)
 
 
+def _pair(cpu: dict[str, float | None]) -> str:
+    """`server / generator`, flagged when the generator is the side that limits the rate."""
+    server, generator = cpu["server"], cpu["generator"]
+    limited = server is not None and generator is not None and generator >= server
+    return f"{server} / {generator}" + (" (generator-bound)" if limited else "")
+
+
 def cli_main(args: argparse.Namespace) -> int:
     """`orchestrator bench ingress`."""
     settings = load_settings()
+    if args.generator == "auto":
+        args.generator = "wrk" if wrk_available() else "python"
     report = asyncio.run(run(args, settings))
     report["cpus"] = os.cpu_count()
     with open(args.output, "w", encoding="utf-8") as f:

@@ -22,6 +22,7 @@ __all__ = [
     "closed_loop",
     "paced",
     "percentile",
+    "wait_ready",
 ]
 
 MEMBER, TOKEN, DOMAIN = "bench-portal", "bench-token", "bench.bitrix24.com"
@@ -75,6 +76,12 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def wait_ready(url: str, within_s: float = 20.0) -> None:
+    """Until `url`/healthz answers 200 (a server just started)."""
+    async with aiohttp.ClientSession() as http:
+        await _wait_ready(http, url, within_s)
 
 
 async def _wait_ready(http: aiohttp.ClientSession, url: str, within_s: float = 20.0) -> None:

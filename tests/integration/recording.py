@@ -80,3 +80,8 @@ def factory(settings: Settings, redis: Any) -> RecordingHandler:
 def slow_factory(settings: Settings, redis: Any) -> RecordingHandler:
     """Like `factory`, with each effect taking 0.2 s (so a drain is caught mid-way)."""
     return RecordingHandler(redis, settings.key_prefix, effect_delay_s=0.2)
+
+
+def stuck_factory(settings: Settings, redis: Any) -> RecordingHandler:
+    """Like `factory`, with each effect taking 60 s: far past any shutdown grace of a test."""
+    return RecordingHandler(redis, settings.key_prefix, effect_delay_s=60.0)

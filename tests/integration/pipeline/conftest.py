@@ -159,6 +159,7 @@ def spawn_worker(fast_settings: Settings, tmp_path: Path) -> Iterator[WorkerSpaw
         "LEASE_MS": str(fast_settings.lease_ms),
         "SWEEP_INTERVAL_S": str(fast_settings.sweep_interval_s),
         "MAX_ATTEMPTS": str(fast_settings.max_attempts),
+        "SHUTDOWN_GRACE_S": str(fast_settings.shutdown_grace_s),
         "LOG_FORMAT": "console",
         "LOG_LEVEL": "WARNING",
         "WORKER_CONCURRENCY": "20",

@@ -89,6 +89,8 @@ async def test_health_readiness_and_metrics_answer(
     for path in ("/healthz", "/readyz"):
         async with http.get(f"{ingress_url}{path}") as resp:
             assert resp.status == 200
+    async with http.get(f"{ingress_url}/readyz") as resp:
+        assert await resp.json() == {"redis": "up", "spool": "ok", "accepting": True}
     async with http.get(f"{ingress_url}/metrics") as resp:
         text = await resp.text()
     assert f'ol_events_in_total{{event="ONIMBOTMESSAGEADD",member_id="{MEMBER}"}}' in text

@@ -60,8 +60,9 @@ async def test_redis_down_spools_with_200_and_replays_when_back(
                 async with http.post(f"{url}/b24/events", data=body, headers=FORM) as resp:
                     assert resp.status == 200
                     assert (await resp.json())["spooled"] is True
-            async with http.get(f"{url}/readyz") as resp:
-                assert resp.status == 503
+            async with http.get(f"{url}/readyz") as resp:  # still ready: the spool accepts
+                assert resp.status == 200
+                assert await resp.json() == {"redis": "down", "spool": "ok", "accepting": True}
             forged = form(message_payload(7, 999, "forged", token="forged"))
             async with http.post(f"{url}/b24/events", data=forged, headers=FORM) as resp:
                 assert resp.status == 200  # cannot be verified now; verified at replay
@@ -86,6 +87,39 @@ async def test_redis_down_spools_with_200_and_replays_when_back(
         assert all(b"offline" in e and b"forged" not in e for e in entries)
         assert not any(b"application_token" in e or TOKEN.encode() in e for e in entries)
         assert await own_client.exists(settings.queue_name)  # and a drain job is queued
+    finally:
+        await runner.cleanup()
+
+
+async def test_not_ready_only_when_neither_redis_nor_the_spool_can_take_an_event(
+    own_redis: EmbeddedRedis, own_client: aioredis.Redis, fast_settings: Settings, tmp_path: Path
+) -> None:
+    """An unwritable spool with Redis up is still ready; with Redis down too, /readyz is 503
+    and says why; Redis back makes it ready again."""
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_bytes(b"")  # a spool dir below a plain file can never be created
+    settings = fast_settings.model_copy(
+        update={"redis_url": own_redis.url, "spool_dir": str(blocker / "spool")}
+    )
+    runner, url = await _serve(settings)
+    try:
+        async with aiohttp.ClientSession() as http:
+
+            async def ready() -> tuple[int, object]:
+                async with http.get(f"{url}/readyz") as resp:
+                    return resp.status, await resp.json()
+
+            up = {"redis": "up", "spool": "unwritable", "accepting": True}
+            assert await ready() == (200, up)
+            own_redis.stop()
+            down = {"redis": "down", "spool": "unwritable", "accepting": False}
+            assert await ready() == (503, down)
+            own_redis.start()
+
+            async def ready_again() -> bool:
+                return await ready() == (200, up)
+
+            await eventually(ready_again)
     finally:
         await runner.cleanup()
 
