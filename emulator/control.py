@@ -150,6 +150,17 @@ def _credentials(emu: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> A
     return runtime.credentials(emu.base_url)
 
 
+def _secrets(_: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> Any:
+    """Every secret the portal ever issued: tokens, codes, the app secret, webhook codes."""
+    return {
+        "member_id": runtime.identity.member_id,
+        "application_token": runtime.identity.application_token,
+        "client_secret": runtime.tokens.client_secret,
+        "webhook_codes": sorted(runtime.webhooks),
+        "issued_tokens": list(runtime.tokens.issued),
+    }
+
+
 def add_control_routes(app: web.Application) -> None:
     """Mount every `/_emulator/` route on `app`."""
     prefix = "/_emulator"
@@ -165,3 +176,4 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_get(f"{prefix}/state", _wrap(_state))
     app.router.add_get(f"{prefix}/counters", _wrap(_counters))
     app.router.add_get(f"{prefix}/credentials", _wrap(_credentials))
+    app.router.add_get(f"{prefix}/secrets", _wrap(_secrets))

@@ -19,6 +19,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
+from structlog.contextvars import bound_contextvars
 
 from orchestrator.bitrix.client import BitrixClient
 from orchestrator.dialog_state import DialogState
@@ -72,20 +73,25 @@ class DialogMachineHandler:
             return self._portal_event(state, event)
         current = DialogState.from_json(state) if state else None
         records: list[EffectRecord] = []
+        changes: list[tuple[str, str]] = []
         for inp in decode_inputs(event):
             now = float(event.ts) if event.ts else time.time()
             scenario = scenario_for(self.scenarios, current, inp)
-            try:
-                outcome = transition(current, inp, scenario, now)
-            except IllegalTransition as exc:
-                log.warning("illegal_transition", input=inp.kind, seq=event.seq, reason=str(exc))
-                continue
+            before = current.status.value if current is not None else "none"
+            with bound_contextvars(session_id=current.session_id if current else None):
+                try:
+                    outcome = transition(current, inp, scenario, now)
+                except IllegalTransition as exc:
+                    log.warning("illegal_transition", input=inp.kind, reason=str(exc))
+                    continue
             current = outcome.state
+            if current.status.value != before:
+                changes.append((before, current.status.value))
             records += [
                 EffectRecord(e.effect_id, e.kind, effect_payload(e)) for e in outcome.effects
             ]
         new_state = current.to_json().encode() if current is not None else (state or b"")
-        return Decision(new_state=new_state, effects=records)
+        return Decision(new_state=new_state, effects=records, transitions=tuple(changes))
 
     def _portal_event(self, state: bytes | None, event: StoredEvent) -> Decision:
         """Portal-level events: an install hands the REST client the portal's OAuth tokens."""

@@ -12,8 +12,9 @@ import time
 from datetime import datetime
 
 import structlog
+from structlog.contextvars import bound_contextvars
 
-from orchestrator import leads
+from orchestrator import leads, metrics
 from orchestrator.bitrix.client import BitrixClient
 from orchestrator.bitrix.methods import PortalApi
 from orchestrator.bitrix.models import SessionHistory
@@ -31,7 +32,15 @@ from orchestrator.effects import (
     effect_from_record,
     effect_session_id,
 )
-from orchestrator.errors import AccessDenied, MethodError
+from orchestrator.errors import (
+    AccessDenied,
+    MethodError,
+    OutcomeUnknown,
+    RateLimited,
+    ServerError,
+    TransportError,
+)
+from orchestrator.evaluation import client_vote_from
 from orchestrator.inputs import (
     EffectFailed,
     Input,
@@ -50,6 +59,14 @@ log = structlog.get_logger(__name__)
 
 # A portal-level effect: store the OAuth tokens an ONAPPINSTALL carries for the REST client.
 REGISTER_PORTAL = "RegisterPortal"
+
+# Effects whose lasting failure the machine can work around (the bot hands off, a refused
+# transfer falls back to the queue, the rating goes without the transcript): when a transient
+# failure outlives the pipeline's retries they come back as EffectFailed, not a dead letter.
+# Queue handoffs, votes and leads stay dead letters, to be replayed once the portal is back.
+GIVE_UP_KINDS = frozenset({"SendMessage", "FinishBotSession", "Transfer", "FetchTranscript"})
+_TRANSIENT = (OutcomeUnknown, ServerError, TransportError, RateLimited)
+_GIVE_UP_TTL_S = 24 * 3600
 
 
 def dialog_of(effect_id: str) -> tuple[str, str]:
@@ -87,7 +104,24 @@ def transcript_input(session_id: int, history: SessionHistory) -> TranscriptFetc
         at=time.time(),
         operator_id=first.sender_id if first else None,
         first_operator_response_at=_ts(first.date) if first else None,
+        client_vote=client_vote_from(
+            session_id, (m.params for _, m in sorted(history.message.items()))
+        ),
         message_count=len(history.message),
+    )
+
+
+def _failed(chat_key: str, record: EffectRecord, code: str) -> FollowUp:
+    """The effect's failure, for the machine to decide what happens instead."""
+    return follow_up(
+        chat_key,
+        EffectFailed(
+            effect_kind=record.kind,
+            error_code=code,
+            effect_id=record.effect_id,
+            session_id=effect_session_id(record.effect_id),
+            at=time.time(),
+        ),
     )
 
 
@@ -105,26 +139,32 @@ class EffectExecutor:
             await self.client.auth.register_from_install(record.payload["auth"])
             return []
         effect = effect_from_record(record.kind, record.payload, record.effect_id)
-        api = self.client.api(member_id)
+        with bound_contextvars(session_id=effect_session_id(record.effect_id)):
+            return await self._run_bound(record, effect, member_id, chat_key)
+
+    async def _run_bound(
+        self, record: EffectRecord, effect: Effect, member_id: str, chat_key: str
+    ) -> list[FollowUp]:
         try:
-            result = await self._dispatch(api, member_id, chat_key, effect)
+            result = await self._dispatch(self.client.api(member_id), member_id, chat_key, effect)
         except (MethodError, AccessDenied) as exc:
-            log.warning(
-                "effect_refused", effect_id=record.effect_id, kind=record.kind, code=exc.code
-            )
-            return [
-                follow_up(
-                    chat_key,
-                    EffectFailed(
-                        effect_kind=record.kind,
-                        error_code=exc.code or "ERROR",
-                        effect_id=record.effect_id,
-                        session_id=effect_session_id(record.effect_id),
-                        at=time.time(),
-                    ),
-                )
-            ]
+            log.warning("effect_refused", kind=record.kind, code=exc.code)
+            return [_failed(chat_key, record, exc.code or "ERROR")]
+        except _TRANSIENT as exc:
+            if record.kind not in GIVE_UP_KINDS or not await self._last_try(member_id, record):
+                raise  # the pipeline retries it
+            log.warning("effect_given_up", kind=record.kind, error=type(exc).__name__)
+            return [_failed(chat_key, record, type(exc).__name__)]
+        log.debug("effect_executed", kind=record.kind, result=type(result).__name__)
         return [] if result is None else [follow_up(chat_key, result)]
+
+    async def _last_try(self, member_id: str, record: EffectRecord) -> bool:
+        """Count a transient failure of the effect; True on the pipeline's last attempt."""
+        settings = self.client.settings
+        key = f"{settings.key_prefix}:{{{member_id}}}:giveup:{record.effect_id}"
+        failures = int(await self.client.redis.incr(key))
+        await self.client.redis.expire(key, _GIVE_UP_TTL_S)
+        return failures >= max(1, settings.max_attempts - 1)
 
     async def _dispatch(
         self, api: PortalApi, member_id: str, chat_key: str, effect: Effect
@@ -146,6 +186,7 @@ class EffectExecutor:
                 )
             case HandToQueue():
                 await api.bot_session_operator(effect.chat_id)
+                metrics.HANDOFFS.labels(member_id=member_id, kind="queue").inc()
             case Transfer():
                 await api.bot_session_transfer(
                     effect.chat_id,
@@ -153,6 +194,7 @@ class EffectExecutor:
                     queue_id=effect.queue_id,
                     leave=effect.leave,
                 )
+                metrics.HANDOFFS.labels(member_id=member_id, kind="transfer").inc()
             case FinishBotSession():
                 await api.bot_session_finish(effect.chat_id)
             case FetchTranscript():
@@ -163,6 +205,7 @@ class EffectExecutor:
                 await api.session_head_vote(
                     effect.session_id, rating=effect.rating, comment=effect.comment
                 )
+                metrics.VOTES.labels(member_id=member_id).inc()
                 return VoteSaved(session_id=effect.session_id, at=time.time())
             case CreateLead():
                 lead_id = await leads.ensure_lead(api, effect)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import json
 import time
 from collections.abc import AsyncIterator
@@ -15,7 +17,7 @@ from collections.abc import AsyncIterator
 import redis.asyncio as aioredis
 import structlog
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -46,6 +48,7 @@ _ACCEPTED = json.dumps({"ok": True, "duplicate": False}).encode()
 _DUPLICATE = json.dumps({"ok": True, "duplicate": True}).encode()
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+READY_PING_TIMEOUT_S = 0.5
 
 
 def open_redis(settings: Settings) -> aioredis.Redis:
@@ -77,19 +80,33 @@ async def _spool_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(spool.close)
 
 
+@functools.lru_cache(maxsize=4096)
+def _accepted_counter(name: str, member_id: str) -> Counter:
+    """EVENTS_IN's child for these labels (`.labels()` takes a lock and builds a dict per call)."""
+    # names are the few handled events and member ids are verified portals: the cache stays
+    # small, and it is bounded all the same
+    return metrics.EVENTS_IN.labels(event=name, member_id=member_id)
+
+
 def _reject(exc: InvalidEvent) -> web.Response:
     code = error_code(exc.status)
     metrics.EVENTS_REJECTED.labels(reason=code).inc()
     return web.json_response({"error": code, "reason": exc.reason}, status=exc.status)
 
 
-async def _read_body(request: web.Request, limit: int) -> bytes:
+async def _read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise InvalidEvent(f"body of {request.content_length} bytes exceeds {limit}", status=413)
     try:
-        body = await request.read()
+        if request.content.is_eof():  # the usual case: the body came with the headers
+            body = await request.read()
+        else:  # a slow (or slowloris) client must not hold a request open for long
+            async with asyncio.timeout(timeout_s):
+                body = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         raise InvalidEvent(f"body exceeds {limit} bytes", status=413) from exc
+    except TimeoutError as exc:
+        raise InvalidEvent(f"body not received within {timeout_s} s", status=408) from exc
     if len(body) > limit:  # a chunked body has no Content-Length to check up front
         raise InvalidEvent(f"body exceeds {limit} bytes", status=413)
     return body
@@ -101,7 +118,10 @@ async def handle_event(request: web.Request) -> web.Response:
     app = request.app
     received = now_ms()
     try:
-        body = await _read_body(request, app[SETTINGS].ingress_max_body_bytes)
+        settings = app[SETTINGS]
+        body = await _read_body(
+            request, settings.ingress_max_body_bytes, settings.ingress_body_timeout_s
+        )
         content_type = request.headers.get("Content-Type", "")
         payload, event = parse_body(body, content_type)
         try:
@@ -110,16 +130,27 @@ async def handle_event(request: web.Request) -> web.Response:
             await _spool(app, SpoolRecord(body, content_type, received), exc)
             return web.json_response({"ok": True, "spooled": True})
     except InvalidEvent as exc:
+        if exc.status == 408:
+            return await _answer_and_hang_up(request, _reject(exc))
         return _reject(exc)
     if result is IngestResult.DUPLICATE:
         metrics.EVENTS_DUPLICATE.labels(member_id=event.member_id).inc()
     else:
-        metrics.EVENTS_IN.labels(event=event.name, member_id=event.member_id).inc()
+        _accepted_counter(event.name, event.member_id).inc()
     metrics.ACK_SECONDS.observe(time.perf_counter() - started)
     return web.Response(
         body=_DUPLICATE if result is IngestResult.DUPLICATE else _ACCEPTED,
         content_type="application/json",
     )
+
+
+async def _answer_and_hang_up(request: web.Request, response: web.Response) -> web.Response:
+    """Send the answer, then close the connection (aiohttp would otherwise linger on it for
+    seconds, reading the rest of a body we no longer want)."""
+    await response.prepare(request)
+    await response.write_eof()
+    request.protocol.force_close()
+    return response
 
 
 async def _spool(app: web.Application, record: SpoolRecord, exc: BaseException) -> None:
@@ -135,30 +166,34 @@ async def healthz(_: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    """Ready when Redis answers."""
+    """Ready while an event can still be accepted durably: in Redis, or else in the spool."""
+    # Redis down alone must not make the replica unready: a load balancer would then drop the
+    # portal's events before they reach the spool (DESIGN.md §2, item 5); none is re-sent.
+    redis_up = await _redis_answers(request.app[REDIS])
+    spool_ok = await asyncio.to_thread(request.app[SPOOL].writable)
+    accepting = redis_up or spool_ok
+    body = {
+        "redis": "up" if redis_up else "down",
+        "spool": "ok" if spool_ok else "unwritable",
+        "accepting": accepting,
+    }
+    return web.json_response(body, status=200 if accepting else 503)
+
+
+async def _redis_answers(client: aioredis.Redis) -> bool:
     try:
-        await request.app[REDIS].ping()
-    except UNREACHABLE as exc:
-        return web.json_response({"ok": False, "reason": type(exc).__name__}, status=503)
-    return web.json_response({"ok": True})
+        # bounded below a probe's usual 1 s timeout, so the answer is ours, not the prober's
+        async with asyncio.timeout(READY_PING_TIMEOUT_S):
+            await client.ping()
+    except (*UNREACHABLE, TimeoutError):
+        return False
+    return True
 
 
 async def metrics_view(request: web.Request) -> web.Response:
     """Prometheus exposition; queue depths are read at scrape time."""
-    settings = request.app[SETTINGS]
-    keys = Keys(settings.key_prefix)
-    client = request.app[REDIS]
-    try:
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.zcard(keys.pending)
-            pipe.zcard(settings.queue_name)
-            pipe.xlen(keys.dlq)
-            pending, queued, dead = await pipe.execute()
-        metrics.QUEUE_DEPTH.labels(queue="pending_dialogs").set(pending)
-        metrics.QUEUE_DEPTH.labels(queue="arq_jobs").set(queued)
-        metrics.QUEUE_DEPTH.labels(queue="dlq").set(dead)
-    except UNREACHABLE:
-        pass  # the counters are still worth serving
+    with contextlib.suppress(*UNREACHABLE):  # the counters are still worth serving
+        await metrics.refresh_queue_gauges(request.app[REDIS], request.app[SETTINGS])
     return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 

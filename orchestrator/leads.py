@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from orchestrator import metrics
 from orchestrator.bitrix.methods import PortalApi
 from orchestrator.effects import CreateLead
 from orchestrator.errors import MethodError, OutcomeUnknown
@@ -67,6 +68,7 @@ async def ensure_lead(api: PortalApi, effect: CreateLead) -> int | None:
     """The session's lead id: found, or created once."""
     found = await _existing(api, effect)
     if found is not None:
+        _count(api, "found_existing")
         return found
     try:
         return await _create(api, effect)
@@ -74,8 +76,13 @@ async def ensure_lead(api: PortalApi, effect: CreateLead) -> int | None:
         found = await _existing(api, effect)
         if found is not None:
             log.info("lead_found_after_unknown_outcome", lead_id=found)
+            _count(api, "found_existing")
             return found
         raise  # it did not happen: the runner's retry starts over from the lookups
+
+
+def _count(api: PortalApi, outcome: str) -> None:
+    metrics.LEADS.labels(member_id=api.member_id, outcome=outcome).inc()
 
 
 async def _create(api: PortalApi, effect: CreateLead) -> int | None:
@@ -85,12 +92,15 @@ async def _create(api: PortalApi, effect: CreateLead) -> int | None:
         if exc.code not in FALLBACK_CODES:
             raise
         log.info("lead_fallback_to_crm_lead_add", code=exc.code)
-        return await api.crm_lead_add(_fields(effect))
+        lead_id = await api.crm_lead_add(_fields(effect))
+        _count(api, "fallback")
+        return lead_id
     bound = await chat_lead_binding(api, effect.chat_id)
-    if bound is not None:
-        return bound
-    # true without a binding: the portal made nothing (no CRM on the line); make it ourselves
-    return await api.crm_lead_add(_fields(effect))
+    if bound is None:
+        # true without a binding: the portal made nothing (no CRM on the line); make it ourselves
+        bound = await api.crm_lead_add(_fields(effect))
+    _count(api, "created")
+    return bound
 
 
 def _fields(effect: CreateLead) -> dict[str, Any]:

@@ -1,18 +1,43 @@
-"""Prometheus metrics of the event pipeline; every name is `ol_*` and lives here."""
+"""Prometheus metrics of the event pipeline and the dialogs; every name is `ol_*` and lives here.
+
+The ingress and every worker process export them on their own /metrics (the REST client's
+`ol_rest_*` are in orchestrator/bitrix/metrics.py). Counters count in the process where the
+thing happens; the queue gauges are read from Redis at scrape time by whoever is scraped, so
+dashboards aggregate them with `max`, never `sum`.
+"""
 
 from __future__ import annotations
 
+from collections import Counter as Tally
+
+import redis.asyncio as aioredis
 from prometheus_client import Counter, Gauge, Histogram
+
+from orchestrator.keys import Keys
+from orchestrator.queue import now_ms
+from orchestrator.settings import Settings
 
 __all__ = [
     "ACK_SECONDS",
     "DEAD_LETTERS",
+    "DIALOG_TRANSITIONS",
+    "EFFECTS",
+    "EFFECT_SECONDS",
     "EVENTS_DUPLICATE",
     "EVENTS_IN",
     "EVENTS_REJECTED",
     "EVENTS_SPOOLED",
+    "EVENT_LAG_SECONDS",
+    "HANDOFFS",
+    "JOB_SECONDS",
+    "LEADS",
+    "PIPELINE_RETRIES",
+    "PORTAL_OLDEST_PENDING_SECONDS",
+    "PORTAL_PENDING_DIALOGS",
     "QUEUE_DEPTH",
     "SPOOL_REPLAYED",
+    "VOTES",
+    "refresh_queue_gauges",
 ]
 
 EVENTS_IN = Counter(
@@ -37,3 +62,85 @@ ACK_SECONDS = Histogram(
     "Time from request to acknowledgment at the ingress",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
 )
+
+PORTAL_PENDING_DIALOGS = Gauge(
+    "ol_portal_pending_dialogs",
+    "Dialogs with work or a wake-up outstanding, per portal, at scrape time",
+    ["member_id"],
+)
+PORTAL_OLDEST_PENDING_SECONDS = Gauge(
+    "ol_portal_oldest_pending_seconds",
+    "Per portal: seconds since its longest-waiting pending dialog was scheduled or drained",
+    ["member_id"],
+)
+EVENT_LAG_SECONDS = Histogram(
+    "ol_event_lag_seconds",
+    "Time from an event's acceptance at the ingress to its commit by a worker",
+    ["member_id"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+)
+JOB_SECONDS = Histogram(
+    "ol_job_seconds",
+    "Duration of one drain job, by how it ended (done, handed_back, busy, lost, error)",
+    ["outcome"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+EFFECTS = Counter(
+    "ol_effects", "Effects run, by kind and outcome (done, failed, dead)", ["kind", "outcome"]
+)
+EFFECT_SECONDS = Histogram(
+    "ol_effect_seconds",
+    "Duration of one try of an effect (REST calls included)",
+    ["kind"],
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+PIPELINE_RETRIES = Counter(
+    "ol_pipeline_retries", "Events (decide) or effects tried again after a failure", ["kind"]
+)
+DIALOG_TRANSITIONS = Counter(
+    "ol_dialog_transitions",
+    "Committed dialog status changes (from_status 'none' for a new dialog)",
+    ["member_id", "from_status", "to_status"],
+)
+HANDOFFS = Counter(
+    "ol_handoffs",
+    "Dialogs handed to people: to the line's queue or transferred (kind: queue, transfer)",
+    ["member_id", "kind"],
+)
+LEADS = Counter(
+    "ol_leads",
+    "Lead steps by outcome (created, found_existing, fallback: crm.lead.add after a refusal)",
+    ["member_id", "outcome"],
+)
+VOTES = Counter("ol_votes", "Head votes saved on finished sessions", ["member_id"])
+
+# the per-portal gauges read at most this many pending dialogs per scrape
+_PENDING_SCAN_LIMIT = 50_000
+
+
+async def refresh_queue_gauges(client: aioredis.Redis, settings: Settings) -> None:
+    """Read the queue depths (global and per portal) from Redis into the gauges."""
+    keys = Keys(settings.key_prefix)
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.zcard(keys.pending)
+        pipe.zcard(settings.queue_name)
+        pipe.xlen(keys.dlq)
+        pipe.zrange(keys.pending, 0, _PENDING_SCAN_LIMIT - 1, withscores=True)
+        pending, queued, dead, members = await pipe.execute()
+    QUEUE_DEPTH.labels(queue="pending_dialogs").set(pending)
+    QUEUE_DEPTH.labels(queue="arq_jobs").set(queued)
+    QUEUE_DEPTH.labels(queue="dlq").set(dead)
+    counts: Tally[str] = Tally()
+    oldest: dict[str, float] = {}
+    for raw, score in members:
+        member_id = raw.decode().partition("/")[0]
+        counts[member_id] += 1
+        oldest[member_id] = min(oldest.get(member_id, score), score)
+    # portals that drained since the last scrape must drop to nothing, not keep their old value
+    PORTAL_PENDING_DIALOGS.clear()
+    PORTAL_OLDEST_PENDING_SECONDS.clear()
+    now = now_ms()
+    for member_id, count in counts.items():
+        PORTAL_PENDING_DIALOGS.labels(member_id=member_id).set(count)
+        age_s = max(0.0, (now - oldest[member_id]) / 1000)
+        PORTAL_OLDEST_PENDING_SECONDS.labels(member_id=member_id).set(age_s)

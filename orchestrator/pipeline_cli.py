@@ -101,6 +101,12 @@ def add_bench_ingress(bench_sub: Sub) -> None:
     )
     p.add_argument("--rounds", type=int, default=3, help="rounds; each server's median counts")
     p.add_argument("--connections", type=int, default=64, help="concurrent client connections")
+    p.add_argument(
+        "--generator",
+        choices=["auto", "wrk", "python"],
+        default="auto",
+        help="closed-loop load from wrk (cheap: not the ceiling) or aiohttp; auto: wrk if found",
+    )
     p.add_argument("--dispatch-rate", type=float, default=200.0, help="events/s for latency")
     p.add_argument("--dispatch-seconds", type=float, default=5.0)
     p.add_argument("--redis-url", default=None, help="default: REDIS_URL, else embedded")

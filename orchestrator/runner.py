@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -19,6 +20,7 @@ from typing import Any, Protocol
 
 import structlog
 from redis.exceptions import RedisError
+from structlog.contextvars import bound_contextvars
 
 from orchestrator import metrics
 from orchestrator.errors import LeaseLost
@@ -38,6 +40,8 @@ class Decision:
 
     new_state: bytes
     effects: list[EffectRecord] = field(default_factory=list)
+    # status changes (from, to) this decision makes, counted once it is committed
+    transitions: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +177,10 @@ class Runner:
 
     async def _apply(self, d: DialogKeys, token: str, peeked: Peeked) -> int:
         """Decide and commit the head event; 1 when it left the inbox, 0 to try it again."""
+        with bound_contextvars(event_id=peeked.event.event_id, seq=peeked.event.seq):
+            return await self._apply_bound(d, token, peeked)
+
+    async def _apply_bound(self, d: DialogKeys, token: str, peeked: Peeked) -> int:
         event, attempts = peeked.event, peeked.attempt
         if attempts > self.max_attempts:
             # tried that often without even failing cleanly: it crashed its workers
@@ -182,11 +190,14 @@ class Runner:
         except Exception as exc:
             if attempts >= self.max_attempts:
                 return await self._dead_event(d, token, event, _describe(exc), attempts)
-            log.warning("decide_failed", seq=event.seq, attempt=attempts, error=_describe(exc))
+            log.warning("decide_failed", attempt=attempts, error=_describe(exc))
+            metrics.PIPELINE_RETRIES.labels(kind="event").inc()
             await asyncio.sleep(backoff_s(attempts, self.backoff_base_s))
             return 0
         committed = await self.store.commit(d, token, event, decision.new_state, decision.effects)
-        log.debug("event_applied", seq=event.seq, event_name=event.name, committed=committed)
+        log.debug("event_applied", event_name=event.name, committed=committed)
+        if committed:
+            _observe_commit(d.member_id, event, decision)
         return 1
 
     async def _dead_event(
@@ -196,7 +207,6 @@ class Runner:
         metrics.DEAD_LETTERS.labels(kind="event").inc()
         log.error(
             "event_dead_lettered",
-            seq=event.seq,
             event_name=event.name,
             error=error,
             attempts=attempts,
@@ -211,6 +221,12 @@ class Runner:
     async def _run_effect(
         self, d: DialogKeys, token: str, lease: _Lease, effect: EffectRecord
     ) -> None:
+        with bound_contextvars(effect_id=effect.effect_id, effect_kind=effect.kind):
+            await self._run_effect_bound(d, token, lease, effect)
+
+    async def _run_effect_bound(
+        self, d: DialogKeys, token: str, lease: _Lease, effect: EffectRecord
+    ) -> None:
         while True:
             lease.ensure()
             # the lease re-checked right before a possibly non-idempotent call
@@ -218,24 +234,27 @@ class Runner:
             if attempts > self.max_attempts:
                 await self._dead_effect(d, token, effect, "crashed while running", attempts)
                 return
+            started = time.perf_counter()
             try:
                 follow_ups = await self.handler.execute(effect)
             except LeaseLost:
                 raise
             except Exception as exc:
+                metrics.EFFECT_SECONDS.labels(kind=effect.kind).observe(
+                    time.perf_counter() - started
+                )
                 if attempts >= self.max_attempts:
                     await self._dead_effect(d, token, effect, _describe(exc), attempts)
                     return
-                log.warning(
-                    "effect_failed",
-                    effect_id=effect.effect_id,
-                    attempt=attempts,
-                    error=_describe(exc),
-                )
+                log.warning("effect_failed", attempt=attempts, error=_describe(exc))
+                metrics.EFFECTS.labels(kind=effect.kind, outcome="failed").inc()
+                metrics.PIPELINE_RETRIES.labels(kind="effect").inc()
                 await asyncio.sleep(backoff_s(attempts, self.backoff_base_s))
                 continue
+            metrics.EFFECT_SECONDS.labels(kind=effect.kind).observe(time.perf_counter() - started)
             await self._ingest_follow_ups(d, effect, follow_ups or ())
             await self.store.effect_done(d, effect.effect_id)
+            metrics.EFFECTS.labels(kind=effect.kind, outcome="done").inc()
             return
 
     async def _dead_effect(
@@ -243,9 +262,9 @@ class Runner:
     ) -> None:
         entry = await self.store.dead_effect(d, token, effect.effect_id, error, attempts)
         metrics.DEAD_LETTERS.labels(kind="effect").inc()
+        metrics.EFFECTS.labels(kind=effect.kind, outcome="dead").inc()
         log.error(
             "effect_dead_lettered",
-            effect_id=effect.effect_id,
             error=error,
             attempts=attempts,
             dlq_id=entry,
@@ -265,6 +284,16 @@ class Runner:
                 now_ms() // 1000,
                 f.payload,
             )
+
+
+def _observe_commit(member_id: str, event: StoredEvent, decision: Decision) -> None:
+    """Metrics of one committed event: its lag since acceptance and the status changes."""
+    lag_s = max(0.0, (now_ms() - event.received_ms) / 1000)
+    metrics.EVENT_LAG_SECONDS.labels(member_id=member_id).observe(lag_s)
+    for before, after in decision.transitions:
+        metrics.DIALOG_TRANSITIONS.labels(
+            member_id=member_id, from_status=before, to_status=after
+        ).inc()
 
 
 def _describe(exc: BaseException) -> str:

@@ -3,6 +3,8 @@
 Each is a separate process (one event loop per core); on SIGTERM/SIGINT the children get
 SIGTERM, the workers hand their dialogs back within `shutdown_grace_s`, stragglers are killed.
 If any child dies, everything is stopped: an orchestrator (systemd, Kubernetes) restarts us.
+With WORKER_METRICS_PORT=P set, worker i serves /metrics and /healthz on P + i (one scrape
+target per process; see worker/observe.py).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from orchestrator.logs import configure_logging
 from orchestrator.redis_server import EmbeddedRedis
 from orchestrator.settings import Settings, load_settings
 
-__all__ = ["cli_main", "spawn_children", "stop_children"]
+__all__ = ["cli_main", "spawn_children", "stop_children", "worker_env"]
 
 
 def spawn_children(
@@ -32,8 +34,16 @@ def spawn_children(
     ingress = [*base, "ingress", *(["--port", str(port)] if port else [])]
     worker = [*base, "worker", *(["--handler", handler] if handler else [])]
     return [subprocess.Popen(ingress, env=env)] + [
-        subprocess.Popen(worker, env=env) for _ in range(workers)
+        subprocess.Popen(worker, env=worker_env(env, settings.worker_metrics_port, index))
+        for index in range(workers)
     ]
+
+
+def worker_env(env: dict[str, str], base_port: int, index: int) -> dict[str, str]:
+    """The environment of worker `index`: its own metrics port (base + index) when enabled."""
+    if not base_port:
+        return env
+    return {**env, "WORKER_METRICS_PORT": str(base_port + index)}
 
 
 def stop_children(children: list[subprocess.Popen[bytes]], grace_s: float) -> None:

@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     ingress_host: str = "0.0.0.0"
     ingress_port: int = 8080
     ingress_max_body_bytes: int = 256 * 1024
+    ingress_body_timeout_s: float = Field(
+        default=10.0, description="a request body not fully read within this gets 408"
+    )
     spool_dir: str = Field(default="./spool", description="where events go while Redis is down")
     dedup_ttl_s: int = 7 * 24 * 3600
 
@@ -65,6 +68,9 @@ class Settings(BaseSettings):
     sweep_interval_s: float = 2.0
     max_attempts: int = 5
     shutdown_grace_s: float = 10.0
+    worker_metrics_port: int = Field(
+        default=0, description="worker /metrics and /healthz port (0: off); serve adds the index"
+    )
     worker_handler: str = Field(
         default="orchestrator.dialogs:build_handler",
         description="module:callable(settings, redis) -> the workers' DialogHandler",

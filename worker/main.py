@@ -24,6 +24,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.logs import configure_logging
 from orchestrator.settings import Settings, load_settings
+from worker.observe import start_observe_server
 from worker.settings import (
     HandlerFactory,
     load_handler_factory,
@@ -71,6 +72,10 @@ class Supervisor:
         """Until signalled; returns the exit code."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._on_signal, sig)
+        # served by this loop, so it answers while arq runs and while Redis is awaited
+        observer = self.loop.run_until_complete(
+            start_observe_server(self.settings, lambda: not self.stopping.is_set())
+        )
         pause = 0.5
         try:
             while not self.stopping.is_set():
@@ -86,6 +91,8 @@ class Supervisor:
                     self.loop.run_until_complete(self._pause(pause))
                     pause = min(pause * 2, 5.0)
         finally:
+            if observer is not None:
+                self.loop.run_until_complete(observer.cleanup())
             self.loop.close()
         return 0
 

@@ -368,5 +368,7 @@ def test_autoscalers_target_the_workers_on_the_exported_queue_depth(
     external = hpa["metrics"][0]["external"]["metric"]
     assert external["name"] == depth_metric
     assert external["selector"]["matchLabels"] == {"queue": "pending_dialogs"}
-    ingress_source = (ROOT / "orchestrator" / "ingress.py").read_text()
-    assert 'labels(queue="pending_dialogs")' in ingress_source
+    # the gauge the ingress (and each worker) refreshes at scrape time
+    metrics_source = (ROOT / "orchestrator" / "metrics.py").read_text()
+    assert 'labels(queue="pending_dialogs")' in metrics_source
+    assert "refresh_queue_gauges" in (ROOT / "orchestrator" / "ingress.py").read_text()
