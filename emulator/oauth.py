@@ -45,9 +45,18 @@ class OAuthError(Exception):
 class TokenStore:
     """The tokens of the one app installed on a portal."""
 
-    def __init__(self, clock: Clock, ttl_s: float, scopes: frozenset[str]) -> None:
-        self.client_id = f"local.{secrets.token_hex(7)}.{secrets.token_hex(4)}"
-        self.client_secret = secrets.token_urlsafe(30)
+    def __init__(
+        self,
+        clock: Clock,
+        ttl_s: float,
+        scopes: frozenset[str],
+        app: tuple[str, str] | None = None,
+    ) -> None:
+        # `app` (client_id, client_secret): the same app installed on another portal too
+        self.client_id, self.client_secret = app or (
+            f"local.{secrets.token_hex(7)}.{secrets.token_hex(4)}",
+            secrets.token_urlsafe(30),
+        )
         self.user_id = 0  # the installing user, set once seeded
         self.scopes = scopes
         self.ttl_s = ttl_s
@@ -56,6 +65,8 @@ class TokenStore:
         self._access: dict[str, AccessGrant] = {}
         self._refresh: dict[str, tuple[float, int]] = {}  # token -> (expires_at, user_id)
         self._codes: dict[str, float] = {}
+        # every token and code ever handed out, used or not (tests scan logs for them)
+        self.issued: list[str] = []
 
     def owns_access(self, token: str) -> bool:
         return token in self._access
@@ -73,11 +84,13 @@ class TokenStore:
         access, refresh = secrets.token_hex(36), secrets.token_hex(36)
         self._access[access] = AccessGrant(user, now + self.ttl_s)
         self._refresh[refresh] = (now + REFRESH_TTL_S, user)
+        self.issued += [access, refresh]
         return TokenPair(access, refresh, int(now + self.ttl_s), int(self.ttl_s), user)
 
     def issue_code(self) -> str:
         code = secrets.token_hex(20)
         self._codes[code] = self._clock.now() + CODE_TTL_S
+        self.issued.append(code)
         return code
 
     def check(self, token: str) -> AccessGrant:

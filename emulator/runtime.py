@@ -48,6 +48,7 @@ class EmulatorConfig:
     frozen_clock: bool = False  # portal clocks move only by advance-time
     tick_interval_s: float = 0.2
     portal_factory: PortalFactory | None = None  # None: B's emulator.portal.Portal
+    shared_app: bool = False  # every portal runs one app (one client_id), as a market app does
 
 
 class FrozenClock(Clock):
@@ -92,11 +93,17 @@ def _default_factory(identity: PortalIdentity, clock: Clock, sink: EventSink) ->
 class PortalRuntime:
     """One emulated portal and the platform state that goes with it."""
 
-    def __init__(self, config: EmulatorConfig, delivery: EventDelivery, base_url: str) -> None:
+    def __init__(
+        self,
+        config: EmulatorConfig,
+        delivery: EventDelivery,
+        base_url: str,
+        app: tuple[str, str] | None = None,
+    ) -> None:
         self.clock: Clock = FrozenClock() if config.frozen_clock else Clock()
         domain = base_url.split("//", 1)[-1]
         self.identity = PortalIdentity(secrets.token_hex(16), domain, secrets.token_hex(16))
-        self.tokens = TokenStore(self.clock, config.token_ttl_s, frozenset(config.scopes))
+        self.tokens = TokenStore(self.clock, config.token_ttl_s, frozenset(config.scopes), app)
         factory = config.portal_factory or _default_factory
         self.portal = factory(self.identity, self.clock, delivery.sink(self.identity.member_id))
         # The platform owns the app, the endpoint and the tokens that events carry.
@@ -228,7 +235,11 @@ class Emulator:
 
     def add_portals(self, count: int) -> None:
         for _ in range(count):
-            self.runtimes.append(PortalRuntime(self.config, self.delivery, self.base_url))
+            first = self.runtimes[0].tokens if self.runtimes else None
+            app = (
+                (first.client_id, first.client_secret) if first and self.config.shared_app else None
+            )
+            self.runtimes.append(PortalRuntime(self.config, self.delivery, self.base_url, app))
 
     def by_member(self, member_id: str | None) -> PortalRuntime:
         """The portal with this member_id; None means the first portal."""
@@ -244,3 +255,14 @@ class Emulator:
 
     def by_client_id(self, client_id: str) -> PortalRuntime | None:
         return next((r for r in self.runtimes if r.tokens.client_id == client_id), None)
+
+    def for_grant(self, params: dict[str, Any]) -> PortalRuntime | None:
+        """The portal an OAuth grant is for: the app's, told apart by the token or code when the
+        app is on several portals (as the real OAuth server knows each refresh token's portal)."""
+        client_id = str(params.get("client_id", ""))
+        apps = [r for r in self.runtimes if r.tokens.client_id == client_id]
+        refresh, code = str(params.get("refresh_token", "")), str(params.get("code", ""))
+        owner = next(
+            (r for r in apps if r.tokens.owns_refresh(refresh) or r.tokens.owns_code(code)), None
+        )
+        return owner or (apps[0] if apps else None)

@@ -30,7 +30,7 @@ async def handle_token(request: web.Request) -> web.Response:
     """`GET|POST /oauth/token/`: authorization_code and refresh_token grants."""
     emu = request.app[EMULATOR]
     params = await read_params(request)
-    runtime = emu.by_client_id(str(params.get("client_id", "")))
+    runtime = emu.for_grant(params)
     try:
         if runtime is None:
             raise OAuthError("invalid_client", "Invalid client credentials", 401)

@@ -76,10 +76,31 @@ def _add_demo(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=_lazy("orchestrator.demo.main:cli_main"))
 
 
+def _add_portal_tools(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from orchestrator.bot_cli import add_register_bot  # argparse only until a command runs
+    from orchestrator.dialog_cli import add_dialogs
+
+    add_dialogs(sub)
+    add_register_bot(sub)
+
+
+def _bench_e2e(bench: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from orchestrator.bench.e2e_args import add_arguments  # argparse only: cheap to import
+
+    p = bench.add_parser(
+        "e2e",
+        help="whole dialogs through the product against the emulated portal's limits: "
+        "dialogs/s against the ceiling, steps' p50/p99, chart (bench-e2e.json, bench-e2e.png)",
+    )
+    add_arguments(p)
+    p.set_defaults(func=_lazy("orchestrator.bench.e2e:cli_main"))
+
+
 # Each adds one benchmark to the `bench` group (`orchestrator bench <name>`).
 BENCH_BUILDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _bench_ingress,
     _bench_client,
+    _bench_e2e,
 ]
 
 
@@ -90,12 +111,26 @@ def _add_bench(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         build(bench)
 
 
+def _add_chaos(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from orchestrator.chaos import add_arguments  # argparse only: cheap to import
+
+    p = sub.add_parser(
+        "chaos",
+        help="dialogs while workers are SIGKILLed, Redis restarts and the portal fails; "
+        "accounts for every acknowledged event (chaos.json)",
+    )
+    add_arguments(p)
+    p.set_defaults(func=_lazy("orchestrator.chaos.run:cli_main"))
+
+
 # Each builder adds one subcommand (or group); keep them in the order of `orchestrator --help`.
 BUILDERS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_pipeline,
+    _add_portal_tools,
     _add_emulator,
     _add_demo,
     _add_bench,
+    _add_chaos,
 ]
 
 

@@ -75,6 +75,7 @@ class BitrixClient:
             prefix=settings.key_prefix,
             bucket=BucketConfig.from_settings(settings),
             operating_limit_s=settings.b24_operating_limit_s,
+            call_timeout_s=settings.b24_request_timeout_s,
         )
         self.auth = AuthStore(
             redis,

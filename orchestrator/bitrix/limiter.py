@@ -27,6 +27,8 @@ _MAX_RESERVE_S = 30.0
 OPERATING_THRESHOLD = 0.9
 # Hold a method this long after an unexpected 429 when the portal gave no reset time.
 _OPERATING_PENALTY_S = 60.0
+# A probe's caller may still be reporting just after its request timed out.
+_PROBE_MARGIN_S = 5.0
 
 
 def _script(name: str) -> str:
@@ -80,12 +82,20 @@ class Limiter:
     """Acquire request slots and operating budget for a portal; report and penalize."""
 
     def __init__(
-        self, redis: aioredis.Redis, *, prefix: str, bucket: BucketConfig, operating_limit_s: float
+        self,
+        redis: aioredis.Redis,
+        *,
+        prefix: str,
+        bucket: BucketConfig,
+        operating_limit_s: float,
+        call_timeout_s: float | None = None,
     ) -> None:
         self._redis = redis
         self._prefix = prefix
         self.bucket = bucket
         self.operating_limit_s = operating_limit_s
+        # how long a cold-start probe may hold its method (our request timeout plus a margin)
+        self._probe_args = [] if call_timeout_s is None else [call_timeout_s + _PROBE_MARGIN_S]
         self._rate = redis.register_script(_script("rate.lua"))
         self._operating = redis.register_script(_script("operating.lua"))
 
@@ -136,7 +146,7 @@ class Limiter:
         while True:
             granted, wait_ms = await self._operating(
                 keys=[self._op_key(member_id, method)],
-                args=["acquire", threshold],
+                args=["acquire", threshold, *self._probe_args],
             )
             if int(granted):
                 return waited

@@ -19,12 +19,17 @@ class ControlError(Exception):
 class EmulatorControl:
     """The `/_emulator/` routes, one method each."""
 
-    def __init__(self, http: aiohttp.ClientSession, base_url: str) -> None:
+    def __init__(
+        self, http: aiohttp.ClientSession, base_url: str, member_id: str | None = None
+    ) -> None:
         self.http = http
         self.base = f"{base_url.rstrip('/')}/_emulator"
+        self.member_id = member_id  # which portal; None: the emulator's first
 
     async def _call(self, verb: str, route: str, body: dict[str, Any] | None = None) -> Any:
-        async with self.http.request(verb, f"{self.base}/{route}", json=body) as response:
+        params = {"member_id": self.member_id} if self.member_id else None
+        url = f"{self.base}/{route}"
+        async with self.http.request(verb, url, json=body, params=params) as response:
             data = await response.json(content_type=None)
             if response.status >= 400:
                 raise ControlError(f"{route}: HTTP {response.status} {data}")
@@ -85,6 +90,10 @@ class EmulatorControl:
     async def install(self) -> Any:
         """Re-send ONAPPINSTALL to the configured event URL."""
         return await self._call("POST", "install", {})
+
+    async def expire_tokens(self) -> Any:
+        """Expire every live access token of the portal (refresh tokens stay valid)."""
+        return await self._call("POST", "expire-tokens", {})
 
 
 @dataclass

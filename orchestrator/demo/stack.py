@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +58,9 @@ class StackOptions:
     log_dir: Path | None = None  # child process logs (default: a temporary directory)
     emulator: dict[str, Any] = field(default_factory=dict)  # EmulatorConfig overrides
     handler_factory: HandlerFactory = build_handler  # in-process workers only
+    redis_persistent: bool = False  # embedded Redis with AOF (everysec): restartable without loss
+    # maps the ingress's event URL to the one the portal posts to (e.g. a recording proxy)
+    event_tap: Callable[[str], str] | None = None
 
 
 @dataclass
@@ -74,6 +77,17 @@ class Stack:
     http: aiohttp.ClientSession
     log_dir: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    redis_server: EmbeddedRedis | None = None  # the embedded server, when the stack started one
+
+    @property
+    def member_ids(self) -> list[str]:
+        """Every emulated portal's member_id (the first is `member_id`)."""
+        return [runtime.identity.member_id for runtime in self.emu.portals]
+
+    @property
+    def worker_processes(self) -> list[subprocess.Popen[bytes]]:
+        """The worker processes running now (not the ingress)."""
+        return [p for p in self.processes if "worker" in list(p.args)]  # type: ignore[arg-type]
 
     def spawn_worker(self) -> subprocess.Popen[bytes]:
         """Start one more worker process (stopped with the stack)."""
@@ -85,6 +99,14 @@ class Stack:
         )
         self.processes.append(proc)
         return proc
+
+    def kill_worker(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL one worker process (no drain, no goodbye) and reap it."""
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc in self.processes:
+            self.processes.remove(proc)
 
 
 def settings_env(settings: Settings) -> dict[str, str]:
@@ -174,6 +196,11 @@ async def _workers(
         async def stop(worker: Any = worker, task: asyncio.Task[None] = task) -> None:
             worker.handle_sig(signal.SIGTERM)
             await asyncio.wait([task], timeout=settings.shutdown_grace_s + 5)
+            # arq's close() gathers its job tasks before on_shutdown: one cancelled at shutdown
+            # would re-raise there and skip on_shutdown, leaking the handler's client and pool.
+            # Settle them first, so close() runs whole.
+            await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+            worker.tasks.clear()
             await worker.close()
 
         stack.push_async_callback(stop)
@@ -185,15 +212,18 @@ async def _await_registration(stack_: Stack) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _REGISTER_WITHIN_S
     resent = False
-    while True:
+    waiting = list(stack_.member_ids)
+    while waiting:
         # the registry (ingress) and the REST client's credentials share the portal's hash:
         # the portal is usable once the client's fields are in it
-        if await aw(stack_.redis.hget(auth.key(stack_.member_id), "kind")):
+        waiting = [m for m in waiting if not await aw(stack_.redis.hget(auth.key(m), "kind"))]
+        if not waiting:
             return
         if loop.time() > deadline:
             raise ConfigurationError("the portal's ONAPPINSTALL never registered it")
         if not resent and loop.time() > deadline - _REGISTER_WITHIN_S / 2:
-            await stack_.control.install()  # the first delivery may have been refused
+            for member_id in waiting:  # the first delivery may have been refused
+                await EmulatorControl(stack_.http, stack_.emu.url, member_id).install()
             resent = True
         await asyncio.sleep(0.1)
 
@@ -204,8 +234,9 @@ async def run_stack(settings: Settings, opts: StackOptions | None = None) -> Asy
     opts = opts or StackOptions()
     procs: list[subprocess.Popen[bytes]] = []
     async with AsyncExitStack() as stack:
+        embedded: EmbeddedRedis | None = None
         if not settings.redis_url:
-            embedded = stack.enter_context(EmbeddedRedis())
+            embedded = stack.enter_context(EmbeddedRedis(persistent=opts.redis_persistent))
             settings = settings.model_copy(update={"redis_url": embedded.url})
         settings = settings.model_copy(update={"worker_handler": HANDLER})
         log_dir = opts.log_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
@@ -217,11 +248,16 @@ async def run_stack(settings: Settings, opts: StackOptions | None = None) -> Asy
         )
         ingress = await _ingress(stack, settings, opts, log_dir, procs)
         await _wait_http(http, f"{ingress}/healthz")
-        emu = await stack.enter_async_context(
-            run_emulator(EmulatorConfig(event_url=f"{ingress}/b24/events", **opts.emulator))
+        event_url = f"{ingress}/b24/events"
+        emu_config = EmulatorConfig(
+            event_url=opts.event_tap(event_url) if opts.event_tap else event_url,
+            # one app on every portal, as a market app is: one client_id refreshes all tokens
+            **{"shared_app": True, **opts.emulator},
         )
+        emu = await stack.enter_async_context(run_emulator(emu_config))
         runtime = emu.portals[0]
-        prepare_portal(runtime.portal)
+        for each in emu.portals:
+            prepare_portal(each.portal)
         creds = emu.credentials
         settings = settings.model_copy(
             update={
@@ -242,6 +278,7 @@ async def run_stack(settings: Settings, opts: StackOptions | None = None) -> Asy
             http,
             log_dir,
             procs,
+            embedded,
         )
         await _await_registration(running)
         yield running

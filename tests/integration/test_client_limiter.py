@@ -175,3 +175,38 @@ async def test_a_slot_leaked_by_a_killed_caller_stops_counting(
     await redis.hset(key, "inflight_until", 0)
     granted, _ = await limiter._operating(keys=[key], args=["acquire", 100.0])
     assert int(granted) == 1
+
+
+async def test_a_probe_leaked_by_a_killed_caller_holds_its_method_only_for_the_call_timeout(
+    redis: aioredis.Redis, key_prefix: str
+) -> None:
+    """With a call timeout known, the cold-start probe's slot lapses after that timeout plus a
+    margin (not the portal's 75 s): a worker killed during a method's first call stalls the
+    method fleet-wide only as long as its own call could have run."""
+    bucket = BucketConfig.from_settings(Settings())
+    limiter = Limiter(
+        redis, prefix=key_prefix, bucket=bucket, operating_limit_s=480.0, call_timeout_s=5.0
+    )
+    key = f"{key_prefix}:{{m1}}:op:imopenlines.session.history.get"
+    assert await limiter.acquire_operating("m1", "imopenlines.session.history.get") == 0
+    # ... and the caller dies without reporting
+    until = float(await redis.hget(key, "inflight_until"))
+    now = await _redis_now(redis)
+    assert until - now <= 10.5  # 5 s call timeout + 5 s margin
+    granted, _ = await limiter._operating(keys=[key], args=["acquire", 100.0])
+    assert int(granted) == 0  # still held while the probe could be running
+
+
+async def test_a_slot_of_a_known_cost_method_keeps_the_portals_call_bound(
+    redis: aioredis.Redis, key_prefix: str
+) -> None:
+    """Once the method's cost is known, a call in flight counts until the portal's 75 s bound,
+    whatever our call timeout (the portal may still be running and charging it)."""
+    bucket = BucketConfig.from_settings(Settings())
+    limiter = Limiter(
+        redis, prefix=key_prefix, bucket=bucket, operating_limit_s=480.0, call_timeout_s=5.0
+    )
+    await limiter.report_operating("m1", "user.get", {"processing": 0.0})
+    await limiter.acquire_operating("m1", "user.get")
+    until = float(await redis.hget(f"{key_prefix}:{{m1}}:op:user.get", "inflight_until"))
+    assert until - await _redis_now(redis) > 60

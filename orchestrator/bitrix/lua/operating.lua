@@ -2,7 +2,8 @@
 -- KEYS[1]  hash: operating (s), reset_at (unix s), cost (s per call, EWMA), inflight (calls),
 --          inflight_until (unix s: after it no call counted in `inflight` can still be running)
 -- ARGV[1]  mode: "acquire" | "report" | "penalize"
--- acquire:  ARGV[2] threshold (s)                       -> {granted 1|0, wait_ms}
+-- acquire:  ARGV[2] threshold (s), ARGV[3] optional: the longest one of our calls can run (s)
+--                                                        -> {granted 1|0, wait_ms}
 -- report:   ARGV[2] operating or -1, ARGV[3] reset_at, ARGV[4] processing (s) or -1 -> {1, 0}
 -- penalize: ARGV[2] limit (s), ARGV[3] hold (s)          -> {1, hold_ms}
 local t = redis.call('TIME')
@@ -38,7 +39,11 @@ if mode == 'acquire' then
       return {0, 100}
     end
   end
-  redis.call('HSET', KEYS[1], 'inflight', inflight + 1, 'inflight_until', now + MAX_CALL_S)
+  local deadline = now + MAX_CALL_S
+  -- A cold-start probe is the only call in flight and cannot outlive our own request timeout:
+  -- a caller killed during it then holds the method back that long, not MAX_CALL_S.
+  if not cost_known and ARGV[3] then deadline = now + math.min(MAX_CALL_S, tonumber(ARGV[3])) end
+  redis.call('HSET', KEYS[1], 'inflight', inflight + 1, 'inflight_until', deadline)
   redis.call('EXPIRE', KEYS[1], TTL)
   return {1, 0}
 end

@@ -1,0 +1,24 @@
+"""The `bench e2e` flags (argparse only: cheap to import for `orchestrator --help`)."""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_arguments"]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The `bench e2e` options."""
+    p.add_argument("--dialogs", type=int, default=2000, help="dialogs in all (default 2000)")
+    p.add_argument("--workers", type=int, default=3, help="worker processes (default 3)")
+    p.add_argument(
+        "--portals", type=int, default=1, help="portals at once; >1 adds the fairness run"
+    )
+    p.add_argument("--burst", type=int, default=10, help="the bursting portal's multiple")
+    p.add_argument(
+        "--arrivals",
+        type=float,
+        default=9.0,
+        help="new clients per second (default 9: above a standard portal's ceiling)",
+    )
+    p.add_argument("--timeout", type=float, default=1800.0, help="bound of each run, s")

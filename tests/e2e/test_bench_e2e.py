@@ -1,0 +1,63 @@
+"""`orchestrator bench e2e` as a command: a small run writes its JSON report and its chart."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REQUIRED = (
+    "dialogs",
+    "dialogs_per_s",
+    "ceiling_dialogs_per_s",
+    "request_ratio",
+    "status_503",
+    "p99_ms",
+)
+
+
+def test_bench_e2e_writes_the_report_keys_and_the_chart(redis_url: str, tmp_path: Path) -> None:
+    """Thirty dialogs through the ingress and a worker process: bench-e2e.json holds the keys
+    the issue names (with the ceiling's formula and the calls per dialog) and bench-e2e.png is a
+    PNG; no timing is asserted."""
+    env = {**os.environ, "REDIS_URL": redis_url, "COLUMNS": "140"}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "bench",
+            "e2e",
+            "--dialogs",
+            "30",
+            "--workers",
+            "1",
+            "--arrivals",
+            "10",
+            "--timeout",
+            "90",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "bench-e2e.json").read_text())
+    assert all(key in report for key in REQUIRED), sorted(report)
+    assert report["dialogs"] == 30
+    assert report["calls_per_dialog"] > 0
+    assert "calls_per_dialog" in report["ceiling_formula"]
+    assert report["not_terminal"] == 0
+    assert report["duplicate_leads"] == 0
+    assert set(report["steps"]) == {
+        "client_message_to_bot_reply",
+        "handoff_to_accepted",
+        "finish_to_vote_saved",
+        "finish_to_lead_created",
+    }
+    assert (tmp_path / "bench-e2e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
