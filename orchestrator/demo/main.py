@@ -20,9 +20,11 @@ import redis.asyncio as aioredis
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from orchestrator.bench.e2e_watch import STEPS, StepWatch
+from orchestrator.bench.play import PortalPlay
 from orchestrator.demo.actors import Actors, ClientRun, client_runs
 from orchestrator.demo.portal_setup import write_demo_scenario
-from orchestrator.demo.report import Verdict, render, verify
+from orchestrator.demo.report import Verdict, percentile, render, verify
 from orchestrator.demo.stack import Stack, StackOptions, run_stack
 from orchestrator.dialog_state import TERMINAL, DialogState
 from orchestrator.logs import configure_logging
@@ -124,8 +126,20 @@ async def _forget(settings: Settings) -> None:
 async def _run(stack: Stack, opts: DemoOptions, console: Console) -> Verdict:
     actors = Actors(stack.control, stack.view)
     stop = asyncio.Event()
-    helpers = [asyncio.create_task(actors.operators(stop)), asyncio.create_task(actors.clock(stop))]
     runs = client_runs(opts.dialogs)
+    # The later steps (handoff -> accepted, finish -> vote, finish -> lead) are read off the
+    # in-process portal, the way `bench e2e` times them.
+    watch = StepWatch(
+        [
+            PortalPlay(r.identity.member_id, r, stack.control, actors, runs)
+            for r in stack.emu.portals
+        ]
+    )
+    helpers = [
+        asyncio.create_task(actors.operators(stop)),
+        asyncio.create_task(actors.clock(stop)),
+        asyncio.create_task(watch.run(stop)),
+    ]
     clients: list[asyncio.Task[None]] = []
     started = time.monotonic()
     columns = (
@@ -152,6 +166,11 @@ async def _run(stack: Stack, opts: DemoOptions, console: Console) -> Verdict:
         await stack.control.counters(),
         actors.step_s,
     )
+    verdict.steps = {
+        f"{start} -> {end}": (percentile(spans, 50), percentile(spans, 99))
+        for start, end in STEPS.values()
+        for spans in [watch.durations(start, end)]
+    }
     verdict.elapsed_s = time.monotonic() - started
     if timed_out:
         verdict.problems.append(f"timed out after {opts.timeout_s:.0f} s")

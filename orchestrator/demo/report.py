@@ -46,6 +46,8 @@ class Verdict:
     rest: dict[str, int] = field(default_factory=dict)
     step_p50_s: float | None = None
     step_p99_s: float | None = None
+    # the later steps, seen on the portal: name -> (p50, p99) in seconds
+    steps: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     elapsed_s: float = 0.0
     problems: list[str] = field(default_factory=list)
 
@@ -160,8 +162,12 @@ def render(v: Verdict, console: Console) -> None:
     )
     for name, count in v.rest.items():
         table.add_row(f"REST {name}", str(count))
-    table.add_row("time per step p50 (client message -> bot reply)", _secs(v.step_p50_s))
-    table.add_row("time per step p99", _secs(v.step_p99_s))
+    table.add_row(
+        "p50 / p99: client message -> bot reply",
+        f"{_secs(v.step_p50_s)} / {_secs(v.step_p99_s)}",
+    )
+    for name, (p50, p99) in v.steps.items():
+        table.add_row(f"p50 / p99: {name}", f"{_secs(p50)} / {_secs(p99)}")
     verdict = "[green]agrees with the portal[/]" if v.ok else f"[red]{len(v.problems)} problems[/]"
     table.add_row("verdict", verdict)
     console.print(table)
