@@ -240,6 +240,7 @@ async def run_stack(settings: Settings, opts: StackOptions | None = None) -> Asy
             settings = settings.model_copy(update={"redis_url": embedded.url})
         settings = settings.model_copy(update={"worker_handler": HANDLER})
         log_dir = opts.log_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        log_dir.mkdir(parents=True, exist_ok=True)  # a --log-dir that does not exist yet
         stack.callback(stop_children, procs, settings.shutdown_grace_s + 5)
         redis = aioredis.Redis.from_url(str(settings.redis_url))
         stack.push_async_callback(redis.aclose)
