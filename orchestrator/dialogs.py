@@ -1,6 +1,6 @@
 """The production DialogHandler: the dialog machine decides, the REST client and timers act.
 
-`decide` (pure, sync): stored event -> inputs (`parse_event` + `inputs_from_event` for portal
+`decide` (pure, sync): stored event -> inputs (`parse_stored_event` + `inputs_from_event` for portal
 events; `input_from_record` for our own follow-ups and timers, queued as `input:<kind>`) ->
 `machine.transition` with the line's scenario -> the new state JSON and the effects as records.
 `execute` runs one effect (orchestrator/effect_runner.py) and returns follow-up inputs.
@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
 
 import redis.asyncio as aioredis
 import structlog
@@ -26,7 +25,7 @@ from orchestrator.dialog_state import DialogState
 from orchestrator.effect_runner import REGISTER_PORTAL, EffectExecutor
 from orchestrator.effects import effect_payload
 from orchestrator.errors import IllegalTransition
-from orchestrator.events import AppInstall, parse_event
+from orchestrator.events import AppInstall, parse_stored_event
 from orchestrator.inputs import Input, input_from_record, inputs_from_event
 from orchestrator.keys import PORTAL_DIALOG
 from orchestrator.machine import scenario_for, transition
@@ -41,22 +40,13 @@ __all__ = ["TIMER_POLL_S", "DialogMachineHandler", "build_handler", "decode_inpu
 log = structlog.get_logger(__name__)
 
 TIMER_POLL_S = 0.25
-# The ingress drops the verified application_token before queueing; the models require one.
-_VERIFIED = "verified-at-ingress"
 
 
 def decode_inputs(event: StoredEvent) -> list[Input]:
     """The machine inputs one stored event means (none for portal-level events)."""
     if event.name.startswith(INPUT_EVENT_PREFIX):
         return [input_from_record(event.name.removeprefix(INPUT_EVENT_PREFIX), event.payload)]
-    return inputs_from_event(parse_event(_with_token(event.payload)))
-
-
-def _with_token(payload: Mapping[str, Any]) -> dict[str, Any]:
-    auth = payload.get("auth")
-    if isinstance(auth, Mapping) and not auth.get("application_token"):
-        return {**payload, "auth": {**auth, "application_token": _VERIFIED}}
-    return dict(payload)
+    return inputs_from_event(parse_stored_event(event.payload))
 
 
 class DialogMachineHandler:
@@ -95,7 +85,7 @@ class DialogMachineHandler:
 
     def _portal_event(self, state: bytes | None, event: StoredEvent) -> Decision:
         """Portal-level events: an install hands the REST client the portal's OAuth tokens."""
-        parsed = parse_event(_with_token(event.payload))
+        parsed = parse_stored_event(event.payload)
         effects: list[EffectRecord] = []
         if isinstance(parsed, AppInstall) and parsed.auth.access_token:
             auth = {k: v for k, v in event.payload["auth"].items() if k != "application_token"}

@@ -82,3 +82,8 @@ async def control(
 ) -> tuple[int, Any]:
     """Call a `/_emulator/` route with a JSON body."""
     return await call(http, f"{base}/_emulator/{route}", method=verb, json=body)
+
+
+def hook(emu: Any, method: str) -> str:
+    """The URL of `method` through the seeded inbound webhook."""
+    return f"{emu.credentials['webhook_url']}{method}"

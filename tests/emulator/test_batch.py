@@ -2,30 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import quote
 
 import aiohttp
-import pytest
 
 from emulator.batch import substitute
-from emulator.server import EmulatorConfig, RunningEmulator, run_emulator
-from tests.emulator._platform import CRM_ONLY, ECHO, FAIL, LISTING, call, control, platform_methods
+from emulator.server import RunningEmulator
+from tests.emulator._platform import CRM_ONLY, ECHO, FAIL, LISTING, call, control
 
 SECTIONS = {"result", "result_error", "result_total", "result_next", "result_time"}
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[RunningEmulator]:
-    with platform_methods():
-        async with run_emulator(EmulatorConfig(frozen_clock=True)) as running:
-            yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def batch_url(emu: RunningEmulator) -> str:

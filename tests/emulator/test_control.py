@@ -8,13 +8,12 @@ import json
 import os
 import signal
 import sys
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
 
 from emulator.server import EmulatorConfig, RunningEmulator, run_emulator
-from tests.emulator._platform import ECHO, LISTING, call, control, platform_methods
+from tests.emulator._platform import ECHO, LISTING, call, control, hook, platform_methods
 
 CREDENTIAL_KEYS = {
     "webhook_url",
@@ -28,23 +27,6 @@ CREDENTIAL_KEYS = {
     "access_token",
     "refresh_token",
 }
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[RunningEmulator]:
-    with platform_methods():
-        async with run_emulator(EmulatorConfig(frozen_clock=True)) as running:
-            yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def hook(emu: RunningEmulator, method: str) -> str:
-    return f"{emu.credentials['webhook_url']}{method}"
 
 
 async def test_credentials_route_matches_the_harness(

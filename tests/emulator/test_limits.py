@@ -15,13 +15,7 @@ from emulator.limits import LeakyBucket, OperatingBudget
 from emulator.runtime import FrozenClock
 from emulator.server import EmulatorConfig, RunningEmulator, run_emulator
 from tests.emulator import _platform
-from tests.emulator._platform import COUNTED, ECHO, LISTING, call, control, platform_methods
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
+from tests.emulator._platform import COUNTED, ECHO, LISTING, call, control, hook, platform_methods
 
 
 @pytest.fixture
@@ -30,10 +24,6 @@ async def emu() -> AsyncIterator[RunningEmulator]:
         config = EmulatorConfig(frozen_clock=True, method_exec_time={ECHO: 100.0})
         async with run_emulator(config) as running:
             yield running
-
-
-def hook(emu: RunningEmulator, method: str) -> str:
-    return f"{emu.credentials['webhook_url']}{method}"
 
 
 # --- pure units -----------------------------------------------------------------------------

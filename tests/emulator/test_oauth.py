@@ -34,12 +34,6 @@ async def emu() -> AsyncIterator[RunningEmulator]:
             yield running
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 def refresh_params(creds: dict[str, Any], refresh_token: str) -> dict[str, str]:
     return {
         "grant_type": "refresh_token",

@@ -19,12 +19,6 @@ async def emu() -> AsyncIterator[RunningEmulator]:
             yield running
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
 async def test_secrets_lists_spent_refresh_tokens_codes_and_the_app_secrets(
     emu: RunningEmulator, http: aiohttp.ClientSession
 ) -> None:

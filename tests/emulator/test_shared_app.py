@@ -4,20 +4,11 @@ belongs to."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
-import pytest
 
 from emulator.server import EmulatorConfig, run_emulator
 from tests.emulator._platform import call, platform_methods
 from tests.emulator.test_oauth import refresh_params
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 async def test_portals_of_a_shared_app_refresh_their_own_tokens(

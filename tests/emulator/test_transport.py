@@ -3,7 +3,6 @@ matrix (bitrix24-api.md §1)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -20,25 +19,9 @@ from tests.emulator._platform import (
     UPPER,
     call,
     control,
+    hook,
     platform_methods,
 )
-
-
-@pytest.fixture
-async def emu() -> AsyncIterator[RunningEmulator]:
-    with platform_methods():
-        async with run_emulator(EmulatorConfig(frozen_clock=True)) as running:
-            yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def hook(emu: RunningEmulator, method: str) -> str:
-    return f"{emu.credentials['webhook_url']}{method}"
 
 
 def rest(emu: RunningEmulator, method: str) -> str:
