@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     queue_name: str = Field(default="ol:queue", description="arq queue name")
     worker_concurrency: int = 50
     worker_poll_delay_s: float = 0.02
+    worker_redis_ride_out_s: float = Field(
+        default=10.0,
+        description="how long a worker's Redis calls retry before its arq worker is rebuilt",
+    )
     lease_ms: int = 5000
     drain_budget_events: int = 20
     drain_budget_s: float = 1.0

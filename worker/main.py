@@ -5,8 +5,11 @@ event in hand (lease released, sched kept, a continuation queued), arq waits up 
 `shutdown_grace_s` for them, then cancels what is left; a cancelled drain's lease simply expires
 and the sweeper re-schedules the dialog.
 
-Redis gone: arq's poll loop dies on a refused connection, so a small supervisor cleans up the
-dead worker (its drains' leases expire on their own) and starts a fresh one once Redis answers.
+Redis gone: every Redis call retries for up to `worker_redis_ride_out_s` (worker/settings.py),
+so a restart of a few seconds only stalls the worker. A longer outage ends arq's poll loop with
+a Redis error (arq has no setting to survive it); a small supervisor then retires that arq
+worker — its tasks ended and their outcomes retrieved, its drains' leases left to expire — and
+starts a fresh one in this same process once Redis answers.
 """
 
 from __future__ import annotations
@@ -19,8 +22,7 @@ from typing import Any
 
 import structlog
 from arq.worker import Worker
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
 
 from orchestrator.logs import configure_logging
 from orchestrator.settings import Settings, load_settings
@@ -36,7 +38,12 @@ __all__ = ["Supervisor", "build_worker", "cli_main"]
 
 log = structlog.get_logger(__name__)
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
+# How an arq worker ends when Redis stays away past the ride-out: a connection error, or a
+# WatchError when the connection died between arq's WATCH and EXEC (OSError: a refused connect).
+REDIS_DOWN = (RedisError, OSError)
+PAUSE_S = 0.5  # before a fresh arq worker after one died, doubling up to MAX_PAUSE_S
+MAX_PAUSE_S = 5.0
+HEALTH_KEY_DELETE_S = 1.0
 
 
 def build_worker(
@@ -63,6 +70,8 @@ class Supervisor:
         self.worker: Worker | None = None
 
     def _on_signal(self, signum: signal.Signals) -> None:
+        if self.stopping.is_set():
+            return  # arq is already waiting out the grace; a second wait would cancel twice
         self.stopping.set()  # the drains hand back after the event in hand
         worker = self.worker
         if worker is not None and worker.main_task is not None and not worker.main_task.done():
@@ -76,41 +85,79 @@ class Supervisor:
         observer = self.loop.run_until_complete(
             start_observe_server(self.settings, lambda: not self.stopping.is_set())
         )
-        pause = 0.5
+        pause = PAUSE_S
         try:
             while not self.stopping.is_set():
                 self.worker = build_worker(
                     self.settings, self.handler_factory, self.stopping, handle_signals=False
                 )
-                try:
-                    self.worker.run()
-                    pause = 0.5
-                except REDIS_DOWN as exc:
-                    log.warning("worker_lost_redis", error=str(exc), retry_in_s=pause)
-                    self.loop.run_until_complete(_bury(self.worker))
-                    self.loop.run_until_complete(self._pause(pause))
-                    pause = min(pause * 2, 5.0)
+                if self.loop.run_until_complete(self._run_one(self.worker)):
+                    pause = PAUSE_S
+                    continue
+                self.loop.run_until_complete(self._pause(pause))
+                pause = min(pause * 2, MAX_PAUSE_S)
         finally:
             if observer is not None:
                 self.loop.run_until_complete(observer.cleanup())
             self.loop.close()
         return 0
 
+    async def _run_one(self, worker: Worker) -> bool:
+        """Run one arq worker to its end; False when it ended because Redis was gone.
+
+        Not `Worker.run()`: its closing step talks to Redis, and with Redis gone it raised
+        over the original error and left task errors unretrieved (see `_retire`).
+        """
+        try:
+            await worker.async_run()
+        except asyncio.CancelledError:
+            pass  # stopped by a signal: arq cancels its main task after the grace
+        except REDIS_DOWN as exc:
+            log.warning("worker_lost_redis", error=repr(exc))
+            await _retire(worker, signalled=False)
+            return False
+        except Exception:
+            await _retire(worker, signalled=False)
+            raise
+        await _retire(worker, signalled=True)
+        return True
+
     async def _pause(self, seconds: float) -> None:
+        log.info("worker_restart_pause", seconds=seconds)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), seconds)
 
 
-async def _bury(worker: Worker) -> None:
-    """Release what a worker that died on a Redis error left behind."""
-    for task in worker.tasks.values():
-        task.cancel()
-    if worker.tasks:
-        await asyncio.wait(list(worker.tasks.values()))
-    await shutdown(worker.ctx)
-    if worker._pool is not None:
-        with contextlib.suppress(Exception):
-            await worker._pool.close(close_connection_pool=True)
+async def _retire(worker: Worker, *, signalled: bool) -> None:
+    """End what a stopped arq worker left running, retrieve every outcome, close its resources.
+
+    In place of arq's `Worker.close()`, which cancels its job tasks once more: a second cancel
+    abandons the `finish_job` (and the drain) a job task was waiting for, and their Redis errors
+    then surfaced as "Task exception was never retrieved". Here each task is cancelled at most
+    once and awaited; drains that fail while cancelled (a stall hit by the cancel) are logged.
+    """
+    jobs = list(worker.tasks.values())
+    drains = list(worker.job_tasks.values())
+    for task in jobs:
+        if not task.done() and not task.cancelling():
+            task.cancel()
+    if jobs or drains:
+        await asyncio.wait([*jobs, *drains])
+    for task in (*jobs, *drains):
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("job_ended_with_error", error=repr(task.exception()))
+    worker.tasks.clear()
+    pool, worker._pool = worker._pool, None
+    if pool is not None and signalled:  # arq's liveness key (it also expires by itself)
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await asyncio.wait_for(pool.delete(worker.health_check_key), HEALTH_KEY_DELETE_S)
+    try:
+        await shutdown(worker.ctx)
+    except REDIS_DOWN as exc:  # a closer that needed Redis must not end the process
+        log.warning("worker_shutdown_failed", error=repr(exc))
+    if pool is not None:
+        with contextlib.suppress(RedisError, OSError):
+            await pool.aclose(close_connection_pool=True)
 
 
 def cli_main(args: argparse.Namespace) -> int:

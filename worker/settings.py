@@ -9,14 +9,17 @@ import inspect
 import math
 import os
 import socket
-from collections.abc import Callable
-from typing import Any
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
+import structlog
 from arq import func
 from arq.connections import RedisSettings
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.errors import ConfigurationError
@@ -30,6 +33,7 @@ from worker.sweeper import sweep_forever
 __all__ = [
     "JOB_TIMEOUT_S",
     "HandlerFactory",
+    "RideOut",
     "load_handler_factory",
     "shutdown",
     "startup",
@@ -38,6 +42,10 @@ __all__ = [
 
 # A drain returns after Settings.drain_budget_s; this only catches a handler stuck in one call.
 JOB_TIMEOUT_S = 60
+
+log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 HandlerFactory = Callable[[Settings, Any], Any]
 
@@ -72,21 +80,77 @@ async def shutdown(ctx: dict[str, Any]) -> None:
     if sweeper is not None:
         sweeper.cancel()
         await asyncio.wait([sweeper])
+        if not sweeper.cancelled() and sweeper.exception() is not None:
+            # retrieved here, or asyncio reports "Task exception was never retrieved"
+            log.error("sweeper_failed", error=repr(sweeper.exception()))
     handler: DialogHandler | None = ctx.get("handler")
     close = getattr(handler, "aclose", None)
     if close is not None:
         await close()
 
 
-def _redis_settings(url: str) -> RedisSettings:
-    """arq's connection settings; every command retries until Redis is back, so an outage
-    stalls the worker instead of killing it (a stalled drain's fenced commit then finds out
-    whether its lease survived)."""
+class RideOut(Retry):
+    """redis-py's Retry bounded by time rather than by count, which also retries connecting.
+
+    redis-py 5 connects a pooled connection outside a command's retry, and its connect retry
+    only catches redis errors while a refused connect raises OSError: so `Retry(retries=-1)`
+    alone never saw an outage, and arq's poll loop died on the first refused connect.
+
+    The window is the outage's, shared by every call and connection of one pool (deepcopy, which
+    redis-py applies per connection, returns the same object): a call gives up once Redis has
+    been failing for `window_s`, or once it has itself retried that long. Per call only, the
+    pool's connect lock would make queued calls give up one window after another, and a count
+    would multiply, as the connect retry nests inside the command's retry.
+    """
+
+    __slots__ = ("_down_since", "_window_s")
+
+    def __init__(self, window_s: float) -> None:
+        super().__init__(ExponentialBackoff(cap=1.0, base=0.05), retries=-1)
+        self._window_s = window_s
+        self._down_since: float | None = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> RideOut:
+        return self
+
+    async def call_with_retry(
+        self, do: Callable[[], Awaitable[T]], fail: Callable[[RedisError], Any]
+    ) -> T:
+        failures, first_failed = 0, 0.0
+        while True:
+            try:
+                result = await do()
+            except self._supported_errors as error:
+                failures += 1
+                await fail(error)
+                now = time.monotonic()
+                if failures == 1:
+                    first_failed = now
+                if self._down_since is None:
+                    self._down_since = now
+                left = min(self._down_since, first_failed) + self._window_s - now
+                if left <= 0:
+                    raise
+                await asyncio.sleep(min(left, self._backoff.compute(failures)))
+            else:
+                self._down_since = None
+                return result
+
+
+# What a worker's Redis calls retry (OSError: refused or timed-out connects). Not through
+# `retry_on_timeout=True`: redis-py appends to this list for every connection it makes.
+RETRIED = [RedisConnectionError, RedisTimeoutError, OSError]
+
+
+def _redis_settings(url: str, ride_out_s: float) -> RedisSettings:
+    """arq's connection settings (its pool is also the Store's and the handler's): every call
+    retries for up to `ride_out_s`, so a Redis restart stalls the worker instead of killing
+    it (a stalled drain's fenced commit then finds out whether its lease survived). Past
+    that, the call raises and the supervisor in worker/main.py rebuilds the arq worker."""
     return dataclasses.replace(
         RedisSettings.from_dsn(url),
-        retry_on_timeout=True,
-        retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=-1),
+        retry_on_error=list(RETRIED),
+        retry=RideOut(ride_out_s),
         conn_retries=30,
     )
 
@@ -103,7 +167,7 @@ def worker_settings(
         raise ConfigurationError("REDIS_URL is not set")
     return {
         "functions": [func(drain, name=DRAIN_FUNCTION, keep_result=0, timeout=JOB_TIMEOUT_S)],
-        "redis_settings": _redis_settings(settings.redis_url),
+        "redis_settings": _redis_settings(settings.redis_url, settings.worker_redis_ride_out_s),
         "queue_name": settings.queue_name,
         "poll_delay": settings.worker_poll_delay_s,
         "keep_result": 0,

@@ -20,6 +20,7 @@ from aiohttp import web
 from orchestrator.formdata import encode_form
 from orchestrator.ingress import build_app
 from orchestrator.keys import Keys
+from orchestrator.redis_server import EmbeddedRedis
 from orchestrator.registry import Portals
 from orchestrator.settings import Settings
 from tests.integration.recording import RecordingHandler
@@ -194,3 +195,19 @@ async def _drop_arq_jobs(redis: aioredis.Redis, fast_settings: Settings) -> Asyn
     job_ids = await redis.zrange(fast_settings.queue_name, 0, -1)
     if job_ids:
         await redis.delete(*(b"arq:job:" + j for j in job_ids))
+
+
+@pytest.fixture
+def own_redis() -> Iterator[EmbeddedRedis]:
+    """A Redis of this test alone, so it can be stopped and started (AOF keeps its data)."""
+    server = EmbeddedRedis(persistent=True)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+async def own_client(own_redis: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(own_redis.url)
+    yield client
+    await client.aclose()

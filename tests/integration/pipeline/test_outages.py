@@ -4,11 +4,9 @@ workers stall through the outage instead of dying."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 import redis.asyncio as aioredis
 
 from orchestrator.keys import Keys
@@ -27,22 +25,6 @@ from tests.integration.pipeline.conftest import (
     form,
     message_payload,
 )
-
-
-@pytest.fixture
-def own_redis() -> Iterator[EmbeddedRedis]:
-    """A Redis of this test alone, so it can be stopped and started (AOF keeps its data)."""
-    server = EmbeddedRedis(persistent=True)
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def own_client(own_redis: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(own_redis.url)
-    yield client
-    await client.aclose()
 
 
 async def test_redis_down_spools_with_200_and_replays_when_back(
