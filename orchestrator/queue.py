@@ -13,9 +13,15 @@ import os
 import time
 from typing import Any
 
-from arq.constants import expires_extra_ms
+from arq.constants import (
+    expires_extra_ms,
+    in_progress_key_prefix,
+    job_key_prefix,
+    retry_key_prefix,
+)
 
 __all__ = [
+    "ARQ_JOB_KEY_PREFIXES",
     "DRAIN_FUNCTION",
     "JOB_TTL_MS",
     "DrainJob",
@@ -28,6 +34,9 @@ __all__ = [
 DRAIN_FUNCTION = "drain"
 # arq's own default: a queued job record outlives its expected start by a day.
 JOB_TTL_MS = expires_extra_ms
+# arq's keys of one job (record, in-progress mark, try count): the sweeper drops a dead
+# drainer's job with them, as arq's own finish_failed_job would
+ARQ_JOB_KEY_PREFIXES = (job_key_prefix, in_progress_key_prefix, retry_key_prefix)
 # one encoder for every event: json.dumps with options builds a new one per call
 _compact_json = json.JSONEncoder(separators=(",", ":")).encode
 

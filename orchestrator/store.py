@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from orchestrator.coalesce import CoalescedScript
 from orchestrator.errors import LeaseLost
 from orchestrator.keys import DialogKeys, Keys, job_key
-from orchestrator.queue import JOB_TTL_MS, new_drain_job, now_ms
+from orchestrator.queue import ARQ_JOB_KEY_PREFIXES, JOB_TTL_MS, new_drain_job, now_ms
 from orchestrator.scripts import Scripts, aw, source
 from orchestrator.settings import Settings
 
@@ -329,7 +329,8 @@ class Store:
         return int(reply) == 1
 
     async def sweep(self, stale_ms: int, limit: int = 500) -> int:
-        """Re-schedule dialogs pending for `stale_ms` with no live lease; returns how many."""
+        """Re-schedule dialogs pending for `stale_ms` with no live lease and no drain job
+        waiting in arq's queue (a dead drainer's job is dropped); returns how many."""
         now = now_ms()
         members = await self.redis.zrangebyscore(
             self.keys.pending, "-inf", now - stale_ms, start=0, num=limit
@@ -349,7 +350,15 @@ class Store:
                     self.queue_name,
                     job_key(job.job_id),
                 ],
-                [d.pending_member, now - stale_ms, now, job.job_id, job.body, JOB_TTL_MS],
+                [
+                    d.pending_member,
+                    now - stale_ms,
+                    now,
+                    job.job_id,
+                    job.body,
+                    JOB_TTL_MS,
+                    *ARQ_JOB_KEY_PREFIXES,
+                ],
             )
             woken += int(reply) == 1
         return woken

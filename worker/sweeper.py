@@ -20,7 +20,8 @@ log = structlog.get_logger(__name__)
 async def sweep_forever(store: Store, settings: Settings, stopping: asyncio.Event) -> None:
     """Every `sweep_interval_s` (jittered so workers do not sweep in lockstep), until stopping."""
     # pending entries are refreshed by every lease take/renew; one silent lease period means
-    # the drainer is gone (or its job has not started yet: a duplicate drain is harmless)
+    # the drainer is gone, or its job has not started yet: sweep.lua tells the two apart by the
+    # job sched names (still waiting in arq's queue: left alone, no second job)
     stale_ms = settings.lease_ms
     while not stopping.is_set():
         delay = settings.sweep_interval_s * random.uniform(0.75, 1.25)

@@ -20,13 +20,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from arq.constants import in_progress_key_prefix
 
 from orchestrator.bench.play import PortalPlay
 from orchestrator.evaluation import ORIGINATOR_ID
 from orchestrator.keys import Keys
 from orchestrator.settings import Settings
 
-__all__ = ["Sample", "Sampler", "StepWatch"]
+__all__ = ["Sample", "Sampler", "StepWatch", "drain_jobs"]
 
 # (from, to) milestone pairs the report gives percentiles of, by name
 STEPS = {
@@ -114,8 +115,25 @@ class Sample:
     t: float  # seconds since the run started
     requests: int  # REST HTTP requests so far, every portal
     closed: int  # sessions closed on the portals so far
-    pending: int  # dialogs with work scheduled (our pending set)
-    queued_jobs: int  # drain jobs waiting in the arq queue
+    pending: int  # dialogs with work scheduled (our pending set), being drained or not
+    waiting_jobs: int  # drain jobs in arq's queue not started yet
+    running_jobs: int  # drain jobs arq started and has not finished (still in its queue)
+
+
+async def drain_jobs(redis: aioredis.Redis, queue: str) -> tuple[int, int]:
+    """Drain jobs in arq's queue as (waiting, running). arq takes a job out of its queue only
+    once it finished it, so a ZCARD counts the running drains as queued too: a dialog being
+    drained has its running job there, plus the continuation a handback queued before that job
+    returned. Running = marked by arq's in-progress key."""
+    job_ids = await redis.zrange(queue, 0, -1)
+    if not job_ids:
+        return 0, 0
+    async with redis.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.exists(in_progress_key_prefix + job_id.decode())
+        marks = await pipe.execute()
+    running = sum(1 for mark in marks if mark)
+    return len(job_ids) - running, running
 
 
 @dataclass
@@ -133,7 +151,7 @@ class Sampler:
         keys = Keys(self.settings.key_prefix)
         while not stop.is_set():
             pending = int(await self.redis.zcard(keys.pending))
-            jobs = int(await self.redis.zcard(self.settings.queue_name))
+            waiting, running = await drain_jobs(self.redis, self.settings.queue_name)
             self.samples.append(
                 Sample(
                     time.monotonic() - self.started,
@@ -145,7 +163,8 @@ class Sampler:
                         if s.closed
                     ),
                     pending,
-                    jobs,
+                    waiting,
+                    running,
                 )
             )
             await asyncio.sleep(every_s)
@@ -181,7 +200,8 @@ def chart(samples: list[Sample], path: str, title: str) -> None:
     top.legend(loc="upper right")
     top.set_title(title)
     bottom.plot(t, [s.pending for s in samples], label="dialogs with work pending")
-    bottom.plot(t, [s.queued_jobs for s in samples], label="drain jobs queued")
+    bottom.plot(t, [s.waiting_jobs for s in samples], label="drain jobs waiting for a worker")
+    bottom.plot(t, [s.running_jobs for s in samples], label="drains running")
     bottom.set_xlabel("seconds")
     bottom.set_ylabel("queue depth")
     bottom.legend(loc="upper right")
