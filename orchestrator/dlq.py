@@ -1,6 +1,7 @@
 """The dead-letter queue: a Redis stream of events (and effects) that failed K times.
 
-The runner moves entries in (orchestrator/lua/dead_event.lua, dead_effect.lua); this module
+The runner moves entries in (orchestrator/lua/dead_event.lua, dead_effect.lua), capping the
+stream at about `Settings.dlq_max_len` entries (the oldest are trimmed first); this module
 lists, shows, replays (back to the dialog's inbox or outbox, and schedules it) and purges.
 """
 
@@ -57,6 +58,7 @@ class DeadLetters:
         self.redis = redis
         self.keys = Keys(settings.key_prefix)
         self.queue_name = settings.queue_name
+        self.retention_ms = settings.dialog_retention_s * 1000
         self.scripts = Scripts(redis)
 
     async def entries(self, limit: int = 50) -> list[DeadLetter]:
@@ -93,8 +95,10 @@ class DeadLetters:
                 self.keys.pending,
                 self.queue_name,
                 job_key(job.job_id),
+                d.effects,
+                *d.retained,
             ],
-            [entry_id, d.pending_member, now, job.job_id, job.body, JOB_TTL_MS],
+            [entry_id, d.pending_member, now, job.job_id, job.body, JOB_TTL_MS, self.retention_ms],
         )
         return int(reply) > 0
 

@@ -19,6 +19,8 @@ keeps a portal's keys in one slot:
     {prefix}:{<member>}:dlg:<chat>:fxstatus   HASH   effect id -> pending | done | dead
     {prefix}:{<member>}:dlg:<chat>:outbox     LIST   effect ids not done yet, in commit order
     {prefix}:{<member>}:dlg:<chat>:history    LIST   transition records (capped)
+    (state, attempts, effects, fxstatus, outbox, history, seq and fence: `DialogKeys.retained`,
+    their expiry re-armed to Settings.dialog_retention_s by each step of the dialog)
     {prefix}:pending                          ZSET   "<member>/<chat>" -> ms of last liveness
                                                      (present exactly while sched is set)
     {prefix}:dlq                              STREAM dead letters
@@ -71,6 +73,14 @@ class DialogKeys:
         """How the dialog appears in the pending ZSET and the DLQ."""
         return f"{self.member_id}/{self.chat_id}"
 
+    @property
+    def retained(self) -> list[str]:
+        """The long-lived keys, whose expiry each step of the dialog re-arms (lua/_lib.lua's
+        `retain`). Not the inbox (it exists only while it holds accepted events), nor sched and
+        lease (the scheduling handshake's own markers; the lease expires by itself)."""
+        base = self.base
+        return [f"{base}:{part}" for part in _RETAINED_PARTS]
+
     def __getattr__(self, name: str) -> str:
         # inbox, seq, sched, lease, fence, state, attempts, effects, fxstatus, outbox, history
         if name in _DIALOG_PARTS:
@@ -93,6 +103,9 @@ _DIALOG_PARTS = frozenset(
         "history",
     }
 )
+
+
+_RETAINED_PARTS = ("state", "attempts", "effects", "fxstatus", "outbox", "history", "seq", "fence")
 
 
 @lru_cache(maxsize=65536)  # the ingress builds them per event; the ids repeat a lot

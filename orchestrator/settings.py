@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -19,6 +19,14 @@ class Settings(BaseSettings):
         description="Redis URL; unset -> an embedded server is started (make run/test)",
     )
     key_prefix: str = Field(default="ol", description="prefix of every Redis key we own")
+    dialog_retention_s: int = Field(
+        default=14 * 24 * 3600,
+        ge=0,
+        description="a dialog idle this long is forgotten (its keys expire); 0 keeps it forever",
+    )
+    dlq_max_len: int = Field(
+        default=100_000, ge=0, description="dead letters kept, oldest trimmed first; 0: no cap"
+    )
 
     # --- The portal (single-portal setups; OAuth portals register via ONAPPINSTALL) --------
     b24_webhook_url: str | None = Field(
@@ -86,6 +94,15 @@ class Settings(BaseSettings):
     # --- Logs ------------------------------------------------------------------------------
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _retention_outlives_dedup(self) -> Settings:
+        # A forgotten dialog starts afresh and mints the same deterministic effect ids and timer
+        # tokens again: the dedup keys of its earlier life must be gone by then, or its timers
+        # and follow-up events would be dropped as duplicates.
+        if 0 < self.dialog_retention_s < self.dedup_ttl_s:
+            raise ValueError("dialog_retention_s must be 0 (keep forever) or >= dedup_ttl_s")
+        return self
 
 
 def load_settings(**overrides: object) -> Settings:

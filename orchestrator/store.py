@@ -133,6 +133,9 @@ class Store:
         self.queue_name = settings.queue_name
         self.lease_ms = settings.lease_ms
         self.dedup_ttl_s = settings.dedup_ttl_s
+        # each step of a dialog re-arms the expiry of its keys to this (0: never expire)
+        self.retention_ms = settings.dialog_retention_s * 1000
+        self.dlq_max_len = settings.dlq_max_len
 
     def dialog(self, member_id: str, chat_id: str) -> DialogKeys:
         """The keys of one dialog."""
@@ -235,15 +238,11 @@ class Store:
             }
         )
         args: list[Any] = [token, event.seq, data, now_ms(), history, HISTORY_CAP]
+        args.append(self.retention_ms)  # ARGV[7]; the effects' pairs follow
         for effect in effects:
             args += [effect.effect_id, effect.to_json()]
-        reply = int(
-            await self.scripts.run(
-                "commit",
-                [d.lease, d.inbox, d.state, d.effects, d.fxstatus, d.outbox, d.history, d.attempts],
-                args,
-            )
-        )
+        keys = [d.lease, d.inbox, d.state, d.effects, d.fxstatus, d.outbox, d.history, d.attempts]
+        reply = int(await self.scripts.run("commit", keys + d.retained, args))
         if reply == -1:
             raise LeaseLost(d.pending_member)
         return reply > 0
@@ -263,7 +262,11 @@ class Store:
 
     async def effect_done(self, d: DialogKeys, effect_id: str) -> None:
         """Mark an effect done: it never runs again."""
-        await self.scripts.run("effect_done", [d.fxstatus, d.outbox, d.attempts], [effect_id])
+        await self.scripts.run(
+            "effect_done",
+            [d.fxstatus, d.outbox, d.attempts, *d.retained],
+            [effect_id, self.retention_ms],
+        )
 
     async def dead_event(
         self, d: DialogKeys, token: str, event: StoredEvent, error: str, attempts: int
@@ -282,7 +285,7 @@ class Store:
         )
         reply = await self.scripts.run(
             "dead_event",
-            [d.lease, d.inbox, d.attempts, self.keys.dlq, d.history],
+            [d.lease, d.inbox, d.attempts, self.keys.dlq, d.history, *d.retained],
             [
                 token,
                 event.seq,
@@ -293,6 +296,8 @@ class Store:
                 now_ms(),
                 history,
                 HISTORY_CAP,
+                self.dlq_max_len,
+                self.retention_ms,
             ],
         )
         return _dlq_reply(reply, d)
@@ -303,8 +308,18 @@ class Store:
         """Move a failing effect to the DLQ."""
         reply = await self.scripts.run(
             "dead_effect",
-            [d.lease, d.effects, d.fxstatus, d.outbox, d.attempts, self.keys.dlq],
-            [token, effect_id, d.member_id, d.chat_id, error[:2000], attempts, now_ms()],
+            [d.lease, d.effects, d.fxstatus, d.outbox, d.attempts, self.keys.dlq, *d.retained],
+            [
+                token,
+                effect_id,
+                d.member_id,
+                d.chat_id,
+                error[:2000],
+                attempts,
+                now_ms(),
+                self.dlq_max_len,
+                self.retention_ms,
+            ],
         )
         return _dlq_reply(reply, d)
 
