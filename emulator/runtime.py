@@ -49,6 +49,28 @@ class EmulatorConfig:
     tick_interval_s: float = 0.2
     portal_factory: PortalFactory | None = None  # None: B's emulator.portal.Portal
     shared_app: bool = False  # every portal runs one app (one client_id), as a market app does
+    # The base of every URL handed out (None: http://host:port); what clients reach, which is
+    # not the bind address behind a compose service name or a port mapping.
+    public_url: str | None = None
+    # Fixed credentials of the first portal (None: random per start), so an orchestrator can be
+    # configured before the emulator starts.
+    member_id: str | None = None
+    application_token: str | None = None
+    client_id: str | None = None
+    client_secret: str | None = None
+    webhook_code: str | None = None
+
+    def check(self) -> None:
+        """Refuse a config that cannot be played (ValueError)."""
+        if self.plan not in PLANS:
+            raise ValueError(f"unknown plan {self.plan!r}; known: {sorted(PLANS)}")
+        if self.public_url is not None and not self.public_url.startswith(("http://", "https://")):
+            raise ValueError(f"public_url must be an http(s) base URL, not {self.public_url!r}")
+        one_portal = (self.member_id, self.application_token, self.webhook_code)
+        if self.portals > 1 and any(one_portal):
+            raise ValueError("a fixed member_id, application_token or webhook code: one portal")
+        if self.portals > 1 and not self.shared_app and (self.client_id or self.client_secret):
+            raise ValueError("a fixed client_id/client_secret on several portals needs shared_app")
 
 
 class FrozenClock(Clock):
@@ -99,11 +121,21 @@ class PortalRuntime:
         delivery: EventDelivery,
         base_url: str,
         app: tuple[str, str] | None = None,
+        *,
+        preset: bool = False,
     ) -> None:
+        # preset: this portal takes the config's fixed credentials (the first portal does)
         self.clock: Clock = FrozenClock() if config.frozen_clock else Clock()
         domain = base_url.split("//", 1)[-1]
-        self.identity = PortalIdentity(secrets.token_hex(16), domain, secrets.token_hex(16))
+        given = config if preset else EmulatorConfig()
+        self.identity = PortalIdentity(
+            given.member_id or secrets.token_hex(16),
+            domain,
+            given.application_token or secrets.token_hex(16),
+        )
         self.tokens = TokenStore(self.clock, config.token_ttl_s, frozenset(config.scopes), app)
+        self.tokens.client_id = given.client_id or self.tokens.client_id
+        self.tokens.client_secret = given.client_secret or self.tokens.client_secret
         factory = config.portal_factory or _default_factory
         self.portal = factory(self.identity, self.clock, delivery.sink(self.identity.member_id))
         # The platform owns the app, the endpoint and the tokens that events carry.
@@ -119,7 +151,7 @@ class PortalRuntime:
         )
         self.budget = OperatingBudget(config.operating_limit_s, self.clock)
         self.webhooks: dict[str, Webhook] = {}
-        self.webhook = self.add_webhook(config.scopes)
+        self.webhook = self.add_webhook(config.scopes, given.webhook_code)
         self.faults = Faults()
         self.exec_time = {k.lower(): v for k, v in config.method_exec_time.items()}
         self.requests = 0
@@ -134,11 +166,13 @@ class PortalRuntime:
             return {}
         return token_fields(self.tokens, self.tokens.issue_pair(user_id))
 
-    def add_webhook(self, scopes: tuple[str, ...] | frozenset[str]) -> Webhook:
-        """Create an inbound webhook of the admin user with the given scopes."""
+    def add_webhook(
+        self, scopes: tuple[str, ...] | frozenset[str], code: str | None = None
+    ) -> Webhook:
+        """Create an inbound webhook of the admin user with the given scopes (and code)."""
         hook = Webhook(
             int(self.portal.admin_user_id),
-            secrets.token_hex(8),
+            code or secrets.token_hex(8),
             frozenset(scopes),
             str(len(self.webhooks) + 1),
         )
@@ -225,12 +259,12 @@ class Emulator:
     """Every portal of one emulator process, the event delivery and the shutdown signal."""
 
     def __init__(self, config: EmulatorConfig) -> None:
-        if config.plan not in PLANS:
-            raise ValueError(f"unknown plan {config.plan!r}; known: {sorted(PLANS)}")
+        config.check()
         self.config = config
         self.delivery = EventDelivery()
         self.runtimes: list[PortalRuntime] = []
-        self.base_url = ""
+        self.base_url = ""  # the public base of every URL handed out, set once listening
+        self.listen_url = ""
         self.closing = asyncio.Event()
 
     def add_portals(self, count: int) -> None:
@@ -239,7 +273,10 @@ class Emulator:
             app = (
                 (first.client_id, first.client_secret) if first and self.config.shared_app else None
             )
-            self.runtimes.append(PortalRuntime(self.config, self.delivery, self.base_url, app))
+            preset = not self.runtimes
+            self.runtimes.append(
+                PortalRuntime(self.config, self.delivery, self.base_url, app, preset=preset)
+            )
 
     def by_member(self, member_id: str | None) -> PortalRuntime:
         """The portal with this member_id; None means the first portal."""

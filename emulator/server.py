@@ -78,7 +78,8 @@ class RunningEmulator:
 
     def __init__(self, emu: Emulator) -> None:
         self.emulator = emu
-        self.url = emu.base_url
+        self.url = emu.base_url  # the public URL (config.public_url or the bound address)
+        self.listen_url = emu.listen_url  # where the server actually listens
         self.config = emu.config
 
     @property
@@ -113,7 +114,9 @@ async def run_emulator(config: EmulatorConfig | None = None) -> AsyncIterator[Ru
         site = web.TCPSite(runner, config.host, config.port)
         await site.start()
         port = runner.addresses[0][1]
-        emu.base_url = f"http://{config.host}:{port}"
+        emu.listen_url = f"http://{config.host}:{port}"
+        # Every URL handed out (events, OAuth answers, credentials) starts here.
+        emu.base_url = (config.public_url or emu.listen_url).rstrip("/")
         await emu.delivery.start()
         emu.add_portals(config.portals)
         if config.event_url:
@@ -135,16 +138,6 @@ async def run_emulator(config: EmulatorConfig | None = None) -> AsyncIterator[Ru
         await runner.cleanup()
 
 
-def config_from_args(args: argparse.Namespace) -> EmulatorConfig:
-    return EmulatorConfig(
-        plan=args.plan,
-        event_url=args.event_url,
-        token_ttl_s=args.token_ttl,
-        host=args.host,
-        port=args.port,
-    )
-
-
 async def _serve(config: EmulatorConfig) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -152,7 +145,8 @@ async def _serve(config: EmulatorConfig) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         async with run_emulator(config) as emu:
-            print(json.dumps({"url": emu.url, **emu.credentials}, indent=2), flush=True)
+            announced = {"url": emu.url, "listen": emu.listen_url, **emu.credentials}
+            print(json.dumps(announced, indent=2), flush=True)
             await stop.wait()
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -161,6 +155,7 @@ async def _serve(config: EmulatorConfig) -> None:
 
 def cli_main(args: argparse.Namespace) -> int:
     """`orchestrator emulator`: serve one seeded portal until SIGINT or SIGTERM."""
+    from emulator.cli import config_from_args
     from orchestrator.logs import configure_logging
 
     configure_logging("console")

@@ -26,16 +26,10 @@ def _lazy(target: str) -> Runner:
 
 
 def _add_emulator(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from emulator.cli import add_arguments  # argparse only: cheap to import
+
     p = sub.add_parser("emulator", help="run the Bitrix24 portal emulator standalone")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8090)
-    p.add_argument("--plan", choices=["standard", "enterprise"], default="standard")
-    p.add_argument(
-        "--event-url",
-        default=None,
-        help="where the seeded bot's handlers and Open Lines events are POSTed",
-    )
-    p.add_argument("--token-ttl", type=float, default=3600.0, help="access token lifetime, s")
+    add_arguments(p)
     p.set_defaults(func=_lazy("emulator.server:cli_main"))
 
 
