@@ -22,7 +22,7 @@ from structlog.contextvars import bound_contextvars
 
 from orchestrator.bitrix.client import BitrixClient
 from orchestrator.dialog_state import DialogState
-from orchestrator.effect_runner import REGISTER_PORTAL, EffectExecutor
+from orchestrator.effect_runner import PATIENT_KINDS, REGISTER_PORTAL, EffectExecutor
 from orchestrator.effects import effect_payload
 from orchestrator.errors import IllegalTransition
 from orchestrator.events import AppInstall, parse_stored_event
@@ -78,7 +78,10 @@ class DialogMachineHandler:
             if current.status.value != before:
                 changes.append((before, current.status.value))
             records += [
-                EffectRecord(e.effect_id, e.kind, effect_payload(e)) for e in outcome.effects
+                EffectRecord(
+                    e.effect_id, e.kind, effect_payload(e), patient=e.kind in PATIENT_KINDS
+                )
+                for e in outcome.effects
             ]
         new_state = current.to_json().encode() if current is not None else (state or b"")
         return Decision(new_state=new_state, effects=records, transitions=tuple(changes))
@@ -94,6 +97,7 @@ class DialogMachineHandler:
                     f"{event.member_id}:{PORTAL_DIALOG}:0:{event.seq}:0",
                     REGISTER_PORTAL,
                     {"auth": auth},
+                    patient=True,
                 )
             )
         return Decision(new_state=state or b"", effects=effects)

@@ -4,11 +4,37 @@ Results that the machine waits for (TranscriptFetched, VoteSaved, LeadCreated) a
 that mean "this cannot work" (the portal's own method errors and access refusals) come back as
 follow-up inputs into the same dialog's inbox, so the machine decides what happens next. Transient
 failures (throttles, 5xx, network, an unknown outcome) raise, and the runner retries the effect.
+
+A SendMessage on a try after the first (a worker died mid-call, or the outcome was unknown) looks
+before it posts again, and posts nothing when the chat already shows this very message:
+
+    intended  the SendMessage effects of this dialog committed before this one (every session),
+              with the same text and voice (`session` posts as the system, author 0; `bot` and
+              `note` as a bot user)
+    shown     the messages of that text and voice in the chat's histories we read: this effect's
+              session, and the latest sessions of the intended ones (at most _MAX_SESSIONS)
+    rule      skip when shown > intended
+
+Why only this effect's own earlier try can tip it: effects run in commit order, so no later one
+has posted yet; each intended one posted at most once; so without our earlier post shown <=
+intended, whichever sessions we read (a message outside them only lowers shown). The bot may say
+the same text twice on purpose (a re-ask): the first copy is counted in intended, so the second
+is still sent. Wrong the other way (a copy missed: the portal's history renders the text
+differently, our earlier post is in a session we did not read, an intended one was never
+posted) means a repeat, as without the check. What can fool it into skipping: a copy from
+elsewhere with the same text and voice (another bot in the chat, a line auto-message worded
+exactly like ours), or an intended message that itself was posted twice; in both the client has
+already seen the text as often as the dialog meant it. It relies on the effects hash keeping
+every record of the dialog (nothing trims it today). A replayed dead letter starts again at try
+1 and is not checked.
 """
 
 from __future__ import annotations
 
+import html
+import re
 import time
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 import structlog
@@ -17,7 +43,7 @@ from structlog.contextvars import bound_contextvars
 from orchestrator import leads, metrics
 from orchestrator.bitrix.client import BitrixClient
 from orchestrator.bitrix.methods import PortalApi
-from orchestrator.bitrix.models import SessionHistory
+from orchestrator.bitrix.models import HistoryMessage, SessionHistory
 from orchestrator.effects import (
     CancelTimer,
     CreateLead,
@@ -49,11 +75,21 @@ from orchestrator.inputs import (
     VoteSaved,
     input_record,
 )
+from orchestrator.keys import Keys
 from orchestrator.runner import FollowUp
+from orchestrator.scripts import aw
 from orchestrator.store import EffectRecord
 from orchestrator.timers import INPUT_EVENT_PREFIX, TimerStore
 
-__all__ = ["REGISTER_PORTAL", "EffectExecutor", "dialog_of", "transcript_input"]
+__all__ = [
+    "PATIENT_KINDS",
+    "REGISTER_PORTAL",
+    "EffectExecutor",
+    "already_posted",
+    "dialog_of",
+    "earlier_sends",
+    "transcript_input",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -63,10 +99,15 @@ REGISTER_PORTAL = "RegisterPortal"
 # Effects whose lasting failure the machine can work around (the bot hands off, a refused
 # transfer falls back to the queue, the rating goes without the transcript): when a transient
 # failure outlives the pipeline's retries they come back as EffectFailed, not a dead letter.
-# Queue handoffs, votes and leads stay dead letters, to be replayed once the portal is back.
+# Queue handoffs, votes and leads have no such way round: they are patient (more tries, waits
+# of up to a minute, the dialog handed back meanwhile — see Runner), so an outage of a few
+# minutes delays them, and only a longer one makes them dead letters, replayed once it is over.
 GIVE_UP_KINDS = frozenset({"SendMessage", "FinishBotSession", "Transfer", "FetchTranscript"})
+PATIENT_KINDS = frozenset({"HandToQueue", "SaveHeadVote", "CreateLead", REGISTER_PORTAL})
 _TRANSIENT = (OutcomeUnknown, ServerError, TransportError, RateLimited)
 _GIVE_UP_TTL_S = 24 * 3600
+_MAX_SESSIONS = 4  # session histories read by one resend check (one REST call each)
+_BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
 
 def dialog_of(effect_id: str) -> tuple[str, str]:
@@ -111,6 +152,65 @@ def transcript_input(session_id: int, history: SessionHistory) -> TranscriptFetc
     )
 
 
+def _plain(text: str) -> str:
+    # the portal trims a message, and its history may render line breaks and entities as HTML
+    return html.unescape(_BR.sub("\n", text)).strip()
+
+
+def _voice(via: str) -> str:
+    return "system" if via == "session" else "bot"
+
+
+def _voice_of(message: HistoryMessage, history: SessionHistory) -> str | None:
+    if message.sender_id == 0:
+        return "system"
+    user = history.users.get(message.sender_id) or {}
+    return "bot" if user.get("bot") in (True, "Y") else None  # a person: never ours
+
+
+def _order(effect_id: str) -> tuple[int, int] | None:
+    """(transition seq, index) of an effect id; seqs grow over the dialog's whole life."""
+    parts = effect_id.rsplit(":", 4)
+    if len(parts) != 5 or not (parts[3].isdigit() and parts[4].isdigit()):
+        return None
+    return int(parts[3]), int(parts[4])
+
+
+def earlier_sends(
+    effect_id: str, records: Mapping[bytes, bytes] | Mapping[str, str]
+) -> list[SendMessage]:
+    """The SendMessage effects among a dialog's effect records (id -> stored json) committed
+    before `effect_id`, in every session, oldest first."""
+    mine = _order(effect_id)
+    if mine is None:
+        return []
+    found: list[tuple[tuple[int, int], SendMessage]] = []
+    for raw in records.values():
+        record = EffectRecord.from_json(raw)
+        order = _order(record.effect_id)
+        if record.kind == SendMessage.kind and order is not None and order < mine:
+            effect = effect_from_record(record.kind, record.payload, record.effect_id)
+            assert isinstance(effect, SendMessage)
+            found.append((order, effect))
+    return [effect for _, effect in sorted(found, key=lambda pair: pair[0])]
+
+
+def already_posted(
+    effect: SendMessage, earlier: Sequence[SendMessage], histories: Sequence[SessionHistory]
+) -> bool:
+    """The resend rule (module docstring): the chat shows more copies of this message than the
+    dialog meant to post before it, so one of them is this effect's own earlier try."""
+    text, voice = _plain(effect.text), _voice(effect.via)
+    intended = sum(1 for e in earlier if _voice(e.via) == voice and _plain(e.text) == text)
+    shown = {
+        m.id  # by id: two histories may overlap
+        for h in histories
+        for m in h.message.values()
+        if m.chat_id == effect.chat_id and _plain(m.text) == text and _voice_of(m, h) == voice
+    }
+    return len(shown) > intended
+
+
 def _failed(chat_key: str, record: EffectRecord, code: str) -> FollowUp:
     """The effect's failure, for the machine to decide what happens instead."""
     return follow_up(
@@ -146,7 +246,12 @@ class EffectExecutor:
         self, record: EffectRecord, effect: Effect, member_id: str, chat_key: str
     ) -> list[FollowUp]:
         try:
-            result = await self._dispatch(self.client.api(member_id), member_id, chat_key, effect)
+            api = self.client.api(member_id)
+            if isinstance(effect, SendMessage):
+                await self._send(api, member_id, chat_key, effect, record.attempt)
+                result = None
+            else:
+                result = await self._dispatch(api, member_id, chat_key, effect)
         except (MethodError, AccessDenied) as exc:
             log.warning("effect_refused", kind=record.kind, code=exc.code)
             return [_failed(chat_key, record, exc.code or "ERROR")]
@@ -166,6 +271,54 @@ class EffectExecutor:
         await self.client.redis.expire(key, _GIVE_UP_TTL_S)
         return failures >= max(1, settings.max_attempts - 1)
 
+    async def _send(
+        self, api: PortalApi, member_id: str, chat_key: str, effect: SendMessage, attempt: int
+    ) -> None:
+        """Post a message, unless a try before this one already did (module docstring)."""
+        if attempt > 1 and await self._posted_before(api, member_id, chat_key, effect):
+            log.warning("message_already_posted", attempt=attempt)
+            return
+        if effect.via == "session":
+            await api.bot_session_message_send(effect.chat_id, effect.text, name="DEFAULT")
+            return
+        # the bot's own words; a note never reaches the client
+        await api.imbot_message_add(
+            f"chat{effect.chat_id}",
+            effect.text,
+            skip_connector=True if effect.via == "note" else None,
+        )
+
+    async def _posted_before(
+        self, api: PortalApi, member_id: str, chat_key: str, effect: SendMessage
+    ) -> bool:
+        """The chat shows this message already; False when that cannot be read."""
+        d = Keys(self.client.settings.key_prefix).dialog(member_id, chat_key)
+        records: dict[bytes, bytes] = await aw(self.client.redis.hgetall(d.effects))
+        earlier = earlier_sends(effect.effect_id, records)
+        text, voice = _plain(effect.text), _voice(effect.via)
+        mine = effect_session_id(effect.effect_id)
+        others: list[int] = []  # the latest sessions of the same words said before
+        for e in reversed(earlier):
+            session = effect_session_id(e.effect_id)
+            same = _voice(e.via) == voice and _plain(e.text) == text
+            if same and session is not None and session != mine and session not in others:
+                others.append(session)
+        histories: list[SessionHistory] = []
+        for n, session in enumerate([mine, *others][:_MAX_SESSIONS]):
+            try:
+                histories.append(
+                    await api.session_history_get(session_id=session)
+                    if session is not None
+                    else await api.session_history_get(chat_id=effect.chat_id)
+                )
+            except (MethodError, AccessDenied) as exc:
+                # nothing readable there (no rights, no messages): it adds no copies; without
+                # our own session there is nothing to go by, so post as without the check
+                if n == 0:
+                    log.warning("message_resend_unchecked", code=exc.code)
+                    return False
+        return already_posted(effect, earlier, histories)
+
     async def _dispatch(
         self, api: PortalApi, member_id: str, chat_key: str, effect: Effect
     ) -> Input | None:
@@ -176,14 +329,6 @@ class EffectExecutor:
                 )
             case CancelTimer():
                 await self.timers.cancel(member_id, chat_key, effect.name)
-            case SendMessage(via="session"):
-                await api.bot_session_message_send(effect.chat_id, effect.text, name="DEFAULT")
-            case SendMessage():  # the bot's own words; a note never reaches the client
-                await api.imbot_message_add(
-                    f"chat{effect.chat_id}",
-                    effect.text,
-                    skip_connector=True if effect.via == "note" else None,
-                )
             case HandToQueue():
                 await api.bot_session_operator(effect.chat_id)
                 metrics.HANDOFFS.labels(member_id=member_id, kind="queue").inc()

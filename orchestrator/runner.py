@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -29,7 +30,15 @@ from orchestrator.queue import now_ms
 from orchestrator.settings import Settings
 from orchestrator.store import EffectRecord, Peeked, Store, StoredEvent
 
-__all__ = ["Decision", "DialogHandler", "DrainOutcome", "FollowUp", "Runner", "backoff_s"]
+__all__ = [
+    "Decision",
+    "DialogHandler",
+    "DrainOutcome",
+    "FollowUp",
+    "RetryPolicy",
+    "Runner",
+    "backoff_s",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -80,6 +89,32 @@ def backoff_s(attempt: int, base: float = 0.05, cap: float = 2.0) -> float:
     return min(cap, base * 2.0 ** max(0, attempt - 1))
 
 
+# A retry wait up to this long is slept through while holding the lease; a longer one hands
+# the dialog back with a delayed continuation, so a portal outage holds no worker slot.
+INLINE_WAIT_MAX_S = 2.0
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often, and how patiently, an effect is tried before it is dead-lettered."""
+
+    max_attempts: int
+    cap_s: float
+
+    def wait_s(self, attempt: int, base_s: float) -> float:
+        """The wait after failed try `attempt`."""
+        return backoff_s(attempt, base_s, self.cap_s)
+
+
+class _RetryLater(Exception):
+    """An effect waits longer than INLINE_WAIT_MAX_S for its next try. The wait is jittered
+    (half to all of it) so that dialogs failing together in an outage do not return together."""
+
+    def __init__(self, wait_s: float) -> None:
+        self.wait_s = wait_s * random.uniform(0.5, 1.0)
+        super().__init__(f"retry in {self.wait_s:.1f} s")
+
+
 class _Lease:
     """Keeps a lease alive in the background and remembers if it was lost."""
 
@@ -119,6 +154,8 @@ class Runner:
         self.owner = owner
         self.stopping = stopping or asyncio.Event()
         self.max_attempts = settings.max_attempts
+        self.quick = RetryPolicy(settings.max_attempts, INLINE_WAIT_MAX_S)
+        self.patient = RetryPolicy(settings.patient_max_attempts, settings.patient_backoff_cap_s)
         self.budget_events = settings.drain_budget_events
         self.budget_s = settings.drain_budget_s
         self.renew_every_s = settings.lease_ms / 3000
@@ -148,7 +185,11 @@ class Runner:
         while True:
             lease.ensure()
             # effects of the last commit first: a crash after a commit leaves them here
-            await self._run_effects(d, token, lease)
+            try:
+                await self._run_effects(d, token, lease)
+            except _RetryLater as later:
+                # the effect and everything queued behind it wait; the lease is released
+                return await self._stop(d, token, later.wait_s)
             # checked before peeking: a peek counts a try of the head event
             spent = handled >= self.budget_events or loop.time() >= deadline
             if spent or self.stopping.is_set():
@@ -167,11 +208,12 @@ class Runner:
             raise LeaseLost(d.pending_member)
         return exited == 1
 
-    async def _stop(self, d: DialogKeys, token: str) -> DrainOutcome:
-        """Budget spent or stopping: exit if nothing is left, else hand on to a continuation."""
+    async def _stop(self, d: DialogKeys, token: str, wait_s: float = 0.0) -> DrainOutcome:
+        """Budget spent, stopping or an effect waiting: exit if nothing is left, else hand on
+        to a continuation due in `wait_s`."""
         if await self._exit(d, token):
             return DrainOutcome.DONE
-        if not await self.store.handback(d, token):
+        if not await self.store.handback(d, token, round(wait_s * 1000)):
             raise LeaseLost(d.pending_member)
         return DrainOutcome.HANDED_BACK
 
@@ -227,29 +269,33 @@ class Runner:
     async def _run_effect_bound(
         self, d: DialogKeys, token: str, lease: _Lease, effect: EffectRecord
     ) -> None:
+        policy = self.patient if effect.patient else self.quick
         while True:
             lease.ensure()
             # the lease re-checked right before a possibly non-idempotent call
             attempts = await self.store.begin_effect(d, token, effect.effect_id)
-            if attempts > self.max_attempts:
+            if attempts > policy.max_attempts:
                 await self._dead_effect(d, token, effect, "crashed while running", attempts)
                 return
             started = time.perf_counter()
             try:
-                follow_ups = await self.handler.execute(effect)
+                follow_ups = await self.handler.execute(replace(effect, attempt=attempts))
             except LeaseLost:
                 raise
             except Exception as exc:
                 metrics.EFFECT_SECONDS.labels(kind=effect.kind).observe(
                     time.perf_counter() - started
                 )
-                if attempts >= self.max_attempts:
+                if attempts >= policy.max_attempts:
                     await self._dead_effect(d, token, effect, _describe(exc), attempts)
                     return
-                log.warning("effect_failed", attempt=attempts, error=_describe(exc))
+                wait_s = policy.wait_s(attempts, self.backoff_base_s)
+                log.warning("effect_failed", attempt=attempts, error=_describe(exc), wait_s=wait_s)
                 metrics.EFFECTS.labels(kind=effect.kind, outcome="failed").inc()
                 metrics.PIPELINE_RETRIES.labels(kind="effect").inc()
-                await asyncio.sleep(backoff_s(attempts, self.backoff_base_s))
+                if wait_s > INLINE_WAIT_MAX_S:
+                    raise _RetryLater(wait_s) from exc
+                await asyncio.sleep(wait_s)
                 continue
             metrics.EFFECT_SECONDS.labels(kind=effect.kind).observe(time.perf_counter() - started)
             await self._ingest_follow_ups(d, effect, follow_ups or ())

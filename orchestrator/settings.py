@@ -79,6 +79,14 @@ class Settings(BaseSettings):
     drain_budget_s: float = 1.0
     sweep_interval_s: float = 2.0
     max_attempts: int = 5
+    patient_max_attempts: int = Field(
+        default=15,
+        description="tries of a patient effect (queue handoff, vote, lead) before the DLQ",
+    )
+    patient_backoff_cap_s: float = Field(
+        default=60.0,
+        description="longest wait between two tries of a patient effect (~6 min of retrying)",
+    )
     shutdown_grace_s: float = 10.0
     worker_metrics_port: int = Field(
         default=0, description="worker /metrics and /healthz port (0: off); serve adds the index"

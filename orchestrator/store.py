@@ -79,20 +79,25 @@ class EffectRecord:
     effect_id: str
     kind: str
     payload: dict[str, Any]
+    # a patient effect outlives a portal outage: more tries, waits of up to a minute between
+    # them, and the dialog is handed back while it waits (see Runner); decided by the domain
+    patient: bool = False
+    # which try this run is (1 = first); set by the runner, never stored: a try > 1 may follow a
+    # crash or an unknown outcome, so an executor may look before it repeats a write
+    attempt: int = 1
 
     def to_json(self) -> str:
         """The stored form."""
-        return json.dumps(
-            {"id": self.effect_id, "kind": self.kind, "payload": self.payload},
-            separators=(",", ":"),
-            ensure_ascii=False,
-        )
+        data: dict[str, Any] = {"id": self.effect_id, "kind": self.kind, "payload": self.payload}
+        if self.patient:
+            data["patient"] = True
+        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> EffectRecord:
         """Parse the stored form."""
         data = json.loads(raw)
-        return cls(data["id"], data["kind"], data["payload"])
+        return cls(data["id"], data["kind"], data["payload"], patient=data.get("patient", False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,13 +338,15 @@ class Store:
             )
         )
 
-    async def handback(self, d: DialogKeys, token: str) -> bool:
-        """Release the lease and queue a continuation drain; False if the lease was not ours."""
-        job = new_drain_job(d.member_id, d.chat_id)
+    async def handback(self, d: DialogKeys, token: str, delay_ms: int = 0) -> bool:
+        """Release the lease and queue a continuation drain `delay_ms` from now; False if the
+        lease was not ours. The sweeper leaves a delayed dialog alone until it is due."""
+        now, delay_ms = now_ms(), max(0, delay_ms)
+        job = new_drain_job(d.member_id, d.chat_id, now)
         reply = await self.scripts.run(
             "handback",
             [d.lease, d.sched, self.keys.pending, self.queue_name, job_key(job.job_id)],
-            [token, d.pending_member, now_ms(), job.job_id, job.body, JOB_TTL_MS],
+            [token, d.pending_member, now + delay_ms, job.job_id, job.body, JOB_TTL_MS + delay_ms],
         )
         return int(reply) == 1
 
