@@ -1,8 +1,10 @@
 """`orchestrator chaos`: a long dialog run while workers are SIGKILLed, Redis restarts and the
 portal fails; then every acknowledged event is accounted for.
 
-Only the argument parser lives here (cheap to import for `orchestrator --help`); the run is in
-`orchestrator.chaos.run`, the trouble it makes in `agents`, the event accounting in `ledger`.
+Only the argument parser lives here (cheap to import for `orchestrator --help`); the run and
+what chaos.json's recovery fields mean are in `orchestrator.chaos.run`, the trouble it makes
+and the recovery measure (resume and progress after a kill) in `agents`, the event accounting
+in `ledger`, what stuck dialogs still hold in `stuck`.
 """
 
 from __future__ import annotations
@@ -28,9 +30,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--expire-every", type=float, default=10.0, help="expire the portals' tokens every N s"
     )
     p.add_argument("--no-faults", action="store_true", help="keep the portal healthy")
-    p.add_argument("--arrivals", type=float, default=5.0, help="new clients per second")
+    p.add_argument(
+        "--arrivals",
+        type=float,
+        default=2.0,
+        help="new clients per second (default 2: what two cores carry with every process)",
+    )
     p.add_argument("--drain", type=float, default=300.0, help="bound on the drain after chaos, s")
-    p.add_argument("--timeout", type=float, default=1800.0, help="bound on the whole run, s")
+    p.add_argument("--timeout", type=float, default=2700.0, help="bound on the whole run, s")
     p.add_argument("--seed", type=int, default=7, help="seed of the kills and the faults")
     p.add_argument("--output", default="chaos.json", help="the JSON report")
     p.add_argument("--log-dir", default=None, help="keep the ingress and worker logs here")
