@@ -108,6 +108,10 @@ class DialogMachineHandler:
             raise RuntimeError("this handler was built without an executor (decide only)")
         return await self.executor.run(effect)
 
+    def give_up(self, effect: EffectRecord, error_code: str) -> list[FollowUp] | None:
+        """What stands in for an effect out of tries (see EffectExecutor.give_up)."""
+        return None if self.executor is None else self.executor.give_up(effect, error_code)
+
     def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
         """Register an async callable run by `aclose` (last registered, first run)."""
         self._closers.append(closer)

@@ -58,14 +58,7 @@ from orchestrator.effects import (
     effect_from_record,
     effect_session_id,
 )
-from orchestrator.errors import (
-    AccessDenied,
-    MethodError,
-    OutcomeUnknown,
-    RateLimited,
-    ServerError,
-    TransportError,
-)
+from orchestrator.errors import AccessDenied, MethodError
 from orchestrator.evaluation import client_vote_from
 from orchestrator.inputs import (
     EffectFailed,
@@ -98,14 +91,13 @@ REGISTER_PORTAL = "RegisterPortal"
 
 # Effects whose lasting failure the machine can work around (the bot hands off, a refused
 # transfer falls back to the queue, the rating goes without the transcript): when a transient
-# failure outlives the pipeline's retries they come back as EffectFailed, not a dead letter.
+# failure outlives the pipeline's retries (or kills used them up) they come back as EffectFailed
+# (Runner asks `give_up`), not a dead letter.
 # Queue handoffs, votes and leads have no such way round: they are patient (more tries, waits
 # of up to a minute, the dialog handed back meanwhile — see Runner), so an outage of a few
 # minutes delays them, and only a longer one makes them dead letters, replayed once it is over.
 GIVE_UP_KINDS = frozenset({"SendMessage", "FinishBotSession", "Transfer", "FetchTranscript"})
 PATIENT_KINDS = frozenset({"HandToQueue", "SaveHeadVote", "CreateLead", REGISTER_PORTAL})
-_TRANSIENT = (OutcomeUnknown, ServerError, TransportError, RateLimited)
-_GIVE_UP_TTL_S = 24 * 3600
 _MAX_SESSIONS = 4  # session histories read by one resend check (one REST call each)
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
@@ -255,21 +247,15 @@ class EffectExecutor:
         except (MethodError, AccessDenied) as exc:
             log.warning("effect_refused", kind=record.kind, code=exc.code)
             return [_failed(chat_key, record, exc.code or "ERROR")]
-        except _TRANSIENT as exc:
-            if record.kind not in GIVE_UP_KINDS or not await self._last_try(member_id, record):
-                raise  # the pipeline retries it
-            log.warning("effect_given_up", kind=record.kind, error=type(exc).__name__)
-            return [_failed(chat_key, record, type(exc).__name__)]
         log.debug("effect_executed", kind=record.kind, result=type(result).__name__)
         return [] if result is None else [follow_up(chat_key, result)]
 
-    async def _last_try(self, member_id: str, record: EffectRecord) -> bool:
-        """Count a transient failure of the effect; True on the pipeline's last attempt."""
-        settings = self.client.settings
-        key = f"{settings.key_prefix}:{{{member_id}}}:giveup:{record.effect_id}"
-        failures = int(await self.client.redis.incr(key))
-        await self.client.redis.expire(key, _GIVE_UP_TTL_S)
-        return failures >= max(1, settings.max_attempts - 1)
+    def give_up(self, record: EffectRecord, error_code: str) -> list[FollowUp] | None:
+        """An effect out of tries (transient failures, or kills mid-call): the kinds the machine
+        can work around come back as EffectFailed; the rest (None) become dead letters."""
+        if record.kind not in GIVE_UP_KINDS:
+            return None
+        return [_failed(dialog_of(record.effect_id)[1], record, error_code)]
 
     async def _send(
         self, api: PortalApi, member_id: str, chat_key: str, effect: SendMessage, attempt: int

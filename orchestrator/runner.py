@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import structlog
 from redis.exceptions import RedisError
@@ -35,6 +35,7 @@ __all__ = [
     "DialogHandler",
     "DrainOutcome",
     "FollowUp",
+    "GivesUp",
     "RetryPolicy",
     "Runner",
     "backoff_s",
@@ -72,6 +73,16 @@ class DialogHandler(Protocol):
 
     async def execute(self, effect: EffectRecord) -> Sequence[FollowUp] | None:
         """Run one effect; may return follow-up events; raise to have it retried."""
+        ...
+
+
+@runtime_checkable
+class GivesUp(Protocol):
+    """A handler that can work around an effect that ran out of tries (optional)."""
+
+    def give_up(self, effect: EffectRecord, error_code: str) -> Sequence[FollowUp] | None:
+        """Follow-ups that stand in for the effect (e.g. a failure the domain handles), or
+        None to dead-letter it for replay."""
         ...
 
 
@@ -275,7 +286,7 @@ class Runner:
             # the lease re-checked right before a possibly non-idempotent call
             attempts = await self.store.begin_effect(d, token, effect.effect_id)
             if attempts > policy.max_attempts:
-                await self._dead_effect(d, token, effect, "crashed while running", attempts)
+                await self._exhausted(d, token, effect, "crashed while running", attempts)
                 return
             started = time.perf_counter()
             try:
@@ -287,7 +298,7 @@ class Runner:
                     time.perf_counter() - started
                 )
                 if attempts >= policy.max_attempts:
-                    await self._dead_effect(d, token, effect, _describe(exc), attempts)
+                    await self._exhausted(d, token, effect, _describe(exc), attempts)
                     return
                 wait_s = policy.wait_s(attempts, self.backoff_base_s)
                 log.warning("effect_failed", attempt=attempts, error=_describe(exc), wait_s=wait_s)
@@ -302,6 +313,22 @@ class Runner:
             await self.store.effect_done(d, effect.effect_id)
             metrics.EFFECTS.labels(kind=effect.kind, outcome="done").inc()
             return
+
+    async def _exhausted(
+        self, d: DialogKeys, token: str, effect: EffectRecord, error: str, attempts: int
+    ) -> None:
+        """Out of tries - failed cleanly, or its workers died: crashes count as tries, so
+        random kills can use them up as well as a poison effect. The domain may stand in for
+        it (it is marked done, the follow-ups queued); else it becomes a dead letter."""
+        code = error.split(":", 1)[0].replace(" ", "_")
+        instead = self.handler.give_up(effect, code) if isinstance(self.handler, GivesUp) else None
+        if instead is None:
+            await self._dead_effect(d, token, effect, error, attempts)
+            return
+        log.warning("effect_given_up", error=error, attempts=attempts)
+        await self._ingest_follow_ups(d, effect, instead)
+        await self.store.effect_done(d, effect.effect_id)
+        metrics.EFFECTS.labels(kind=effect.kind, outcome="given_up").inc()
 
     async def _dead_effect(
         self, d: DialogKeys, token: str, effect: EffectRecord, error: str, attempts: int

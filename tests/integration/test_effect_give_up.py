@@ -1,6 +1,7 @@
-"""Effects the machine can work around are given up after the pipeline's retries: a transient
-failure comes back as EffectFailed on the last attempt instead of a dead letter; effects with
-lasting consequences (the queue handoff) keep failing so they are dead-lettered for replay."""
+"""Effects the machine can work around are given up once out of tries: the runner asks the
+production executor, which hands the machine an EffectFailed instead of a dead letter - whether
+the tries failed cleanly or were used up by killed workers. Effects with lasting consequences
+(the queue handoff) are dead-lettered for replay. Real Redis, the emulated portal, the runner."""
 
 from __future__ import annotations
 
@@ -11,25 +12,49 @@ import pytest
 import redis.asyncio as aioredis
 
 from orchestrator.bitrix.client import BitrixClient
+from orchestrator.dlq import DeadLetters
 from orchestrator.effect_runner import EffectExecutor
 from orchestrator.effects import HandToQueue, SendMessage, effect_payload
-from orchestrator.errors import OutcomeUnknown
 from orchestrator.inputs import EffectFailed, input_from_record
+from orchestrator.runner import Decision, FollowUp, Runner
 from orchestrator.settings import Settings
-from orchestrator.store import EffectRecord
+from orchestrator.store import EffectRecord, Store, StoredEvent
 from orchestrator.timers import INPUT_EVENT_PREFIX, TimerStore
 from tests.integration.client_support import control, oauth_client
 
 
+class _OneEffect:
+    """The first event of a dialog commits `effect`; later events (the follow-ups) are kept."""
+
+    def __init__(self, executor: EffectExecutor, effect: EffectRecord) -> None:
+        self.executor, self.effect = executor, effect
+        self.follow_ups: list[StoredEvent] = []
+
+    def decide(self, state: bytes | None, event: StoredEvent) -> Decision:
+        if state is None:
+            return Decision(b"started", [self.effect])
+        self.follow_ups.append(event)
+        return Decision(state, [])
+
+    async def execute(self, effect: EffectRecord) -> list[FollowUp]:
+        return await self.executor.run(effect)
+
+    def give_up(self, effect: EffectRecord, error_code: str) -> list[FollowUp] | None:
+        return self.executor.give_up(effect, error_code)
+
+
+@pytest.fixture
+def quick(settings: Settings) -> Settings:
+    return settings.model_copy(update={"max_attempts": 3, "patient_max_attempts": 3})
+
+
 @pytest.fixture
 async def executor(
-    settings: Settings, emulator: Any, redis: aioredis.Redis
+    quick: Settings, emulator: Any, redis: aioredis.Redis
 ) -> AsyncIterator[EffectExecutor]:
-    """The production executor on an OAuth client of the emulated portal (3 attempts)."""
-    client: BitrixClient = await oauth_client(
-        settings.model_copy(update={"max_attempts": 3}), emulator.credentials
-    )
-    yield EffectExecutor(client, TimerStore(redis, settings.key_prefix))
+    """The production executor on an OAuth client of the emulated portal."""
+    client: BitrixClient = await oauth_client(quick, emulator.credentials)
+    yield EffectExecutor(client, TimerStore(redis, quick.key_prefix))
     await client.close()
 
 
@@ -40,40 +65,80 @@ async def _chat(emulator: Any) -> int:
     return int(answer["chat_id"])
 
 
-def _record(emulator: Any, chat_id: int, effect: Any) -> EffectRecord:
-    member = emulator.credentials["member_id"]
-    return EffectRecord(f"{member}:{chat_id}:1:3:0", effect.kind, effect_payload(effect))
-
-
 async def _fail(emulator: Any, method: str) -> None:
     await control(emulator.url, "POST", "faults", {"error_rate": {method: 1.0}})
 
 
-async def test_bot_message_failing_on_every_try_becomes_effect_failed_on_the_last(
-    executor: EffectExecutor, emulator: Any
+async def _drain_one(
+    redis: aioredis.Redis, quick: Settings, emulator: Any, executor: EffectExecutor, effect: Any
+) -> _OneEffect:
+    """Commit `effect` for a new chat and drain until the dialog is quiet."""
+    member = emulator.credentials["member_id"]
+    chat = str(effect.chat_id)
+    record = EffectRecord(
+        f"{member}:{chat}:1:1:0",
+        effect.kind,
+        effect_payload(effect),
+        patient=effect.kind == "HandToQueue",
+    )
+    handler = _OneEffect(executor, record)
+    store = Store(redis, quick)
+    runner = Runner(store, handler, quick, owner="t", backoff_base_s=0.001)
+    await store.ingest(member, chat, "e1", "ONIMBOTMESSAGEADD", 1, {})
+    assert await runner.drain(member, chat) == "done"
+    return handler
+
+
+def _failure(handler: _OneEffect) -> EffectFailed:
+    [event] = handler.follow_ups
+    assert event.name == INPUT_EVENT_PREFIX + "effect_failed"
+    failed = input_from_record("effect_failed", event.payload)
+    assert isinstance(failed, EffectFailed)
+    return failed
+
+
+async def test_a_bot_message_failing_every_try_comes_back_as_effect_failed(
+    redis: aioredis.Redis, quick: Settings, emulator: Any, executor: EffectExecutor
 ) -> None:
-    """The pipeline's tries raise (so it retries) until the last one, which hands the machine
-    an EffectFailed for the bot's message."""
+    """Every try raises (the runner retries); out of tries the machine gets an EffectFailed."""
     chat_id = await _chat(emulator)
     await _fail(emulator, "imopenlines.bot.session.message.send")
-    record = _record(emulator, chat_id, SendMessage(chat_id=chat_id, text="Hello"))
-    with pytest.raises(OutcomeUnknown):
-        await executor.run(record)
-    follow_ups = await executor.run(record)
-    assert len(follow_ups) == 1
-    assert follow_ups[0].name == INPUT_EVENT_PREFIX + "effect_failed"
-    failed = input_from_record("effect_failed", follow_ups[0].payload)
-    assert isinstance(failed, EffectFailed)
+    effect = SendMessage(chat_id=chat_id, text="Hello")
+    handler = await _drain_one(redis, quick, emulator, executor, effect)
+    failed = _failure(handler)
     assert (failed.effect_kind, failed.error_code) == ("SendMessage", "OutcomeUnknown")
+    assert await DeadLetters(redis, quick).count() == 0
 
 
-async def test_queue_handoff_failing_keeps_raising_for_the_dead_letter_queue(
-    executor: EffectExecutor, emulator: Any
+async def test_a_bot_message_whose_tries_were_used_up_by_kills_is_given_up_too(
+    redis: aioredis.Redis, quick: Settings, emulator: Any, executor: EffectExecutor
 ) -> None:
-    """A queue handoff is never given up here: every try raises, the pipeline dead-letters it."""
+    """Tries cut short by killed workers count: past the limit the message is not sent again
+    and the machine gets an EffectFailed, not a dead letter that would leave it waiting."""
+    chat_id = await _chat(emulator)
+    member = emulator.credentials["member_id"]
+    effect_id = f"{member}:{chat_id}:1:1:0"
+    store = Store(redis, quick)
+    d = store.dialog(member, str(chat_id))
+    await redis.hset(d.attempts, f"f:{effect_id}", quick.max_attempts)  # three crashed tries
+    handler = await _drain_one(
+        redis, quick, emulator, executor, SendMessage(chat_id=chat_id, text="Hello")
+    )
+    failed = _failure(handler)
+    assert (failed.effect_kind, failed.error_code) == ("SendMessage", "crashed_while_running")
+    assert await DeadLetters(redis, quick).count() == 0
+    state = await control(emulator.url, "GET", "state")
+    assert not [m for m in state["messages"] if m["chat_id"] == chat_id and m["text"] == "Hello"]
+
+
+async def test_a_queue_handoff_out_of_tries_is_dead_lettered_for_replay(
+    redis: aioredis.Redis, quick: Settings, emulator: Any, executor: EffectExecutor
+) -> None:
+    """No way round a handoff: out of tries it waits in the DLQ, and the machine hears nothing."""
     chat_id = await _chat(emulator)
     await _fail(emulator, "imopenlines.bot.session.operator")
-    record = _record(emulator, chat_id, HandToQueue(chat_id=chat_id))
-    for _ in range(3):
-        with pytest.raises(OutcomeUnknown):
-            await executor.run(record)
+    handler = await _drain_one(redis, quick, emulator, executor, HandToQueue(chat_id=chat_id))
+    assert handler.follow_ups == []
+    [letter] = await DeadLetters(redis, quick).entries()
+    assert letter.kind == "effect"
+    assert letter.attempts == quick.patient_max_attempts
