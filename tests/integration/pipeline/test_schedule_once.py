@@ -344,3 +344,42 @@ async def test_a_killed_drainers_job_is_replaced_not_doubled(
         await arq.assert_quiet(["k"])
     lines = [line.split(b"|")[1] for line in await redis.lrange(recording.log_key, 0, -1)]
     assert lines == [b"1", b"2", b"3"]  # the dead worker's effect never completed; now once each
+
+
+async def _watches(redis: aioredis.Redis) -> int:
+    stats = await redis.info("commandstats")
+    return int(stats.get("cmdstat_watch", {}).get("calls", 0))
+
+
+async def test_a_poll_passes_running_drains_without_arq_s_per_job_check(
+    drive_settings: Settings,
+) -> None:
+    """A running drain's job stays in arq's queue until it finishes, and arq checks each job id
+    a poll reads with WATCH/EXISTS/ZSCORE/UNWATCH. Our worker drops the running ones with one
+    pipelined EXISTS first: re-reading them costs no WATCH, and nothing starts twice; a job
+    that waits still goes through arq's own guarded start."""
+    handler = _Gated()
+    chats = [f"r{n}" for n in range(5)]
+    for chat in chats:
+        handler.gates[chat] = asyncio.Event()
+    async with _driven(drive_settings, handler) as arq:
+        running = []
+        for chat in chats:
+            await arq.ingest(chat, 0)
+            running.append(await arq.job_of(chat))
+            await arq.start(running[-1])
+        await arq.ingest("w", 0)
+        waiting = await arq.job_of("w")
+
+        before = await _watches(arq.redis)
+        await arq.worker.start_jobs([j.encode() for j in running])  # a poll re-reading them
+        assert await _watches(arq.redis) == before
+        assert not arq.worker.tasks  # none started again
+        await arq.start(waiting)
+        assert await _watches(arq.redis) == before + 1  # arq's guarded start of the new one
+        await arq.finish(waiting)
+        for chat, job_id in zip(chats, running, strict=True):
+            handler.gates[chat].set()
+            await arq.finish(job_id)
+        await arq.assert_quiet([*chats, "w"])
+        assert sorted(handler.ran) == sorted(f"{c}:1" for c in [*chats, "w"])
