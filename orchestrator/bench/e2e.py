@@ -35,7 +35,6 @@ from emulator.limits import PLANS
 from orchestrator.bench.e2e_watch import STEPS, Sampler, StepWatch, chart, step_percentiles
 from orchestrator.bench.play import (
     PortalPlay,
-    duplicate_bot_messages,
     launch,
     method_calls,
     portal_plays,
@@ -44,6 +43,7 @@ from orchestrator.bench.play import (
     verdicts,
     wait_terminal,
 )
+from orchestrator.bench.posts import PostCheck, play_posts
 from orchestrator.demo.portal_setup import write_demo_scenario
 from orchestrator.demo.stack import Stack, StackOptions, run_stack
 from orchestrator.logs import configure_logging
@@ -68,9 +68,12 @@ class E2EOptions:
     in_process: bool = False
     output: str = "bench-e2e.json"
     chart: str = "bench-e2e.png"
+    log_dir: str | None = None  # keep the ingress and worker logs here (default: dropped)
 
 
-def _portal_result(play: PortalPlay, watch: StepWatch, counters: dict[str, Any]) -> dict[str, Any]:
+def _portal_result(
+    play: PortalPlay, watch: StepWatch, counters: dict[str, Any], posts: PostCheck
+) -> dict[str, Any]:
     span = (play.all_terminal or time.monotonic()) - (play.first_arrival or time.monotonic())
     steps = {"client_message_to_bot_reply": step_percentiles(play.actors.step_s)}
     for name, (start, end) in STEPS.items():
@@ -86,7 +89,12 @@ def _portal_result(play: PortalPlay, watch: StepWatch, counters: dict[str, Any])
         "status_429": sum(int(m.get("429", 0)) for m in methods),
         "steps": steps,
         "p99_ms": steps["client_message_to_bot_reply"]["p99_ms"],
-        "duplicate_messages": duplicate_bot_messages(play.runtime),
+        # bot messages shown more often than the dialogs committed them (posts.py); a text
+        # repeated on purpose (a re-ask) is intended twice and not counted
+        "duplicate_messages": posts.duplicates,
+        "duplicate_message_examples": posts.doubles[:10],  # to look up in the worker logs
+        "bot_messages_intended": posts.intended,
+        "bot_messages_shown": posts.shown,  # lower than intended: some never reached the chat
     }
 
 
@@ -114,7 +122,15 @@ async def _measure(stack: Stack, counts: list[int], opts: E2EOptions) -> dict[st
     await stop_people(plays, stop)
     watching.set()
     await asyncio.gather(*watchers)
-    per_portal = [_portal_result(p, watch, await p.control.counters()) for p in plays]
+    per_portal = [
+        _portal_result(
+            p,
+            watch,
+            await p.control.counters(),
+            await play_posts(stack.redis, stack.settings.key_prefix, p),
+        )
+        for p in plays
+    ]
     checks = await verdicts(stack, plays)
     config = stack.emu.config
     capacity = config.bucket_capacity or PLANS[config.plan][0]
@@ -223,7 +239,7 @@ async def _one_run(settings: Settings, opts: E2EOptions, counts: list[int]) -> d
         stack_opts = StackOptions(
             workers=opts.workers,
             in_process=opts.in_process,
-            log_dir=Path(tmp),
+            log_dir=Path(opts.log_dir or tmp),
             emulator={"portals": len(counts)},
         )
         try:
@@ -315,6 +331,7 @@ def cli_main(args: argparse.Namespace) -> int:
         burst=args.burst,
         arrivals_per_s=args.arrivals,
         timeout_s=args.timeout,
+        log_dir=args.log_dir,
     )
     report = asyncio.run(run_bench(load_settings(), opts, console))
     render(report, console)

@@ -22,3 +22,4 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="new clients per second (default 9: above a standard portal's ceiling)",
     )
     p.add_argument("--timeout", type=float, default=1800.0, help="bound of each run, s")
+    p.add_argument("--log-dir", default=None, help="keep the ingress and worker logs here")

@@ -23,7 +23,6 @@ from orchestrator.store import Store
 __all__ = [
     "PortalPlay",
     "dialog_states",
-    "duplicate_bot_messages",
     "launch",
     "method_calls",
     "portal_plays",
@@ -146,25 +145,6 @@ async def wait_terminal(stack: Stack, plays: list[PortalPlay], within_s: float) 
 def method_calls(counters: dict[str, Any]) -> int:
     """Method calls the portal served (commands inside a batch each count; the batch does not)."""
     return sum(int(c.get("calls", 0)) for m, c in counters["methods"].items() if m != "batch")
-
-
-def duplicate_bot_messages(runtime: Any) -> int:
-    """Bot messages repeated in answer to one client message: within each stretch between two
-    messages of people, every copy of a bot text past the first counts. (A scenario may ask the
-    same question again after another answer; that is a new stretch, not a duplicate.)"""
-    portal = runtime.portal
-    seen: dict[int, set[str]] = {}  # chat -> bot texts since the last message of a person
-    duplicates = 0
-    for message in sorted(portal.messages.values(), key=lambda m: m.id):
-        if message.system:
-            continue
-        if message.author_id not in portal.bots:
-            seen[message.chat_id] = set()
-            continue
-        texts = seen.setdefault(message.chat_id, set())
-        duplicates += message.text in texts
-        texts.add(message.text)
-    return duplicates
 
 
 async def verdicts(stack: Stack, plays: list[PortalPlay]) -> list[Verdict]:
