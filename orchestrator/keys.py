@@ -14,7 +14,8 @@ keeps a portal's keys in one slot:
     {prefix}:{<member>}:dlg:<chat>:lease      STRING fencing token of the live drainer (PX)
     {prefix}:{<member>}:dlg:<chat>:fence      STRING counter the fencing tokens come from
     {prefix}:{<member>}:dlg:<chat>:state      HASH   data, seq (last applied), version, updated_ms
-    {prefix}:{<member>}:dlg:<chat>:attempts   HASH   e:<seq> / f:<effect id> -> tries begun
+    {prefix}:{<member>}:dlg:<chat>:attempts   HASH   e:<seq> / f:<effect id> -> tries begun;
+                                                     x:<effect id> -> its tries that failed cleanly
     {prefix}:{<member>}:dlg:<chat>:effects    HASH   effect id -> effect record json
     {prefix}:{<member>}:dlg:<chat>:fxstatus   HASH   effect id -> pending | done | dead
     {prefix}:{<member>}:dlg:<chat>:outbox     LIST   effect ids not done yet, in commit order

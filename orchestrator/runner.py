@@ -284,8 +284,11 @@ class Runner:
         while True:
             lease.ensure()
             # the lease re-checked right before a possibly non-idempotent call
-            attempts = await self.store.begin_effect(d, token, effect.effect_id)
-            if attempts > policy.max_attempts:
+            attempts, failed = await self.store.begin_effect(d, token, effect.effect_id)
+            # tries begun that neither finished nor failed: their workers died. Counted apart
+            # from clean failures, so kills (a rollout, a node going away) do not use up an
+            # effect's retries, while one that kills every worker running it still stops.
+            if attempts - 1 - failed >= policy.max_attempts:
                 await self._exhausted(d, token, effect, "crashed while running", attempts)
                 return
             started = time.perf_counter()
@@ -297,7 +300,7 @@ class Runner:
                 metrics.EFFECT_SECONDS.labels(kind=effect.kind).observe(
                     time.perf_counter() - started
                 )
-                if attempts >= policy.max_attempts:
+                if await self.store.effect_failed(d, effect.effect_id) >= policy.max_attempts:
                     await self._exhausted(d, token, effect, _describe(exc), attempts)
                     return
                 wait_s = policy.wait_s(attempts, self.backoff_base_s)

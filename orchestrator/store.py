@@ -193,14 +193,17 @@ class Store:
         )
         return got.decode() if got else None
 
-    async def begin_effect(self, d: DialogKeys, token: str, effect_id: str) -> int:
-        """Right before an effect (maybe a non-idempotent call): check the lease, count the try."""
-        tries = int(
-            await self.scripts.run("begin_effect", [d.lease, d.attempts], [token, effect_id])
-        )
-        if tries < 0:
+    async def begin_effect(self, d: DialogKeys, token: str, effect_id: str) -> tuple[int, int]:
+        """Right before an effect (maybe a non-idempotent call): check the lease, count the try.
+        Returns (tries begun, this one counted; tries that failed cleanly)."""
+        reply = await self.scripts.run("begin_effect", [d.lease, d.attempts], [token, effect_id])
+        if not isinstance(reply, list):
             raise LeaseLost(d.pending_member)
-        return tries
+        return int(reply[0]), int(reply[1])
+
+    async def effect_failed(self, d: DialogKeys, effect_id: str) -> int:
+        """Count a clean failure of an effect's try; returns the effect's clean failures."""
+        return int(await aw(self.redis.hincrby(d.attempts, f"x:{effect_id}", 1)))
 
     async def peek(self, d: DialogKeys) -> Peeked | None:
         """The head event, its try number (this one counted) and the state; None when empty."""

@@ -11,6 +11,6 @@ local id = dead_letter(KEYS[6], ARGV[8], 'kind', 'effect', 'member_id', ARGV[3],
   'attempts', ARGV[6], 'failed_ms', ARGV[7])
 redis.call('HSET', KEYS[3], ARGV[2], 'dead')
 redis.call('LREM', KEYS[4], 1, ARGV[2])
-redis.call('HDEL', KEYS[5], 'f:' .. ARGV[2])
+redis.call('HDEL', KEYS[5], 'f:' .. ARGV[2], 'x:' .. ARGV[2])
 retain(7, ARGV[9])
 return id

@@ -4,6 +4,6 @@
 -- ARGV: 1 effect id, 2 retention ms (0: keep forever)
 redis.call('HSET', KEYS[1], ARGV[1], 'done')
 redis.call('LREM', KEYS[2], 1, ARGV[1])
-redis.call('HDEL', KEYS[3], 'f:' .. ARGV[1])
+redis.call('HDEL', KEYS[3], 'f:' .. ARGV[1], 'x:' .. ARGV[1])
 retain(4, ARGV[2])
 return 1

@@ -94,3 +94,47 @@ def test_patience_is_part_of_the_stored_effect() -> None:
     assert "patient" not in quick.to_json()
     assert not EffectRecord.from_json(quick.to_json()).patient
     assert Settings().patient_backoff_cap_s > INLINE_WAIT_MAX_S
+
+
+class _Flaky:
+    """One quick effect per event; the portal fails the first `failures` tries cleanly."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.runs: list[int] = []
+
+    def decide(self, state: bytes | None, event: StoredEvent) -> Decision:
+        return Decision(b"s", [EffectRecord(f"msg{event.seq}", "SendMessage", {})])
+
+    async def execute(self, effect: EffectRecord) -> None:
+        self.runs.append(effect.attempt)
+        if len(self.runs) <= self.failures:
+            raise ConnectionError("portal 500")
+
+
+async def test_kills_and_clean_failures_are_counted_apart(
+    redis: aioredis.Redis, fast_settings: Settings
+) -> None:
+    """Tries whose workers died do not use up the retries of clean failures (and the other way
+    round): after max_attempts - 1 crashed tries the effect still gets its failing tries and
+    runs; max_attempts crashed tries alone exhaust it ("crashed while running")."""
+    store = Store(redis, fast_settings)
+    limit = fast_settings.max_attempts
+    handler = _Flaky(failures=limit - 1)
+    runner = Runner(store, handler, fast_settings, owner="t", backoff_base_s=0.001)
+    await store.ingest(M, "3", "ev-1", "ONIMBOTMESSAGEADD", 1, {})
+    d = store.dialog(M, "3")
+    await redis.hset(d.attempts, "f:msg1", limit - 1)  # tries begun by workers that died
+    assert await runner.drain(M, "3") == "done"
+    # limit - 1 clean failures, then it ran: the try numbers count every try begun
+    assert handler.runs == list(range(limit, 2 * limit))
+    assert await store.effect_status(d, "msg1") == "done"
+    assert not await redis.hexists(d.attempts, "x:msg1")
+
+    await store.ingest(M, "3", "ev-2", "ONIMBOTMESSAGEADD", 2, {})
+    await redis.hset(d.attempts, "f:msg2", limit)  # as many crashed tries as allowed
+    assert await runner.drain(M, "3") == "done"
+    assert handler.runs[limit:] == []  # not run again
+    [letter] = await redis.xrange(store.keys.dlq)
+    assert letter[1][b"effect_id"] == b"msg2"
+    assert letter[1][b"error"] == b"crashed while running"
