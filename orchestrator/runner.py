@@ -289,7 +289,9 @@ class Runner:
             # from clean failures, so kills (a rollout, a node going away) do not use up an
             # effect's retries, while one that kills every worker running it still stops.
             if attempts - 1 - failed >= policy.max_attempts:
-                await self._exhausted(d, token, effect, "crashed while running", attempts)
+                await self._exhausted(
+                    d, token, effect, "crashed while running", "crashed_while_running", attempts
+                )
                 return
             started = time.perf_counter()
             try:
@@ -301,7 +303,9 @@ class Runner:
                     time.perf_counter() - started
                 )
                 if await self.store.effect_failed(d, effect.effect_id) >= policy.max_attempts:
-                    await self._exhausted(d, token, effect, _describe(exc), attempts)
+                    await self._exhausted(
+                        d, token, effect, _describe(exc), type(exc).__name__, attempts
+                    )
                     return
                 wait_s = policy.wait_s(attempts, self.backoff_base_s)
                 log.warning("effect_failed", attempt=attempts, error=_describe(exc), wait_s=wait_s)
@@ -318,12 +322,18 @@ class Runner:
             return
 
     async def _exhausted(
-        self, d: DialogKeys, token: str, effect: EffectRecord, error: str, attempts: int
+        self,
+        d: DialogKeys,
+        token: str,
+        effect: EffectRecord,
+        error: str,
+        code: str,
+        attempts: int,
     ) -> None:
-        """Out of tries - failed cleanly, or its workers died: crashes count as tries, so
-        random kills can use them up as well as a poison effect. The domain may stand in for
-        it (it is marked done, the follow-ups queued); else it becomes a dead letter."""
-        code = error.split(":", 1)[0].replace(" ", "_")
+        """Out of tries: its clean failures, or its tries whose workers died, reached the
+        limit; `code` says which for the domain (the exception's name, or
+        crashed_while_running). The domain may stand in for the effect (it is marked done,
+        the follow-ups queued); else it becomes a dead letter."""
         instead = self.handler.give_up(effect, code) if isinstance(self.handler, GivesUp) else None
         if instead is None:
             await self._dead_effect(d, token, effect, error, attempts)

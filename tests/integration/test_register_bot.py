@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator.bitrix import BitrixClient
 from orchestrator.bot_cli import OPENLINE_EVENTS, run_register
 from orchestrator.cli import build_parser
 from orchestrator.settings import Settings
+from tests.integration.client_support import oauth_client
+from tests.integration.client_support import oauth_settings as app_settings
 
 INGRESS = "https://bot.example.com/b24/events"
 
@@ -29,21 +30,8 @@ async def _register(
 @pytest.fixture
 async def oauth_settings(settings: Settings, emulator: Any) -> Settings:
     """Settings of an OAuth app whose portal is installed (tokens stored as ONAPPINSTALL would)."""
-    creds = emulator.credentials
-    app = settings.model_copy(
-        update={"b24_client_id": creds["client_id"], "b24_client_secret": creds["client_secret"]}
-    )
-    async with BitrixClient.from_settings(app) as client:
-        await client.auth.register_from_install(
-            {
-                "member_id": creds["member_id"],
-                "access_token": creds["access_token"],
-                "refresh_token": creds["refresh_token"],
-                "client_endpoint": creds["client_endpoint"],
-                "domain": creds["domain"],
-            }
-        )
-    return app
+    await (await oauth_client(settings, emulator.credentials)).close()
+    return app_settings(settings, emulator.credentials)
 
 
 def _our_bindings(emulator: Any) -> list[tuple[str, str]]:
