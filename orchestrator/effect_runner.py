@@ -34,7 +34,7 @@ from __future__ import annotations
 import html
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 import structlog
@@ -81,6 +81,7 @@ __all__ = [
     "already_posted",
     "dialog_of",
     "earlier_sends",
+    "stored_sends",
     "transcript_input",
 ]
 
@@ -149,10 +150,6 @@ def _plain(text: str) -> str:
     return html.unescape(_BR.sub("\n", text)).strip()
 
 
-def _voice(via: str) -> str:
-    return "system" if via == "session" else "bot"
-
-
 def _voice_of(message: HistoryMessage, history: SessionHistory) -> str | None:
     if message.sender_id == 0:
         return "system"
@@ -177,14 +174,23 @@ def earlier_sends(
     if mine is None:
         return []
     found: list[tuple[tuple[int, int], SendMessage]] = []
-    for raw in records.values():
-        record = EffectRecord.from_json(raw)
-        order = _order(record.effect_id)
-        if record.kind == SendMessage.kind and order is not None and order < mine:
-            effect = effect_from_record(record.kind, record.payload, record.effect_id)
-            assert isinstance(effect, SendMessage)
+    for effect in stored_sends(records.values()):
+        order = _order(effect.effect_id)
+        if order is not None and order < mine:
             found.append((order, effect))
     return [effect for _, effect in sorted(found, key=lambda pair: pair[0])]
+
+
+def stored_sends(raws: Iterable[bytes | str]) -> list[SendMessage]:
+    """The SendMessage effects among stored effect records (the effects hash's values)."""
+    sends = []
+    for raw in raws:
+        record = EffectRecord.from_json(raw)
+        if record.kind == SendMessage.kind:
+            effect = effect_from_record(record.kind, record.payload, record.effect_id)
+            assert isinstance(effect, SendMessage)
+            sends.append(effect)
+    return sends
 
 
 def already_posted(
@@ -192,8 +198,8 @@ def already_posted(
 ) -> bool:
     """The resend rule (module docstring): the chat shows more copies of this message than the
     dialog meant to post before it, so one of them is this effect's own earlier try."""
-    text, voice = _plain(effect.text), _voice(effect.via)
-    intended = sum(1 for e in earlier if _voice(e.via) == voice and _plain(e.text) == text)
+    text, voice = _plain(effect.text), effect.voice
+    intended = sum(1 for e in earlier if e.voice == voice and _plain(e.text) == text)
     shown = {
         m.id  # by id: two histories may overlap
         for h in histories
@@ -281,12 +287,12 @@ class EffectExecutor:
         d = Keys(self.client.settings.key_prefix).dialog(member_id, chat_key)
         records: dict[bytes, bytes] = await aw(self.client.redis.hgetall(d.effects))
         earlier = earlier_sends(effect.effect_id, records)
-        text, voice = _plain(effect.text), _voice(effect.via)
+        text, voice = _plain(effect.text), effect.voice
         mine = effect_session_id(effect.effect_id)
         others: list[int] = []  # the latest sessions of the same words said before
         for e in reversed(earlier):
             session = effect_session_id(e.effect_id)
-            same = _voice(e.via) == voice and _plain(e.text) == text
+            same = e.voice == voice and _plain(e.text) == text
             if same and session is not None and session != mine and session not in others:
                 others.append(session)
         histories: list[SessionHistory] = []

@@ -51,6 +51,12 @@ class SendMessage(_Effect):
     text: str
     via: Via = "session"
 
+    @property
+    def voice(self) -> str:
+        """Who the chat shows as the author: `session` posts as the line (author 0, a system
+        message); `bot` and `note` as the bot user."""
+        return "system" if self.via == "session" else "bot"
+
 
 @dataclass(frozen=True, kw_only=True)
 class HandToQueue(_Effect):

@@ -25,9 +25,8 @@ from typing import Any
 from redis.asyncio import Redis
 
 from orchestrator.bench.play import PortalPlay
-from orchestrator.effects import SendMessage, effect_from_record
+from orchestrator.effect_runner import stored_sends
 from orchestrator.keys import Keys
-from orchestrator.store import EffectRecord
 
 __all__ = [
     "PostCheck",
@@ -41,11 +40,6 @@ __all__ = [
 Said = tuple[int, str, str]  # chat id, voice ("system" | "bot"), text
 
 
-def _voice(via: str) -> str:
-    # `session` posts as the line (author 0, a system message); `bot` and `note` as the bot user
-    return "system" if via == "session" else "bot"
-
-
 async def intended_messages(
     redis: Redis, key_prefix: str, member_id: str, chat_ids: list[int]
 ) -> Counter[Said]:
@@ -57,13 +51,8 @@ async def intended_messages(
         found: list[list[bytes]] = await pipe.execute()
     said: Counter[Said] = Counter()
     for raws in found:
-        for raw in raws:
-            record = EffectRecord.from_json(raw)
-            if record.kind != SendMessage.kind:
-                continue
-            effect = effect_from_record(record.kind, record.payload, record.effect_id)
-            assert isinstance(effect, SendMessage)
-            said[(effect.chat_id, _voice(effect.via), effect.text.strip())] += 1
+        for effect in stored_sends(raws):
+            said[(effect.chat_id, effect.voice, effect.text.strip())] += 1
     return said
 
 
