@@ -5,7 +5,8 @@ keeps a portal's keys in one slot:
 
     {prefix}:portals                          SET    member ids of registered portals
     {prefix}:{<member>}:portal                HASH   domain, token_sha256, endpoints, source
-    {prefix}:{<member>}:creds                 HASH   REST credentials (orchestrator/bitrix/auth.py)
+    {prefix}:{<member>}:creds                 HASH   REST credentials (orchestrator/bitrix/auth.py):
+                                                     the one key that holds access/refresh tokens
     {prefix}:{<member>}:rate, :op:<method>    GCRA bucket and operating budget (bitrix/limiter.py)
     {prefix}:{<member>}:dedup:<dedup key>     STRING an event already accepted (EX dedup_ttl_s)
     {prefix}:{<member>}:dlg:<chat>:inbox      LIST   "<seq>|<event json>", oldest first
@@ -139,6 +140,10 @@ class Keys:
     def portal(self, member_id: str) -> str:
         """HASH describing one portal."""
         return f"{self.prefix}:{{{_safe('member_id', member_id)}}}:portal"
+
+    def creds(self, member_id: str) -> str:
+        """HASH of one portal's REST credentials: the only place a token lives."""
+        return f"{self.prefix}:{{{_safe('member_id', member_id)}}}:creds"
 
     def dedup(self, member_id: str, dedup_key: str) -> str:
         """Marker of an accepted event."""

@@ -1,12 +1,8 @@
 """Async Bitrix24 REST client: a per-portal rate budget in Redis, batching, OAuth, retries."""
 
-from orchestrator.bitrix.auth import AuthStore, PortalCredentials
+from orchestrator.bitrix.auth import AuthStore, PortalCredentials, refresh_grant
 from orchestrator.bitrix.batch import MAX_BATCH, BatchResult, Command
-from orchestrator.bitrix.client import (
-    BitrixClient,
-    register_portal_from_install,
-    unregister_portal,
-)
+from orchestrator.bitrix.client import BitrixClient
 from orchestrator.bitrix.envelope import Envelope, classify, parse_response
 from orchestrator.bitrix.limiter import PLANS, BucketConfig, Limiter
 from orchestrator.bitrix.methods import PortalApi
@@ -31,6 +27,5 @@ __all__ = [
     "classify",
     "is_idempotent",
     "parse_response",
-    "register_portal_from_install",
-    "unregister_portal",
+    "refresh_grant",
 ]

@@ -1,7 +1,11 @@
 """Portal credentials in Redis: inbound webhooks and OAuth apps, with one cluster-wide refresh.
 
-A portal's credentials are the hash `{prefix}:{<member_id>}:creds` (fields below); who the
-portal is and the hash of its event token live apart, in the registry (orchestrator/registry.py).
+A portal's credentials are the hash `{prefix}:{<member_id>}:creds` (fields below), the only
+place an access or refresh token is kept; who the portal is and the hash of its event token
+live apart, in the registry (orchestrator/registry.py). OAuth credentials are written only from
+an answer of the OAuth server (orchestrator/install.py verifies an install that way), and a
+refresh never moves a portal's endpoint to another host: the REST client calls no host but the
+verified portal's.
 OAuth records carry a `version`; the one process holding the refresh lock exchanges the refresh
 token and writes the new pair with a compare-and-set on that version, while every other caller
 (in any process) waits for the version to move and re-reads. Refresh tokens rotate, so a second
@@ -17,12 +21,17 @@ import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+import structlog
 
 from orchestrator.bitrix import metrics
 from orchestrator.bitrix.transport import Transport
 from orchestrator.errors import ConfigurationError, OAuthError
+from orchestrator.keys import Keys
+
+log = structlog.get_logger(__name__)
 
 WEBHOOK = "webhook"
 OAUTH = "oauth"
@@ -65,6 +74,41 @@ def _decode(raw: Mapping[bytes, bytes]) -> dict[str, str]:
     return {k.decode(): v.decode() for k, v in raw.items()}
 
 
+def endpoint_host(url: str) -> str:
+    """The host[:port] a REST endpoint URL names, lower-case ('' when it names none)."""
+    try:
+        return (urlsplit(url).netloc or "").lower()
+    except ValueError:
+        return ""
+
+
+async def refresh_grant(
+    transport: Transport, url: str, client_id: str, client_secret: str, refresh_token: str
+) -> dict[str, Any]:
+    """Spend a refresh token at the OAuth server: its answer (a new pair, and who the portal is:
+    `member_id`, `client_endpoint`, `server_endpoint`), or OAuthError with the server's code.
+    A network failure leaves as TransportError."""
+    raw = await transport.get_json(
+        url,
+        {
+            "grant_type": "refresh_token",
+            "client_id": client_id,
+            "client_secret": client_secret,
+            "refresh_token": refresh_token,
+        },
+    )
+    try:
+        body = json.loads(raw.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise OAuthError("INVALID_RESPONSE", f"token endpoint: HTTP {raw.status}") from exc
+    if not isinstance(body, dict) or "error" in body or "access_token" not in body:
+        body = body if isinstance(body, dict) else {}
+        raise OAuthError(
+            str(body.get("error", "INVALID_RESPONSE")), str(body.get("error_description", ""))
+        )
+    return body
+
+
 class AuthStore:
     """Reads, registers and refreshes portal credentials kept in Redis."""
 
@@ -80,6 +124,7 @@ class AuthStore:
     ) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._keys = Keys(prefix)
         self._transport = transport
         self._client_id = client_id
         self._client_secret = client_secret
@@ -91,7 +136,7 @@ class AuthStore:
 
     def key(self, member_id: str) -> str:
         """The portal record's key."""
-        return f"{self._prefix}:{{{member_id}}}:creds"
+        return self._keys.creds(member_id)
 
     async def load(self, member_id: str) -> PortalCredentials:
         """Read the record from Redis (bypassing the process cache)."""
@@ -130,26 +175,29 @@ class AuthStore:
         """Store an inbound-webhook portal (no tokens; webhooks do not expire)."""
         return await self._write(member_id, {"kind": WEBHOOK, "endpoint": webhook_url})
 
-    async def register_from_install(self, auth: Mapping[str, Any]) -> PortalCredentials:
-        """Store an OAuth portal from the `auth` block of ONAPPINSTALL (bitrix24-api.md §8)."""
-        missing = [k for k in ("member_id", "access_token", "refresh_token") if not auth.get(k)]
-        if missing:
-            raise ConfigurationError(f"install auth block lacks {', '.join(missing)}")
-        endpoint = str(auth.get("client_endpoint") or "")
-        if not endpoint:
-            if not auth.get("domain"):
-                raise ConfigurationError("install auth has neither client_endpoint nor domain")
-            endpoint = f"https://{auth['domain']}/rest/"
+    async def register_oauth(
+        self,
+        member_id: str,
+        endpoint: str,
+        *,
+        access_token: str,
+        refresh_token: str,
+        expires: int,
+    ) -> PortalCredentials:
+        """Store an OAuth portal's verified endpoint and token pair (orchestrator/install.py)."""
+        domain = endpoint_host(endpoint)
+        if not domain:
+            raise ConfigurationError(f"OAuth endpoint {endpoint[:80]!r} names no host")
         fields = {
             "kind": OAUTH,
             "endpoint": endpoint,
-            "access_token": str(auth["access_token"]),
-            "refresh_token": str(auth["refresh_token"]),
-            "expires": str(auth.get("expires") or 0),
-            "domain": str(auth.get("domain") or ""),
+            "access_token": access_token,
+            "refresh_token": refresh_token,
+            "expires": str(expires),
+            "domain": domain,
             "registered_at": str(int(time.time())),
         }
-        return await self._write(str(auth["member_id"]), fields)
+        return await self._write(member_id, fields)
 
     async def unregister(self, member_id: str) -> None:
         """Forget a portal (ONAPPUNINSTALL)."""
@@ -191,24 +239,13 @@ class AuthStore:
         """Spend the refresh token at the OAuth server and store the rotated pair (CAS)."""
         if self._transport is None or not self._client_id or not self._client_secret:
             raise ConfigurationError("OAuth refresh needs a transport, client_id and client_secret")
-        raw = await self._transport.get_json(
+        body = await refresh_grant(
+            self._transport,
             self._oauth_url,
-            {
-                "grant_type": "refresh_token",
-                "client_id": self._client_id,
-                "client_secret": self._client_secret,
-                "refresh_token": current.refresh_token,
-            },
+            self._client_id,
+            self._client_secret,
+            current.refresh_token,
         )
-        try:
-            body = json.loads(raw.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise OAuthError("INVALID_RESPONSE", f"token endpoint: HTTP {raw.status}") from exc
-        if not isinstance(body, dict) or "error" in body or "access_token" not in body:
-            body = body if isinstance(body, dict) else {}
-            raise OAuthError(
-                str(body.get("error", "INVALID_RESPONSE")), str(body.get("error_description", ""))
-            )
         fields = [
             "access_token",
             str(body["access_token"]),
@@ -217,8 +254,12 @@ class AuthStore:
             "expires",
             str(body.get("expires") or 0),
         ]
-        if body.get("client_endpoint"):
-            fields += ["endpoint", str(body["client_endpoint"])]
+        moved = str(body.get("client_endpoint") or "")
+        if moved and endpoint_host(moved) == endpoint_host(current.endpoint):
+            fields += ["endpoint", moved]
+        elif moved:
+            # the endpoint was verified once; an answer naming another host is not followed
+            log.warning("oauth_endpoint_move_refused", member_id=current.member_id)
         await self._cas(keys=[self.key(current.member_id)], args=[str(current.version), *fields])
         metrics.TOKEN_REFRESHES.labels(current.member_id).inc()
         return await self.load(current.member_id)

@@ -335,15 +335,3 @@ class BitrixClient:
         # The latest report of the method is the one with the largest running sum.
         latest = max(times, key=lambda t: float(t.get("operating") or 0), default=None)
         await self.limiter.report_operating(member, method, latest or {"processing": 0.0})
-
-
-async def register_portal_from_install(
-    redis: aioredis.Redis, settings: Settings, auth: Mapping[str, Any]
-) -> PortalCredentials:
-    """Store the portal an ONAPPINSTALL event announces; `auth` is the event's `auth` block."""
-    return await AuthStore(redis, prefix=settings.key_prefix).register_from_install(auth)
-
-
-async def unregister_portal(redis: aioredis.Redis, settings: Settings, member_id: str) -> None:
-    """Forget a portal (ONAPPUNINSTALL)."""
-    await AuthStore(redis, prefix=settings.key_prefix).unregister(member_id)

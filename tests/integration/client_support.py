@@ -34,18 +34,15 @@ def oauth_settings(settings: Settings, creds: dict[str, Any], **overrides: Any) 
 
 
 async def oauth_client(settings: Settings, creds: dict[str, Any], **kw: Any) -> BitrixClient:
-    """An open client on the OAuth portal, registered as ONAPPINSTALL would register it."""
+    """An open client on the OAuth portal, registered as a verified install registers it."""
     client = BitrixClient.from_settings(oauth_settings(settings, creds), **kw)
     await client.open()
-    await client.auth.register_from_install(
-        {
-            "member_id": creds["member_id"],
-            "access_token": creds["access_token"],
-            "refresh_token": creds["refresh_token"],
-            "client_endpoint": creds["client_endpoint"],
-            "domain": creds["domain"],
-            "application_token": creds["application_token"],
-        }
+    await client.auth.register_oauth(
+        creds["member_id"],
+        creds["client_endpoint"],
+        access_token=creds["access_token"],
+        refresh_token=creds["refresh_token"],
+        expires=0,
     )
     return client
 

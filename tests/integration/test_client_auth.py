@@ -1,4 +1,5 @@
-"""OAuth against the emulator: ONAPPINSTALL registration and one refresh for the whole fleet."""
+"""OAuth against the emulator: verified registration, one refresh for the whole fleet, and an
+endpoint that a refresh never moves to another host."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ import pytest
 import redis.asyncio as aioredis
 
 from orchestrator.bitrix.auth import AuthStore
-from orchestrator.bitrix.client import register_portal_from_install
 from orchestrator.errors import ConfigurationError
 from orchestrator.settings import Settings
 from tests.integration.client_support import control, oauth_client
@@ -48,43 +48,60 @@ async def test_twenty_callers_on_an_expired_token_share_one_refresh(
         await second.close()
 
 
-async def test_register_portal_from_install_stores_endpoint_and_tokens(
+async def test_register_oauth_stores_endpoint_tokens_and_the_endpoint_host(
     redis: aioredis.Redis, settings: Settings
 ) -> None:
-    """The ONAPPINSTALL auth block registers a portal's REST credentials; the event token is not
-    kept here (the ingress's registry keeps its hash)."""
-    auth = {
-        "member_id": "m1",
-        "access_token": "a",
-        "refresh_token": "r",
-        "expires": "1700000000",
-        "domain": "x.bitrix24.com",
-        "application_token": "secret-app-token",
-    }
-    creds = await register_portal_from_install(redis, settings, auth)
-    assert (creds.kind, creds.version) == ("oauth", 1)
-    assert creds.endpoint == "https://x.bitrix24.com/rest/"
+    """A verified install's endpoint and pair land in the credentials hash, with the host the
+    endpoint names as the portal's domain; writing again bumps the version."""
     store = AuthStore(redis, prefix=settings.key_prefix)
-    raw = await redis.hgetall(store.key("m1"))  # type: ignore[misc]
-    assert b"secret-app-token" not in raw.values()
-    again = await register_portal_from_install(redis, settings, {**auth, "access_token": "a2"})
+    creds = await store.register_oauth(
+        "m1", "https://x.bitrix24.com/rest/", access_token="a", refresh_token="r", expires=1
+    )
+    assert (creds.kind, creds.version, creds.domain) == ("oauth", 1, "x.bitrix24.com")
+    assert creds.endpoint == "https://x.bitrix24.com/rest/"
+    again = await store.register_oauth(
+        "m1", "https://x.bitrix24.com/rest/", access_token="a2", refresh_token="r2", expires=2
+    )
     assert (again.access_token, again.version) == ("a2", 2)
 
 
-async def test_install_without_tokens_is_refused(redis: aioredis.Redis, settings: Settings) -> None:
-    """An auth block lacking member_id or tokens does not register anything."""
-    with pytest.raises(ConfigurationError):
-        await register_portal_from_install(redis, settings, {"member_id": "m2", "domain": "d"})
+async def test_an_endpoint_without_a_host_is_refused(
+    redis: aioredis.Redis, settings: Settings
+) -> None:
+    """Credentials are never stored for a URL that names no host."""
     store = AuthStore(redis, prefix=settings.key_prefix)
+    with pytest.raises(ConfigurationError):
+        await store.register_oauth("m2", "/rest/", access_token="a", refresh_token="r", expires=0)
     with pytest.raises(ConfigurationError):
         await store.load("m2")
 
 
-async def test_installed_portal_serves_calls_over_oauth(emulator: Any, settings: Settings) -> None:
-    """A portal registered from install is called with its token (event.get is OAuth-only)."""
-    client = await oauth_client(settings, emulator.credentials)
+async def test_a_refresh_answer_naming_another_host_does_not_move_the_endpoint(
+    emulator: Any, settings: Settings
+) -> None:
+    """The endpoint is pinned to the host verified at install: registered as `localhost`, the
+    portal's OAuth answer names `127.0.0.1` after a refresh, and the tokens rotate while the
+    endpoint stays where it was verified."""
+    creds = emulator.credentials
+    client = await oauth_client(settings, creds)
     try:
-        bindings = await client.api(emulator.credentials["member_id"]).event_get()
+        member = creds["member_id"]
+        pinned = creds["client_endpoint"].replace("127.0.0.1", "localhost")
+        assert pinned != creds["client_endpoint"]
+        await client.auth.register_oauth(
+            member,
+            pinned,
+            access_token=creds["access_token"],
+            refresh_token=creds["refresh_token"],
+            expires=0,
+        )
+        await control(emulator.url, "POST", "expire-tokens")
+        before = await _refreshes(emulator.url)
+        answer = await client.call("user.get", {"FILTER": {"ID": 1}}, member_id=member)
+        assert int(answer.result[0]["ID"]) == 1
+        assert await _refreshes(emulator.url) == before + 1
+        after = await client.auth.load(member)
+        assert after.endpoint == pinned
+        assert after.access_token != creds["access_token"]
     finally:
         await client.close()
-    assert isinstance(bindings, list)

@@ -95,4 +95,4 @@ def test_package_all_is_sorted_and_complete() -> None:
 
     assert list(pkg.__all__) == sorted(pkg.__all__, key=isort_key)
     assert all(hasattr(pkg, name) for name in pkg.__all__)
-    assert {"BitrixClient", "PortalApi", "register_portal_from_install"} <= set(pkg.__all__)
+    assert {"BitrixClient", "PortalApi", "refresh_grant"} <= set(pkg.__all__)
