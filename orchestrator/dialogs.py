@@ -22,10 +22,10 @@ from structlog.contextvars import bound_contextvars
 
 from orchestrator.bitrix.client import BitrixClient
 from orchestrator.dialog_state import DialogState
-from orchestrator.effect_runner import PATIENT_KINDS, REGISTER_PORTAL, EffectExecutor
+from orchestrator.effect_runner import PATIENT_KINDS, EffectExecutor
 from orchestrator.effects import effect_payload
 from orchestrator.errors import IllegalTransition
-from orchestrator.events import AppInstall, parse_stored_event
+from orchestrator.events import parse_stored_event
 from orchestrator.inputs import Input, input_from_record, inputs_from_event
 from orchestrator.keys import PORTAL_DIALOG
 from orchestrator.machine import scenario_for, transition
@@ -87,20 +87,10 @@ class DialogMachineHandler:
         return Decision(new_state=new_state, effects=records, transitions=tuple(changes))
 
     def _portal_event(self, state: bytes | None, event: StoredEvent) -> Decision:
-        """Portal-level events: an install hands the REST client the portal's OAuth tokens."""
-        parsed = parse_stored_event(event.payload)
-        effects: list[EffectRecord] = []
-        if isinstance(parsed, AppInstall) and parsed.auth.access_token:
-            auth = {k: v for k, v in event.payload["auth"].items() if k != "application_token"}
-            effects.append(
-                EffectRecord(
-                    f"{event.member_id}:{PORTAL_DIALOG}:0:{event.seq}:0",
-                    REGISTER_PORTAL,
-                    {"auth": auth},
-                    patient=True,
-                )
-            )
-        return Decision(new_state=state or b"", effects=effects)
+        """Portal-level events (install, uninstall, bot delete) drive no dialog: the ingress has
+        applied them already (a verified install's credentials, an uninstall's removal)."""
+        log.info("portal_event", name=event.name)
+        return Decision(new_state=state or b"")
 
     async def execute(self, effect: EffectRecord) -> Sequence[FollowUp] | None:
         """Run one effect; raises on transient failures so the runner retries it."""

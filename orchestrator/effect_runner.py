@@ -75,8 +75,8 @@ from orchestrator.store import EffectRecord
 from orchestrator.timers import INPUT_EVENT_PREFIX, TimerStore
 
 __all__ = [
+    "LEGACY_REGISTER_PORTAL",
     "PATIENT_KINDS",
-    "REGISTER_PORTAL",
     "EffectExecutor",
     "already_posted",
     "dialog_of",
@@ -87,8 +87,9 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-# A portal-level effect: store the OAuth tokens an ONAPPINSTALL carries for the REST client.
-REGISTER_PORTAL = "RegisterPortal"
+# An effect kind of earlier versions (it carried an install's tokens to the worker; the ingress
+# now stores verified credentials itself): a leftover record is skipped, not run.
+LEGACY_REGISTER_PORTAL = "RegisterPortal"
 
 # Effects whose lasting failure the machine can work around (the bot hands off, a refused
 # transfer falls back to the queue, the rating goes without the transcript): when a transient
@@ -98,7 +99,7 @@ REGISTER_PORTAL = "RegisterPortal"
 # of up to a minute, the dialog handed back meanwhile — see Runner), so an outage of a few
 # minutes delays them, and only a longer one makes them dead letters, replayed once it is over.
 GIVE_UP_KINDS = frozenset({"SendMessage", "FinishBotSession", "Transfer", "FetchTranscript"})
-PATIENT_KINDS = frozenset({"HandToQueue", "SaveHeadVote", "CreateLead", REGISTER_PORTAL})
+PATIENT_KINDS = frozenset({"HandToQueue", "SaveHeadVote", "CreateLead"})
 _MAX_SESSIONS = 4  # session histories read by one resend check (one REST call each)
 _BR = re.compile(r"<br\s*/?>", re.IGNORECASE)
 
@@ -233,8 +234,8 @@ class EffectExecutor:
     async def run(self, record: EffectRecord) -> list[FollowUp]:
         """Execute one effect; permanent portal refusals become an EffectFailed follow-up."""
         member_id, chat_key = dialog_of(record.effect_id)
-        if record.kind == REGISTER_PORTAL:
-            await self.client.auth.register_from_install(record.payload["auth"])
+        if record.kind == LEGACY_REGISTER_PORTAL:
+            log.warning("legacy_effect_skipped", kind=record.kind)
             return []
         effect = effect_from_record(record.kind, record.payload, record.effect_id)
         with bound_contextvars(session_id=effect_session_id(record.effect_id)):

@@ -16,6 +16,7 @@
     │                               carries method + params so the caller can reconcile
     ├── OAuthError                  the token endpoint refused (invalid_grant, invalid_client)
     ├── InvalidEvent                ingress input we refuse (.status: 400/401/403/413/422)
+    │   └── InstallRefused              an ONAPPINSTALL our OAuth app could not verify
     ├── IllegalTransition           the machine has no rule for (state, input)
     ├── ScenarioError               a scenario file does not validate
     └── ConfigurationError          settings that cannot work together
@@ -122,12 +123,22 @@ class OAuthError(OrchestratorError):
 
 
 class InvalidEvent(OrchestratorError):
-    """Input the ingress refuses; `status` is the 4xx it answers with."""
+    """Input the ingress refuses; `status` is the 4xx it answers with, `code` the short name it
+    is answered and counted under (by default the status's, see orchestrator/intake.py)."""
 
-    def __init__(self, reason: str, *, status: int = 400) -> None:
+    def __init__(self, reason: str, *, status: int = 400, code: str | None = None) -> None:
         self.reason = reason
         self.status = status
+        self.code = code
         super().__init__(reason)
+
+
+class InstallRefused(InvalidEvent):
+    """An ONAPPINSTALL our OAuth app could not verify; `outcome` is its (bounded) metric label."""
+
+    def __init__(self, outcome: str, reason: str, *, status: int = 403) -> None:
+        super().__init__(reason, status=status, code="install_refused")
+        self.outcome = outcome
 
 
 class IllegalTransition(OrchestratorError):

@@ -22,8 +22,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator import metrics
+from orchestrator.bitrix.auth import AuthStore
+from orchestrator.bitrix.transport import Transport
 from orchestrator.errors import ConfigurationError, InvalidEvent
-from orchestrator.intake import Intake, error_code, parse_body
+from orchestrator.install import VERIFY_TIMEOUT_S, InstallVerifier
+from orchestrator.intake import ERROR_CODES, Intake, error_code, parse_body
 from orchestrator.keys import Keys
 from orchestrator.queue import now_ms
 from orchestrator.redis_client import open_client
@@ -62,8 +65,17 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     client = open_redis(settings)
     app[REDIS] = client
-    app[INTAKE] = Intake(Store(client, settings), Portals(client, Keys(settings.key_prefix)))
+    # the one outbound call an ingress makes: an install's grant, at the OAuth server
+    oauth = Transport(timeout_s=VERIFY_TIMEOUT_S, max_connections=4)
+    await oauth.open()
+    app[INTAKE] = Intake(
+        Store(client, settings),
+        Portals(client, Keys(settings.key_prefix)),
+        InstallVerifier(settings, oauth),
+        AuthStore(client, prefix=settings.key_prefix),
+    )
     yield
+    await oauth.close()
     await client.aclose()
 
 
@@ -80,6 +92,12 @@ async def _spool_ctx(app: web.Application) -> AsyncIterator[None]:
         await asyncio.to_thread(spool.close)
 
 
+# Every reason a refusal is counted under exists from the start, so the exposition's series never
+# depend on what strangers send.
+for _code in {*ERROR_CODES.values(), "install_refused", "rejected"}:
+    metrics.EVENTS_REJECTED.labels(reason=_code)
+
+
 @functools.lru_cache(maxsize=4096)
 def _accepted_counter(name: str, member_id: str) -> Counter:
     """EVENTS_IN's child for these labels (`.labels()` takes a lock and builds a dict per call)."""
@@ -89,7 +107,7 @@ def _accepted_counter(name: str, member_id: str) -> Counter:
 
 
 def _reject(exc: InvalidEvent) -> web.Response:
-    code = error_code(exc.status)
+    code = error_code(exc)
     metrics.EVENTS_REJECTED.labels(reason=code).inc()
     return web.json_response({"error": code, "reason": exc.reason}, status=exc.status)
 

@@ -1,5 +1,13 @@
 """Verify an event against the portal registry and queue it: the path shared by the ingress and
-the spool replayer, so a replayed event is checked exactly like a live one."""
+the spool replayer, so a replayed event is checked exactly like a live one.
+
+An event counts when its portal is registered and its `application_token` matches the stored
+hash. A portal is registered only by a verified install (orchestrator/install.py: the OAuth server
+says who it is), by the settings (the webhook portal) or by an operator (`portals add`).
+What is queued carries no token: application, access and refresh tokens are stripped at every
+depth, so the inbox, history and dead letters never hold one (the credentials hash is the only
+place tokens live, orchestrator/bitrix/auth.py).
+"""
 
 from __future__ import annotations
 
@@ -7,14 +15,16 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from orchestrator.bitrix.auth import AuthStore
 from orchestrator.errors import InvalidEvent
-from orchestrator.events import Event, parse_event
+from orchestrator.events import AppInstall, Event, parse_event
 from orchestrator.formdata import decode_form
+from orchestrator.install import InstallVerifier
 from orchestrator.keys import PORTAL_DIALOG
 from orchestrator.registry import Portal, Portals
 from orchestrator.store import IngestResult, Store
 
-__all__ = ["ERROR_CODES", "PORTAL_CACHE_S", "Intake", "error_code", "parse_body"]
+__all__ = ["ERROR_CODES", "PORTAL_CACHE_S", "TOKEN_KEYS", "Intake", "error_code", "parse_body"]
 
 # How long an ingress trusts its copy of a portal's record: saves a Redis round trip per event.
 # A token mismatch always re-reads the registry, so a re-key is seen at once; an uninstall done
@@ -26,15 +36,21 @@ ERROR_CODES = {
     400: "malformed",
     401: "forged_token",
     403: "unknown_portal",
+    408: "body_timeout",
     413: "too_large",
     415: "unsupported_media_type",
     422: "unknown_event",
 }
 
 
-def error_code(status: int) -> str:
+# Secrets an event may carry (top level `auth`, and per bot in `data[BOT][<id>]` and its `AUTH`):
+# verified or of no use to us, and never stored.
+TOKEN_KEYS = frozenset({"application_token", "access_token", "refresh_token"})
+
+
+def error_code(exc: InvalidEvent) -> str:
     """The short code a refused event is counted and answered under."""
-    return ERROR_CODES.get(status, "rejected")
+    return exc.code or ERROR_CODES.get(exc.status, "rejected")
 
 
 def parse_body(body: bytes, content_type: str) -> tuple[dict[str, Any], Event]:
@@ -43,9 +59,8 @@ def parse_body(body: bytes, content_type: str) -> tuple[dict[str, Any], Event]:
     return payload, parse_event(payload)
 
 
-def _stored_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The payload as queued: application tokens (top-level and per-bot) are verified and of
-    no further use, so they are not kept in Redis."""
+def stored_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload as queued: without any token (TOKEN_KEYS), at any depth."""
     return _without_tokens(payload)  # type: ignore[no-any-return]
 
 
@@ -55,7 +70,7 @@ def _without_tokens(value: Any) -> Any:
         return {
             k: v if isinstance(v, str) else _without_tokens(v)
             for k, v in value.items()
-            if k != "application_token"
+            if k not in TOKEN_KEYS
         }
     if isinstance(value, list):
         return [v if isinstance(v, str) else _without_tokens(v) for v in value]
@@ -65,9 +80,13 @@ def _without_tokens(value: Any) -> Any:
 class Intake:
     """The portal check and the one-call ingest."""
 
-    def __init__(self, store: Store, portals: Portals) -> None:
+    def __init__(
+        self, store: Store, portals: Portals, installs: InstallVerifier, credentials: AuthStore
+    ) -> None:
         self.store = store
         self.portals = portals
+        self.installs = installs
+        self.credentials = credentials
         self._cache: dict[str, tuple[float, Portal]] = {}
 
     async def _portal(self, member_id: str, *, fresh: bool = False) -> Portal | None:
@@ -85,37 +104,64 @@ class Intake:
     async def accept(
         self, event: Event, payload: Mapping[str, Any], received_ms: int | None = None
     ) -> IngestResult:
-        """Verify the event's token, apply install/uninstall, then dedup + append + schedule."""
+        """Verify the event (an install at the OAuth server), then dedup + append + schedule."""
+        if isinstance(event, AppInstall):
+            return await self._install(event, payload, received_ms)
         portal = await self._portal(event.member_id)
         if portal is not None and not portal.verify(event.application_token):
             portal = await self._portal(event.member_id, fresh=True)  # re-keyed meanwhile?
         if portal is None:
-            if event.name != "ONAPPINSTALL":
-                raise InvalidEvent(f"portal {event.member_id[:40]!r} is not registered", status=403)
-            # the first install of an unknown portal is how a portal introduces its token
-        elif not portal.verify(event.application_token):
+            raise InvalidEvent(f"portal {event.member_id[:40]!r} is not registered", status=403)
+        if not portal.verify(event.application_token):
             raise InvalidEvent("application_token does not match the portal's", status=401)
-        if event.name == "ONAPPINSTALL":
-            await self.portals.register(
-                event.member_id,
-                event.domain,
-                event.application_token,
-                client_endpoint=event.auth.client_endpoint or "",
-                server_endpoint=event.auth.server_endpoint or "",
-                source="install",
-            )
+        result = await self._ingest(event, payload, received_ms)
+        if event.name == "ONAPPUNINSTALL":
+            await self.portals.remove(event.member_id)  # its credentials go with it
+            self._cache.pop(event.member_id, None)
+        return result
+
+    async def _install(
+        self, event: AppInstall, payload: Mapping[str, Any], received_ms: int | None
+    ) -> IngestResult:
+        """Register the portal the OAuth server vouches for (a re-install rotates its tokens and
+        may bring a new application_token), then queue the event."""
+        portal = await self._portal(event.member_id, fresh=True)  # Redis down: spooled as is
+        if (
+            portal is not None
+            and portal.verify(event.application_token)
+            and await self.store.accepted_before(event.member_id, event.dedup_key)
+        ):
+            # a re-delivery of an install we applied: its refresh token is spent by now
+            return IngestResult.DUPLICATE
+        verified = await self.installs.verify(event)
+        await self.credentials.register_oauth(
+            verified.member_id,
+            verified.client_endpoint,
+            access_token=verified.access_token,
+            refresh_token=verified.refresh_token,
+            expires=verified.expires,
+        )
+        await self.portals.register(
+            verified.member_id,
+            verified.domain,
+            event.application_token,
+            client_endpoint=verified.client_endpoint,
+            server_endpoint=verified.server_endpoint,
+            source="install",
+        )
+        self._cache.pop(event.member_id, None)
+        return await self._ingest(event, payload, received_ms)
+
+    async def _ingest(
+        self, event: Event, payload: Mapping[str, Any], received_ms: int | None
+    ) -> IngestResult:
         result, _ = await self.store.ingest(
             event.member_id,
             event.dialog_id or PORTAL_DIALOG,
             event.dedup_key,
             event.name,
             event.ts,
-            _stored_payload(payload),
+            stored_payload(payload),
             received_ms,
         )
-        if event.name == "ONAPPUNINSTALL":
-            await self.portals.remove(event.member_id)
-            self._cache.pop(event.member_id, None)
-        elif event.name == "ONAPPINSTALL":
-            self._cache.pop(event.member_id, None)
         return result

@@ -29,6 +29,8 @@ __all__ = [
     "EVENTS_SPOOLED",
     "EVENT_LAG_SECONDS",
     "HANDOFFS",
+    "INSTALLS",
+    "INSTALL_OUTCOMES",
     "JOB_SECONDS",
     "LEADS",
     "PIPELINE_RETRIES",
@@ -50,6 +52,27 @@ EVENTS_REJECTED = Counter("ol_events_rejected", "Events refused with a 4xx, by r
 EVENTS_SPOOLED = Counter(
     "ol_events_spooled", "Events written to the local spool while Redis was unreachable"
 )
+INSTALLS = Counter(
+    "ol_installs",
+    "App installs by outcome: verified, or why refused (no portal label: a refused portal "
+    "creates no series)",
+    ["outcome"],
+)
+# Every outcome orchestrator/install.py counts, each series there from the start (at 0): the
+# exposition's series never change with what strangers send, and rate() has a baseline.
+INSTALL_OUTCOMES = (
+    "verified",
+    "no_oauth_app",
+    "no_refresh_token",
+    "throttled",
+    "oauth_refused",
+    "oauth_unreachable",
+    "other_portal",
+    "endpoint_mismatch",
+    "domain_not_allowed",
+)
+for _outcome in INSTALL_OUTCOMES:
+    INSTALLS.labels(outcome=_outcome)
 SPOOL_REPLAYED = Counter(
     "ol_spool_replayed", "Spooled events replayed into Redis, by outcome", ["outcome"]
 )

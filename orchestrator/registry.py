@@ -99,11 +99,12 @@ class Portals:
         return portal
 
     async def remove(self, member_id: str) -> bool:
-        """Forget a portal; True when it was registered."""
+        """Forget a portal and its REST credentials; True when it was registered."""
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.delete(self._keys.portal(member_id))
+            pipe.delete(self._keys.creds(member_id))
             pipe.srem(self._keys.portals, member_id)
-            deleted, _ = await pipe.execute()
+            deleted, _, _ = await pipe.execute()
         return bool(deleted)
 
     async def all(self) -> list[Portal]:

@@ -39,7 +39,13 @@ class Settings(BaseSettings):
     b24_client_id: str | None = Field(default=None, description="OAuth app client_id")
     b24_client_secret: str | None = Field(default=None, description="OAuth app client_secret")
     b24_oauth_url: str = Field(
-        default="https://oauth.bitrix.info/oauth/token/", description="OAuth token endpoint"
+        default="https://oauth.bitrix.info/oauth/token/",
+        description="OAuth token endpoint: refreshes tokens and verifies every app install",
+    )
+    b24_allowed_domains: str = Field(
+        default="",
+        description="comma-separated host patterns (*.bitrix24.com) a portal must match to "
+        "install; empty: any portal our OAuth app verifies",
     )
     b24_bot_client_id: str | None = Field(
         default=None, description="CLIENT_ID of a webhook-registered bot (imbot.* over webhooks)"

@@ -175,6 +175,10 @@ class Store:
         )
         return IngestResult(int(status)), int(seq)
 
+    async def accepted_before(self, member_id: str, event_id: str) -> bool:
+        """Whether an event with this dedup key was accepted (within the dedup window)."""
+        return bool(await aw(self.redis.exists(self.keys.dedup(member_id, event_id))))
+
     # --- the drainer's steps ---------------------------------------------------------------
 
     async def take_lease(self, d: DialogKeys, owner: str) -> str | None:

@@ -31,7 +31,7 @@ from orchestrator.logs import configure_logging
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store import Store
 
-__all__ = ["DemoOptions", "cli_main", "run_demo"]
+__all__ = ["DemoOptions", "cli_main", "play_on", "run_demo"]
 
 
 @dataclass
@@ -104,7 +104,7 @@ async def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> V
         )
         try:
             async with run_stack(settings, stack_opts) as stack:
-                return await _run(stack, opts, console)
+                return await play_on(stack, opts, console)
         finally:
             if settings.redis_url:  # someone else's Redis: leave nothing of ours behind
                 await _forget(settings)
@@ -123,7 +123,8 @@ async def _forget(settings: Settings) -> None:
         await client.aclose()
 
 
-async def _run(stack: Stack, opts: DemoOptions, console: Console) -> Verdict:
+async def play_on(stack: Stack, opts: DemoOptions, console: Console) -> Verdict:
+    """Play the demo's clients on a running stack and judge the outcome against the portal."""
     actors = Actors(stack.control, stack.view)
     stop = asyncio.Event()
     runs = client_runs(opts.dialogs)

@@ -6,7 +6,8 @@ with the production handler, and the emulated portal whose events go to our ingr
 
 Workers and the ingress run as processes (`orchestrator ingress|worker`, as `serve` runs them)
 or, for tests, inside this process. The portal registers itself the production way: its
-ONAPPINSTALL reaches the ingress (registry) and a worker stores its OAuth tokens.
+ONAPPINSTALL reaches the ingress, which verifies it at the emulator's OAuth server and stores the
+portal (registry) and its tokens (credentials).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -207,7 +209,7 @@ async def _workers(
 
 
 async def _await_registration(stack_: Stack) -> None:
-    """The install event went ingress -> worker; wait until the REST client has the tokens."""
+    """The install event reached the ingress; wait until it stored the verified tokens."""
     auth = AuthStore(stack_.redis, prefix=stack_.settings.key_prefix)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + _REGISTER_WITHIN_S
@@ -247,26 +249,30 @@ async def run_stack(settings: Settings, opts: StackOptions | None = None) -> Asy
         http = await stack.enter_async_context(
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
         )
+        # The ingress verifies the portal's install at the emulator's OAuth server, so it has to
+        # know our app and that server before the emulator starts (and posts ONAPPINSTALL).
+        app = {"client_id": f"local.{secrets.token_hex(7)}", "client_secret": secrets.token_hex(16)}
+        emu_port = int(opts.emulator.get("port") or _free_port())
+        settings = settings.model_copy(
+            update={
+                "b24_client_id": app["client_id"],
+                "b24_client_secret": app["client_secret"],
+                "b24_oauth_url": f"http://127.0.0.1:{emu_port}/oauth/token/",
+            }
+        )
         ingress = await _ingress(stack, settings, opts, log_dir, procs)
         await _wait_http(http, f"{ingress}/healthz")
         event_url = f"{ingress}/b24/events"
         emu_config = EmulatorConfig(
             event_url=opts.event_tap(event_url) if opts.event_tap else event_url,
             # one app on every portal, as a market app is: one client_id refreshes all tokens
-            **{"shared_app": True, **opts.emulator},
+            **{"shared_app": True, **app, **opts.emulator, "port": emu_port},
         )
         emu = await stack.enter_async_context(run_emulator(emu_config))
         runtime = emu.portals[0]
         for each in emu.portals:
             prepare_portal(each.portal)
         creds = emu.credentials
-        settings = settings.model_copy(
-            update={
-                "b24_client_id": creds["client_id"],
-                "b24_client_secret": creds["client_secret"],
-                "b24_oauth_url": creds["oauth_token_url"],
-            }
-        )
         await _workers(stack, settings, opts, log_dir, procs)
         running = Stack(
             settings,

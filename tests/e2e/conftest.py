@@ -62,3 +62,27 @@ async def dialog_state(stack: Stack, chat_id: int) -> DialogState | None:
     store = Store(stack.redis, stack.settings)
     state = await store.state(store.dialog(stack.member_id, str(chat_id)))
     return DialogState.from_json(state.data) if state.data else None
+
+
+async def stored_values(redis: aioredis.Redis, patterns: list[str]) -> dict[bytes, bytes]:
+    """Every key matching `patterns`, with its value(s) joined into bytes (for scanning)."""
+    found: dict[bytes, bytes] = {}
+    for pattern in patterns:
+        async for key in redis.scan_iter(match=pattern, count=1000):
+            kind = (await redis.type(key)).decode()
+            if kind == "string":
+                found[key] = await redis.get(key) or b""
+            elif kind == "hash":
+                found[key] = b" ".join(k + b"=" + v for k, v in (await redis.hgetall(key)).items())
+            elif kind in ("set",):
+                found[key] = b" ".join(await redis.smembers(key))
+            elif kind == "list":
+                found[key] = b" ".join(await redis.lrange(key, 0, -1))
+            elif kind == "zset":
+                found[key] = b" ".join(await redis.zrange(key, 0, -1))
+            elif kind == "stream":
+                entries = await redis.xrange(key)
+                found[key] = b" ".join(k + b"=" + v for _, f in entries for k, v in f.items())
+            else:
+                found[key] = b""
+    return found

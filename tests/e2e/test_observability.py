@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
-from orchestrator.demo.main import DemoOptions, _run
+from orchestrator.demo.main import DemoOptions, play_on
 from orchestrator.demo.portal_setup import write_demo_scenario
 from orchestrator.demo.stack import StackOptions, run_stack
 from orchestrator.settings import Settings
@@ -74,7 +74,7 @@ def _dashboard_exprs(dashboard: dict[str, Any]) -> list[str]:
 async def _play(settings: Settings, log_dir: Path, worker_port: int) -> DemoRun:
     console = Console(file=io.StringIO(), width=120)
     async with run_stack(settings, StackOptions(workers=1, log_dir=log_dir)) as stack:
-        verdict = await _run(stack, DemoOptions(dialogs=10, timeout_s=90.0), console)
+        verdict = await play_on(stack, DemoOptions(dialogs=10, timeout_s=90.0), console)
         scraped = []
         for url in (f"{stack.ingress_url}/metrics", f"http://127.0.0.1:{worker_port}/metrics"):
             async with stack.http.get(url) as response:

@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.dialog_state import DialogState, DialogStatus
 from orchestrator.dialogs import DialogMachineHandler, decode_inputs
-from orchestrator.effect_runner import REGISTER_PORTAL, dialog_of
+from orchestrator.effect_runner import dialog_of
 from orchestrator.inputs import BotJoined, LeadCreated, TimerFired, input_record
 from orchestrator.keys import PORTAL_DIALOG
 from orchestrator.scenario import load_scenario
@@ -102,20 +102,9 @@ def test_an_unknown_internal_input_raises_so_the_runner_dead_letters_it(
         handler.decide(None, event)
 
 
-def test_install_hands_the_oauth_tokens_to_the_rest_client(handler: DialogMachineHandler) -> None:
-    """ONAPPINSTALL (queued in the portal's pseudo-dialog) yields one RegisterPortal effect with
-    the token pair; the application token is not in it."""
-    decision = handler.decide(None, _stored(p.app_install(), chat=PORTAL_DIALOG))
-    [effect] = decision.effects
-    assert effect.kind == REGISTER_PORTAL
-    assert effect.payload["auth"]["access_token"] == "at"
-    assert effect.payload["auth"]["refresh_token"] == "rt"
-    assert "application_token" not in effect.payload["auth"]
-    assert dialog_of(effect.effect_id) == (p.MEMBER, PORTAL_DIALOG)
-
-
-def test_other_portal_level_events_do_nothing(handler: DialogMachineHandler) -> None:
-    """ONAPPUNINSTALL and Open Lines messages without portal ids drive no dialog."""
-    for payload in (p.app_uninstall(), p.bot_delete()):
+def test_portal_level_events_do_nothing(handler: DialogMachineHandler) -> None:
+    """ONAPPINSTALL (the ingress verified it and stored the tokens), ONAPPUNINSTALL and
+    ONIMBOTDELETE drive no dialog and decide no effect: no token travels in an effect record."""
+    for payload in (p.app_install(), p.app_uninstall(), p.bot_delete()):
         decision = handler.decide(None, _stored(payload, chat=PORTAL_DIALOG))
         assert decision.effects == []

@@ -1,4 +1,4 @@
-"""The portal registry through the ingress (install/uninstall) and the `portals` command."""
+"""The portal registry through the ingress (verified installs) and the `portals` command."""
 
 from __future__ import annotations
 
@@ -6,62 +6,121 @@ import argparse
 from typing import Any
 
 import aiohttp
+import pytest
 import redis.asyncio as aioredis
 
 from orchestrator.admin import run_portals
+from orchestrator.bitrix.auth import AuthStore
 from orchestrator.keys import Keys
 from orchestrator.registry import Portals, token_hash
 from orchestrator.settings import Settings
 from tests.integration.pipeline.conftest import (
     FORM,
+    MEMBER,
+    TOKEN,
     _serve,
     eventually,
     form,
     message_payload,
 )
 
-NEW = "m-new-portal"
 
-
-def _app_event(name: str, token: str, member: str = NEW) -> dict[str, Any]:
-    return {
-        "event": name,
-        "ts": "1767225601",
-        "data": {"VERSION": "1"},
-        "auth": {
-            "domain": "new.bitrix24.com",
-            "member_id": member,
-            "application_token": token,
-            "client_endpoint": "https://new/rest/",
-        },
-    }
-
-
-async def _post(http: aiohttp.ClientSession, url: str, payload: dict[str, Any]) -> int:
+async def _post(http: aiohttp.ClientSession, url: str, payload: dict[str, Any]) -> tuple[int, Any]:
     async with http.post(f"{url}/b24/events", data=form(payload), headers=FORM) as resp:
-        return resp.status
+        return resp.status, await resp.json()
 
 
-async def test_install_registers_hashed_reinstall_and_uninstall_must_verify(
-    ingress_url: str, http: aiohttp.ClientSession, redis: aioredis.Redis, fast_settings: Settings
+def _install(emulator: Any) -> dict[str, Any]:
+    """A genuine ONAPPINSTALL of the emulated portal (a fresh token pair), as it posts one."""
+    payload: dict[str, Any] = emulator.portals[0].install_payload(emulator.url)
+    return payload
+
+
+def _oauth(settings: Settings, emulator: Any, **overrides: Any) -> Settings:
+    creds = emulator.credentials
+    return settings.model_copy(
+        update={
+            "b24_client_id": creds["client_id"],
+            "b24_client_secret": creds["client_secret"],
+            "b24_oauth_url": creds["oauth_token_url"],
+            **overrides,
+        }
+    )
+
+
+async def _nothing_stored(redis: aioredis.Redis, settings: Settings, member_id: str) -> bool:
+    keys = [k async for k in redis.scan_iter(match=f"{settings.key_prefix}*")]
+    return not any(member_id.encode() in k for k in keys) and not await redis.smembers(
+        Keys(settings.key_prefix).portals
+    )
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "outcome"),
+    [
+        ("no_oauth_app", 403, "no OAuth app is configured"),
+        ("oauth_unreachable", 503, "out of reach"),
+        ("domain_not_allowed", 403, "B24_ALLOWED_DOMAINS"),
+        ("wrong_secret", 403, "invalid_client"),
+    ],
+)
+async def test_an_install_that_cannot_be_verified_is_refused_with_nothing_stored(
+    emulator: Any,
+    redis: aioredis.Redis,
+    fast_settings: Settings,
+    http: aiohttp.ClientSession,
+    case: str,
+    status: int,
+    outcome: str,
 ) -> None:
-    """First install is trusted; a re-install or uninstall with another token gets 401."""
-    portals = Portals(redis, Keys(fast_settings.key_prefix))
-    assert await _post(http, ingress_url, _app_event("ONAPPINSTALL", "tok-1")) == 200
-    portal = await portals.get(NEW)
-    assert portal is not None
-    assert portal.token_sha256 == token_hash("tok-1")
-    assert portal.client_endpoint == "https://new/rest/"
-    raw = await redis.hgetall(Keys(fast_settings.key_prefix).portal(NEW))
-    assert b"tok-1" not in b"".join(raw.values())  # only the hash is stored
+    """Even a genuine install is refused, with its reason and nothing stored, when our OAuth app
+    cannot vouch for it: no app configured, the OAuth server out of reach, a domain outside the
+    allow-list, or our own credentials wrong."""
+    settings = {
+        "no_oauth_app": fast_settings,
+        "oauth_unreachable": _oauth(
+            fast_settings, emulator, b24_oauth_url="http://127.0.0.1:9/oauth/token/"
+        ),
+        "domain_not_allowed": _oauth(
+            fast_settings, emulator, b24_allowed_domains="*.bitrix24.com, *.bitrix24.de"
+        ),
+        "wrong_secret": _oauth(fast_settings, emulator, b24_client_secret="not-ours"),
+    }[case]
+    runner, url = await _serve(settings)
+    try:
+        answer, body = await _post(http, url, _install(emulator))
+    finally:
+        await runner.cleanup()
+    assert (answer, body["error"]) == (status, "install_refused")
+    assert outcome in body["reason"]
+    assert await _nothing_stored(redis, settings, emulator.credentials["member_id"])
 
-    assert await _post(http, ingress_url, _app_event("ONAPPINSTALL", "evil")) == 401
-    assert await _post(http, ingress_url, _app_event("ONAPPUNINSTALL", "evil")) == 401
-    assert await portals.get(NEW) is not None
-    assert await _post(http, ingress_url, message_payload(9, 1, member=NEW, token="tok-1")) == 200
-    assert await _post(http, ingress_url, _app_event("ONAPPUNINSTALL", "tok-1")) == 200
-    assert await portals.get(NEW) is None
-    assert await _post(http, ingress_url, message_payload(9, 2, member=NEW, token="tok-1")) == 403
+
+async def test_a_verified_install_registers_the_portal_as_the_oauth_server_names_it(
+    emulator: Any, redis: aioredis.Redis, fast_settings: Settings, http: aiohttp.ClientSession
+) -> None:
+    """A genuine install registers the portal (token hashed) with the endpoint and domain from
+    the OAuth answer, and its credentials carry the rotated pair, not the event's; a second
+    delivery of the same install is a duplicate, not a refusal; the allow-list admits it."""
+    settings = _oauth(fast_settings, emulator, b24_allowed_domains="127.0.0.1")
+    install = _install(emulator)
+    runner, url = await _serve(settings)
+    try:
+        assert await _post(http, url, install) == (200, {"ok": True, "duplicate": False})
+        assert await _post(http, url, install) == (200, {"ok": True, "duplicate": True})
+    finally:
+        await runner.cleanup()
+    member = emulator.credentials["member_id"]
+    portal = await Portals(redis, Keys(settings.key_prefix)).get(member)
+    assert portal is not None
+    assert portal.token_sha256 == token_hash(emulator.credentials["application_token"])
+    assert portal.client_endpoint == emulator.credentials["client_endpoint"]
+    assert portal.domain == emulator.credentials["domain"]
+    creds = await AuthStore(redis, prefix=settings.key_prefix).load(member)
+    assert creds.endpoint == emulator.credentials["client_endpoint"]
+    assert creds.access_token not in ("", install["auth"]["access_token"])
+    raw = await redis.hgetall(Keys(settings.key_prefix).portal(member))
+    assert emulator.credentials["application_token"].encode() not in b"".join(raw.values())
 
 
 async def test_portals_command_adds_lists_and_removes(
@@ -111,3 +170,21 @@ async def test_webhook_portal_from_settings_is_registered_at_startup(
     assert portal is not None
     assert portal.domain == "hook.bitrix24.com"
     assert portal.verify("hook-token")
+
+
+async def test_an_accepted_event_is_queued_without_any_token_at_any_depth(
+    ingress_url: str, http: aiohttp.ClientSession, redis: aioredis.Redis, fast_settings: Settings
+) -> None:
+    """A bot event carries the bot user's pair (in `data[BOT][<id>]` and again in its `AUTH`)
+    and may carry the acting user's pair at the top level: the inbox entry keeps none of them,
+    nor the application token, while the rest of the payload is intact."""
+    payload = message_payload(31, 3101, "token check")
+    bot = {"access_token": "bot-at-1", "refresh_token": "bot-rt-1", "application_token": TOKEN}
+    payload["data"]["BOT"]["77"].update({**bot, "AUTH": dict(bot)})
+    payload["auth"].update({"access_token": "user-at-1", "refresh_token": "user-rt-1"})
+    assert (await _post(http, ingress_url, payload))[0] == 200
+    [entry] = await redis.lrange(Keys(fast_settings.key_prefix).dialog(MEMBER, "31").inbox, 0, -1)
+    for secret in (b"bot-at-1", b"bot-rt-1", b"user-at-1", b"user-rt-1", TOKEN.encode()):
+        assert secret not in entry
+    assert b"token check" in entry
+    assert b'"BOT_CODE":"support"' in entry
