@@ -170,13 +170,15 @@ async def readyz(request: web.Request) -> web.Response:
     # Redis down alone must not make the replica unready: a load balancer would then drop the
     # portal's events before they reach the spool (DESIGN.md §2, item 5); none is re-sent.
     redis_up = await _redis_answers(request.app[REDIS])
-    spool_ok = await asyncio.to_thread(request.app[SPOOL].writable)
-    accepting = redis_up or spool_ok
-    body = {
+    problem = await asyncio.to_thread(request.app[SPOOL].check)
+    accepting = redis_up or problem is None
+    body: dict[str, object] = {
         "redis": "up" if redis_up else "down",
-        "spool": "ok" if spool_ok else "unwritable",
+        "spool": "ok" if problem is None else "full" if problem.full else "unwritable",
         "accepting": accepting,
     }
+    if problem is not None:
+        body["spool_reason"] = problem.reason
     return web.json_response(body, status=200 if accepting else 503)
 
 

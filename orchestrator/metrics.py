@@ -35,6 +35,7 @@ __all__ = [
     "PORTAL_OLDEST_PENDING_SECONDS",
     "PORTAL_PENDING_DIALOGS",
     "QUEUE_DEPTH",
+    "SPOOL_ERRORS",
     "SPOOL_REPLAYED",
     "VOTES",
     "refresh_queue_gauges",
@@ -52,6 +53,11 @@ EVENTS_SPOOLED = Counter(
 )
 SPOOL_REPLAYED = Counter(
     "ol_spool_replayed", "Spooled events replayed into Redis, by outcome", ["outcome"]
+)
+SPOOL_ERRORS = Counter(
+    "ol_spool_errors",
+    "Spool operations that failed (append, seal, claim, read, release, discard)",
+    ["op"],
 )
 DEAD_LETTERS = Counter(
     "ol_dead_letters", "Events or effects moved to the dead-letter queue", ["kind"]
