@@ -1,7 +1,9 @@
 """The aiohttp ingress: verify → persist → enqueue → 200; health, readiness and metrics.
 
 Acknowledged means persisted: in Redis (one Lua call), or — while Redis is unreachable — in the
-local spool, because Bitrix24 never re-delivers an event and a 5xx would lose it for good.
+local spool, because Bitrix24 never re-delivers an event and a 5xx would lose it for good. When
+the spool cannot take it either (a full disk, an unwritable volume), the answer is a 503
+that says why, and the loss is logged and counted: it is lost all the same, but never silently.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator import metrics
-from orchestrator.errors import ConfigurationError, InvalidEvent
+from orchestrator.errors import ConfigurationError, InvalidEvent, SpoolUnavailable
+from orchestrator.events import Event
 from orchestrator.intake import Intake, error_code, parse_body
 from orchestrator.keys import Keys
 from orchestrator.queue import now_ms
@@ -127,7 +130,10 @@ async def handle_event(request: web.Request) -> web.Response:
         try:
             result = await app[INTAKE].accept(event, payload, received)
         except UNREACHABLE as exc:
-            await _spool(app, SpoolRecord(body, content_type, received), exc)
+            try:
+                await _spool(app, SpoolRecord(body, content_type, received), exc)
+            except SpoolUnavailable as lost:
+                return _lost(event, lost)
             return web.json_response({"ok": True, "spooled": True})
     except InvalidEvent as exc:
         if exc.status == 408:
@@ -158,6 +164,23 @@ async def _spool(app: web.Application, record: SpoolRecord, exc: BaseException) 
         await asyncio.to_thread(app[SPOOL].append, record)
     metrics.EVENTS_SPOOLED.inc()
     log.warning("event_spooled", error=type(exc).__name__)
+
+
+def _lost(event: Event, exc: SpoolUnavailable) -> web.Response:
+    """Redis is out of reach and the spool refused the event too: it is lost for good."""
+    code = "spool_full" if exc.full else "spool_unavailable"
+    metrics.EVENTS_LOST.labels(reason=code).inc()
+    metrics.SPOOL_ERRORS.labels(op=exc.op).inc()
+    log.error(
+        "event_lost",
+        error=code,
+        reason=exc.reason,
+        member_id=event.member_id,  # not verified: the registry is out of reach
+        event_name=event.name,
+        dialog_id=event.dialog_id,
+        dedup_key=event.dedup_key,
+    )
+    return web.json_response({"error": code, "reason": exc.reason}, status=503)
 
 
 async def healthz(_: web.Request) -> web.Response:
