@@ -2,7 +2,7 @@
 
 Acknowledged means persisted: in Redis (one Lua call), or — while Redis is unreachable — in the
 local spool, because Bitrix24 never re-delivers an event and a 5xx would lose it for good. When
-the spool cannot take it either (a full disk, an unwritable volume), the answer is a 503
+the spool cannot take it either (a full disk, its cap, an unwritable volume), the answer is a 503
 that says why, and the loss is logged and counted: it is lost all the same, but never silently.
 """
 
@@ -72,7 +72,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _spool_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    app[SPOOL] = spool = Spool(settings.spool_dir)
+    app[SPOOL] = spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes)
     app[SPOOL_LOCK] = lock = asyncio.Lock()
     replayer = SpoolReplayer(spool, lock, app[INTAKE], app[REDIS], settings)
     task = asyncio.create_task(replayer.run())

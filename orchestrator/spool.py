@@ -15,7 +15,7 @@ lock can be taken is abandoned, and is adopted. (A PID check cannot tell: in a c
 ingress is PID 1 after every restart, while the spool volume outlives the container.) The pid
 in a name is only there for people reading the directory.
 
-A failure (a full disk, an unwritable volume) is a `SpoolUnavailable`,
+A failure (a full disk, the `SPOOL_MAX_BYTES` cap, an unwritable volume) is a `SpoolUnavailable`,
 never a bare OSError a caller could take for Redis being out of reach, and leaves the spool in a
 state it goes on from by itself: records are written with unbuffered OS calls, a torn tail is cut
 off again (or, if even that fails, its file is sealed so no record follows it), and a file that
@@ -42,6 +42,7 @@ import structlog
 
 from orchestrator import metrics
 from orchestrator.errors import SpoolUnavailable
+from orchestrator.spool_cap import SpoolCap
 
 __all__ = ["Spool", "SpoolRecord", "report"]
 
@@ -110,26 +111,33 @@ def report(exc: SpoolUnavailable, **context: Any) -> None:
 
 class Spool:
     """Append-only spool files in one directory (sync methods: call them off the event loop);
-    `rotate_bytes` caps each file's size."""
+    `max_bytes` caps the bytes of all its files (0: no cap), `rotate_bytes` each file's."""
 
-    def __init__(self, directory: str | Path, *, rotate_bytes: int = 8 * 1024 * 1024) -> None:
+    def __init__(
+        self, directory: str | Path, *, max_bytes: int = 0, rotate_bytes: int = 8 * 1024 * 1024
+    ) -> None:
         self.dir = Path(directory)
         self.rotate_bytes = rotate_bytes
         self._fd: int | None = None  # raw: no bytes ever wait in a buffer of ours
         self._path: Path | None = None
         self._size = 0  # the current file's length up to its last whole, fsynced record
         self._claimed: dict[Path, int] = {}  # our .replaying files -> the fd holding the lock
+        self._cap = SpoolCap(self.dir, max_bytes)
 
     def append(self, record: SpoolRecord) -> None:
         """Write one record durably (fsync) before the caller acknowledges it; raises
         SpoolUnavailable, with nothing of the record left behind, when it cannot."""
         line = record.to_line()
         try:
+            full = self._cap.refusal(len(line))
+            if full is not None:
+                raise full
             if self._fd is None:
                 self._open()
             self._write(line)
         except OSError as exc:
             raise _failed("append", exc) from exc
+        self._cap.added(len(line))
         if self._size >= self.rotate_bytes:
             try:
                 self.seal()
@@ -183,10 +191,13 @@ class Spool:
             os.close(fd)
 
     def check(self) -> SpoolUnavailable | None:
-        """Why an append would fail now, or None: a probe file is created, written, fsynced and
-        removed (a read-only volume, a full disk or a missing permission fail it)."""
+        """Why an append would fail now, or None: the cap, then a probe file created, written,
+        fsynced and removed (a read-only volume, a full disk or a missing permission fail it)."""
         probe = self.dir / f".probe-{os.getpid()}-{secrets.token_hex(3)}"
         try:
+            full = self._cap.reached()
+            if full is not None:
+                return full
             self.dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             try:
@@ -334,6 +345,7 @@ class Spool:
         finally:
             # on failure it is adopted and replayed again later: the dedup keys absorb that
             self._unlock(path)
+            self._cap.freed()
 
     def _unlock(self, path: Path) -> None:
         fd = self._claimed.pop(path, None)

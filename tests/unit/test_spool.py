@@ -246,6 +246,28 @@ def test_a_file_left_open_by_a_failed_seal_is_adopted_and_replayed(tmp_path: Pat
     assert list(Spool.read(rest)) == [_record(3)]
 
 
+def test_the_cap_refuses_what_would_pass_it_and_a_discard_makes_room(tmp_path: Path) -> None:
+    """With `max_bytes` room for three records, the fourth is refused as "full" with the usage
+    in its reason (appends are counted between directory scans), the spool reports itself full,
+    and once the replayed files are deleted it takes records again."""
+    line = len(_record(0).to_line())
+    spool = Spool(tmp_path, max_bytes=3 * line)
+    for n in range(3):
+        spool.append(_record(n))
+    with pytest.raises(SpoolUnavailable) as refused:
+        spool.append(_record(3))
+    assert (refused.value.op, refused.value.full) == ("append", True)
+    assert refused.value.reason == f"spool full: {3 * line} bytes of {3 * line}"
+    problem = spool.check()
+    assert problem is not None
+    assert problem.full
+    for path in spool.claim():
+        spool.discard(path)
+    assert spool.check() is None
+    spool.append(_record(4))
+    assert [r for f in spool.claim() for r in Spool.read(f)] == [_record(4)]
+
+
 def test_spool_failures_are_our_error_never_a_bare_oserror(tmp_path: Path) -> None:
     """A claimed file deleted from under the replayer: giving it back and reading it fail as
     SpoolUnavailable (a bare OSError could be taken for Redis being out of reach)."""

@@ -1,10 +1,12 @@
-"""Redis down and the spool out of room (a really full filesystem): what cannot be spooled is
-answered 503 with a reason and counted; everything answered 200 is replayed once Redis is back,
-with the disk still full and without restarting the ingress; and the next outage spools again."""
+"""Redis down and the spool out of room (a really full filesystem, or the SPOOL_MAX_BYTES cap):
+what cannot be spooled is answered 503 with a reason and counted; everything answered 200 is
+replayed once Redis is back, with the disk still full and without restarting the ingress; and
+the next outage spools again."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,7 +130,7 @@ async def test_a_really_full_disk_refuses_with_503_and_replays_every_200_without
     the disk is still full: every event answered 200 reaches its dialog's inbox, none answered
     503 does, the same ingress goes on, and it spools again on the next outage."""
     spool_dir = Path(fast_settings.spool_dir)
-    settings = fast_settings.model_copy(update={"redis_url": own_redis.url})
+    settings = fast_settings.model_copy(update={"redis_url": own_redis.url, "spool_max_bytes": 0})
     await Portals(own_client, Keys(settings.key_prefix)).register(MEMBER, DOMAIN, TOKEN)
     store = Store(own_client, settings)
     with small_tmpfs(spool_dir, "64k"):
@@ -161,6 +163,48 @@ async def test_a_really_full_disk_refuses_with_503_and_replays_every_200_without
                 await _outage_spools_again(http, url, own_redis, own_client, store, spool_dir)
         finally:
             await runner.cleanup()
+
+
+async def test_the_spool_cap_refuses_with_503_and_replays_every_200_without_a_restart(
+    own_redis: EmbeddedRedis, own_client: aioredis.Redis, fast_settings: Settings
+) -> None:
+    """SPOOL_MAX_BYTES of 8 KiB, Redis down: past the cap events are answered 503 `spool_full`
+    with the usage in the reason, /readyz says the spool is full (and, Redis down too, that
+    the replica cannot accept); once Redis is back every event answered 200 is replayed and
+    none answered 503, and the freed room takes the next outage's events."""
+    cap = 8 * 1024
+    settings = fast_settings.model_copy(update={"redis_url": own_redis.url, "spool_max_bytes": cap})
+    await Portals(own_client, Keys(settings.key_prefix)).register(MEMBER, DOMAIN, TOKEN)
+    store = Store(own_client, settings)
+    spool_dir = Path(settings.spool_dir)
+    lost_before = _count("ol_events_lost", reason="spool_full")
+    errors_before = _count("ol_spool_errors", op="append")
+    runner, url = await _serve(settings)
+    try:
+        async with aiohttp.ClientSession() as http:
+            own_redis.stop()
+            outcome = Outcome()
+            await _post_until_refused(http, url, 1, outcome)
+            assert outcome.acked
+            for answer in outcome.refused.values():
+                assert answer["error"] == "spool_full"
+                assert re.fullmatch(rf"spool full: \d+ bytes of {cap}", answer["reason"])
+            assert _count("ol_events_lost", reason="spool_full") - lost_before == len(
+                outcome.refused
+            )
+            assert _count("ol_spool_errors", op="append") - errors_before == len(outcome.refused)
+            status, ready = await _ready(http, url)
+            assert (status, ready["redis"], ready["spool"]) == (503, "down", "full")
+            assert ready["accepting"] is False
+            assert re.fullmatch(rf"spool full: \d+ bytes of {cap}", ready["spool_reason"])
+
+            own_redis.start()
+            await _replayed_all(own_client, store, spool_dir, outcome.acked)
+            assert await _queued(own_client, store) == set(outcome.acked)
+
+            await _outage_spools_again(http, url, own_redis, own_client, store, spool_dir)
+    finally:
+        await runner.cleanup()
 
 
 async def test_an_unreadable_spool_file_is_reported_and_holds_back_no_other(
