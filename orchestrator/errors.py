@@ -17,6 +17,7 @@
     ├── OAuthError                  the token endpoint refused (invalid_grant, invalid_client)
     ├── InvalidEvent                ingress input we refuse (.status: 400/401/403/413/422)
     │   └── InstallRefused              an ONAPPINSTALL our OAuth app could not verify
+    ├── SpoolUnavailable            the local spool failed or is at its cap (.op, .reason, .full)
     ├── IllegalTransition           the machine has no rule for (state, input)
     ├── ScenarioError               a scenario file does not validate
     └── ConfigurationError          settings that cannot work together
@@ -139,6 +140,17 @@ class InstallRefused(InvalidEvent):
     def __init__(self, outcome: str, reason: str, *, status: int = 403) -> None:
         super().__init__(reason, status=status, code="install_refused")
         self.outcome = outcome
+
+
+class SpoolUnavailable(OrchestratorError):
+    """The spool could not do `op` (append, seal, claim, read, release, discard); `full` when
+    for want of space (a full disk, or the SPOOL_MAX_BYTES cap)."""
+
+    def __init__(self, op: str, reason: str, *, full: bool = False) -> None:
+        self.op = op
+        self.reason = reason
+        self.full = full
+        super().__init__(f"spool {op}: {reason}")
 
 
 class IllegalTransition(OrchestratorError):

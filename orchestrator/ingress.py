@@ -1,7 +1,9 @@
 """The aiohttp ingress: verify → persist → enqueue → 200; health, readiness and metrics.
 
 Acknowledged means persisted: in Redis (one Lua call), or — while Redis is unreachable — in the
-local spool, because Bitrix24 never re-delivers an event and a 5xx would lose it for good.
+local spool, because Bitrix24 never re-delivers an event and a 5xx would lose it for good. When
+the spool cannot take it either (a full disk, its cap, an unwritable volume), the answer is a 503
+that says why, and the loss is logged and counted: it is lost all the same, but never silently.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from orchestrator import metrics
 from orchestrator.bitrix.auth import AuthStore
 from orchestrator.bitrix.transport import Transport
-from orchestrator.errors import ConfigurationError, InvalidEvent
+from orchestrator.errors import ConfigurationError, InvalidEvent, SpoolUnavailable
+from orchestrator.events import Event
 from orchestrator.install import VERIFY_TIMEOUT_S, InstallVerifier
 from orchestrator.intake import ERROR_CODES, Intake, error_code, parse_body
 from orchestrator.keys import Keys
@@ -81,7 +84,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _spool_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    app[SPOOL] = spool = Spool(settings.spool_dir)
+    app[SPOOL] = spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes)
     app[SPOOL_LOCK] = lock = asyncio.Lock()
     replayer = SpoolReplayer(spool, lock, app[INTAKE], app[REDIS], settings)
     task = asyncio.create_task(replayer.run())
@@ -145,7 +148,10 @@ async def handle_event(request: web.Request) -> web.Response:
         try:
             result = await app[INTAKE].accept(event, payload, received)
         except UNREACHABLE as exc:
-            await _spool(app, SpoolRecord(body, content_type, received), exc)
+            try:
+                await _spool(app, SpoolRecord(body, content_type, received), exc)
+            except SpoolUnavailable as lost:
+                return _lost(event, lost)
             return web.json_response({"ok": True, "spooled": True})
     except InvalidEvent as exc:
         if exc.status == 408:
@@ -178,6 +184,23 @@ async def _spool(app: web.Application, record: SpoolRecord, exc: BaseException) 
     log.warning("event_spooled", error=type(exc).__name__)
 
 
+def _lost(event: Event, exc: SpoolUnavailable) -> web.Response:
+    """Redis is out of reach and the spool refused the event too: it is lost for good."""
+    code = "spool_full" if exc.full else "spool_unavailable"
+    metrics.EVENTS_LOST.labels(reason=code).inc()
+    metrics.SPOOL_ERRORS.labels(op=exc.op).inc()
+    log.error(
+        "event_lost",
+        error=code,
+        reason=exc.reason,
+        member_id=event.member_id,  # not verified: the registry is out of reach
+        event_name=event.name,
+        dialog_id=event.dialog_id,
+        dedup_key=event.dedup_key,
+    )
+    return web.json_response({"error": code, "reason": exc.reason}, status=503)
+
+
 async def healthz(_: web.Request) -> web.Response:
     """Alive."""
     return web.json_response({"ok": True})
@@ -188,13 +211,15 @@ async def readyz(request: web.Request) -> web.Response:
     # Redis down alone must not make the replica unready: a load balancer would then drop the
     # portal's events before they reach the spool (DESIGN.md §2, item 5); none is re-sent.
     redis_up = await _redis_answers(request.app[REDIS])
-    spool_ok = await asyncio.to_thread(request.app[SPOOL].writable)
-    accepting = redis_up or spool_ok
-    body = {
+    problem = await asyncio.to_thread(request.app[SPOOL].check)
+    accepting = redis_up or problem is None
+    body: dict[str, object] = {
         "redis": "up" if redis_up else "down",
-        "spool": "ok" if spool_ok else "unwritable",
+        "spool": "ok" if problem is None else "full" if problem.full else "unwritable",
         "accepting": accepting,
     }
+    if problem is not None:
+        body["spool_reason"] = problem.reason
     return web.json_response(body, status=200 if accepting else 503)
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "EFFECT_SECONDS",
     "EVENTS_DUPLICATE",
     "EVENTS_IN",
+    "EVENTS_LOST",
     "EVENTS_REJECTED",
     "EVENTS_SPOOLED",
     "EVENT_LAG_SECONDS",
@@ -37,6 +38,7 @@ __all__ = [
     "PORTAL_OLDEST_PENDING_SECONDS",
     "PORTAL_PENDING_DIALOGS",
     "QUEUE_DEPTH",
+    "SPOOL_ERRORS",
     "SPOOL_REPLAYED",
     "VOTES",
     "refresh_queue_gauges",
@@ -75,6 +77,19 @@ for _outcome in INSTALL_OUTCOMES:
     INSTALLS.labels(outcome=_outcome)
 SPOOL_REPLAYED = Counter(
     "ol_spool_replayed", "Spooled events replayed into Redis, by outcome", ["outcome"]
+)
+# A counter of its own, not an `ol_events_rejected` reason: those are events refused on purpose
+# (junk, forgeries: a 4xx, nothing to do), these are genuine events lost to an outage (a 503
+# the portal never re-sends), which is data loss and is alerted on apart.
+EVENTS_LOST = Counter(
+    "ol_events_lost",
+    "Events answered 503 because Redis was unreachable and the spool could not take them",
+    ["reason"],
+)
+SPOOL_ERRORS = Counter(
+    "ol_spool_errors",
+    "Spool operations that failed (append, seal, claim, read, release, discard)",
+    ["op"],
 )
 DEAD_LETTERS = Counter(
     "ol_dead_letters", "Events or effects moved to the dead-letter queue", ["kind"]

@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         default=10.0, description="a request body not fully read within this gets 408"
     )
     spool_dir: str = Field(default="./spool", description="where events go while Redis is down")
+    spool_max_bytes: int = Field(
+        default=1024**3,
+        ge=0,
+        description="bytes the spool may hold; past it events are answered 503 (0: no cap)",
+    )
     dedup_ttl_s: int = 7 * 24 * 3600
 
     # --- Worker ----------------------------------------------------------------------------

@@ -1,4 +1,9 @@
-"""Feeds the spool back into Redis once it answers again, through the normal verify + ingest."""
+"""Feeds the spool back into Redis once it answers again, through the normal verify + ingest.
+
+Redis out of reach is the normal state of an outage and stays quiet (the next tick tries
+again); a spool failure is not, and is always logged and counted. A file that could not be read
+or deleted is given back or left for adoption, so the next tick tries it again.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,17 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator import metrics
-from orchestrator.errors import InvalidEvent
+from orchestrator.errors import InvalidEvent, SpoolUnavailable
 from orchestrator.intake import Intake, parse_body
 from orchestrator.settings import Settings
-from orchestrator.spool import Spool
+from orchestrator.spool import Spool, report
 
 __all__ = ["SpoolReplayer"]
 
 log = structlog.get_logger(__name__)
 
+# Redis out of reach. OSError is here for the socket errors redis-py lets through unwrapped; the
+# spool's failures are SpoolUnavailable, never an OSError, so none of them can hide in it.
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 
 
@@ -51,6 +58,8 @@ class SpoolReplayer:
                     await self.replay_once()
             except UNREACHABLE:
                 pass  # still down: the next tick tries again
+            except SpoolUnavailable as exc:
+                report(exc)
             except Exception:
                 log.exception("spool_replay_failed")
             await asyncio.sleep(self.interval_s)
@@ -78,14 +87,27 @@ class SpoolReplayer:
         for index, path in enumerate(files):
             try:
                 fed += await self._replay_file(path)
-            except UNREACHABLE:
-                for rest in files[index:]:  # down again: give the rest back for later
-                    await asyncio.to_thread(self.spool.release, rest)
+            except SpoolUnavailable as exc:  # unreadable: given back, tried again next tick
+                report(exc, file=path.name)
+                await self._give_back([path])
+                continue
+            except Exception:  # Redis down again (or worse): the rest waits for a later tick
+                await self._give_back(files[index:])
                 raise
-            await asyncio.to_thread(self.spool.discard, path)
+            try:
+                await asyncio.to_thread(self.spool.discard, path)
+            except SpoolUnavailable as exc:  # adopted and replayed again: dedup absorbs it
+                report(exc, file=path.name)
         if fed:
             log.info("spool_replayed", records=fed)
         return fed
+
+    async def _give_back(self, files: list[Path]) -> None:
+        for path in files:
+            try:
+                await asyncio.to_thread(self.spool.release, path)
+            except SpoolUnavailable as exc:  # left `.replaying` and unlocked: adopted later
+                report(exc, file=path.name)
 
     async def _replay_file(self, path: Path) -> int:
         records = await asyncio.to_thread(lambda: list(Spool.read(path)))

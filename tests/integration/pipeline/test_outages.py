@@ -91,10 +91,12 @@ async def test_not_ready_only_when_neither_redis_nor_the_spool_can_take_an_event
                 async with http.get(f"{url}/readyz") as resp:
                     return resp.status, await resp.json()
 
-            up = {"redis": "up", "spool": "unwritable", "accepting": True}
+            # the reason is the spool directory's: below a plain file, it cannot be made
+            why = "Not a directory (ENOTDIR)"
+            up = {"redis": "up", "spool": "unwritable", "spool_reason": why, "accepting": True}
             assert await ready() == (200, up)
             own_redis.stop()
-            down = {"redis": "down", "spool": "unwritable", "accepting": False}
+            down = {"redis": "down", "spool": "unwritable", "spool_reason": why, "accepting": False}
             assert await ready() == (503, down)
             own_redis.start()
 
