@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     worker_metrics_port: int = Field(
         default=0, description="worker /metrics and /healthz port (0: off); serve adds the index"
     )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="bind address of that endpoint: loopback, unless scraped from elsewhere "
+        "(the image sets 0.0.0.0)",
+    )
     worker_handler: str = Field(
         default="orchestrator.dialogs:build_handler",
         description="module:callable(settings, redis) -> the workers' DialogHandler",
