@@ -2,6 +2,8 @@
 
 Acknowledged means persisted: in Redis (one Lua call), or — while Redis is unreachable — in the
 local spool, because Bitrix24 never re-delivers an event and a 5xx would lose it for good.
+`start_ingress` is the one way it is served (the CLI, the demo stack and the tests alike), so
+the connection limits production runs with are the ones the tests exercise.
 """
 
 from __future__ import annotations
@@ -11,8 +13,10 @@ import asyncio
 import contextlib
 import functools
 import json
+import signal
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import structlog
@@ -33,7 +37,17 @@ from orchestrator.spool import Spool, SpoolRecord
 from orchestrator.spool_replay import SpoolReplayer
 from orchestrator.store import IngestResult, Store
 
-__all__ = ["INTAKE", "REDIS", "SETTINGS", "SPOOL", "build_app", "cli_main", "open_redis"]
+__all__ = [
+    "INTAKE",
+    "REDIS",
+    "SETTINGS",
+    "SPOOL",
+    "IngressServer",
+    "build_app",
+    "cli_main",
+    "open_redis",
+    "start_ingress",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -211,6 +225,58 @@ def build_app(settings: Settings) -> web.Application:
     return app
 
 
+@dataclass(frozen=True)
+class IngressServer:
+    """The ingress serving on a socket, as `start_ingress` left it."""
+
+    url: str
+    runner: web.AppRunner
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the free one picked when started on port 0)."""
+        return int(self.runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Stop listening, let requests in flight finish, then close Redis and the spool."""
+        await self.runner.cleanup()
+
+
+async def start_ingress(settings: Settings, host: str, port: int) -> IngressServer:
+    """Serve `build_app(settings)` on host:port (0: a free port) with its connection limits."""
+    # aiohttp's keep-alive timer is our header-read timeout: it is armed when a connection opens
+    # and again after each answer, and when it fires on a connection still waiting for a whole
+    # request head it closes it, so a slowloris head and an idle keep-alive connection alike
+    # are dropped (a slow body is ingress_body_timeout_s's business, see _read_body).
+    runner = web.AppRunner(
+        build_app(settings), access_log=None, keepalive_timeout=settings.ingress_header_timeout_s
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound_host, bound_port = runner.addresses[0][:2]
+    if ":" in bound_host:  # an IPv6 address goes in brackets in a URL
+        bound_host = f"[{bound_host}]"
+    return IngressServer(f"http://{bound_host}:{bound_port}", runner)
+
+
+async def _serve_until_signalled(settings: Settings, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully (requests in flight finish)."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    server = await start_ingress(settings, host, port)
+    log.info("ingress_listening", url=server.url)
+    try:
+        await stopping.wait()
+    finally:
+        await server.stop()
+
+
 def cli_main(args: argparse.Namespace) -> int:
     """`orchestrator ingress`."""
     from orchestrator.logs import configure_logging
@@ -221,9 +287,9 @@ def cli_main(args: argparse.Namespace) -> int:
     host = args.host or settings.ingress_host
     port = args.port or settings.ingress_port
     if settings.redis_url:
-        web.run_app(build_app(settings), host=host, port=port, access_log=None, print=None)
+        asyncio.run(_serve_until_signalled(settings, host, port))
         return 0
     with EmbeddedRedis() as server:  # no REDIS_URL: a throwaway local server (dev only)
         settings = settings.model_copy(update={"redis_url": server.url})
-        web.run_app(build_app(settings), host=host, port=port, access_log=None, print=None)
+        asyncio.run(_serve_until_signalled(settings, host, port))
     return 0

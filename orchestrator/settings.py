@@ -63,6 +63,12 @@ class Settings(BaseSettings):
     ingress_body_timeout_s: float = Field(
         default=10.0, description="a request body not fully read within this gets 408"
     )
+    ingress_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="a connection that has not sent a complete request head within this long of "
+        "opening or of its last answer is closed: slowloris heads and idle keep-alive alike",
+    )
     spool_dir: str = Field(default="./spool", description="where events go while Redis is down")
     dedup_ttl_s: int = 7 * 24 * 3600
 

@@ -97,7 +97,7 @@ async def test_webhook_portal_from_settings_is_registered_at_startup(
             "b24_webhook_url": "https://hook.bitrix24.com/rest/1/code/",
         }
     )
-    runner, _ = await _serve(settings)
+    ingress = await _serve(settings)
     portals = Portals(redis, Keys(settings.key_prefix))
     try:
 
@@ -106,7 +106,7 @@ async def test_webhook_portal_from_settings_is_registered_at_startup(
 
         await eventually(registered, within_s=10)
     finally:
-        await runner.cleanup()
+        await ingress.stop()
     portal = await portals.get("m-hook")
     assert portal is not None
     assert portal.domain == "hook.bitrix24.com"
