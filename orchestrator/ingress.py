@@ -27,6 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator import metrics
 from orchestrator.errors import ConfigurationError, InvalidEvent
+from orchestrator.ingress_connections import IdleConnectionCap
 from orchestrator.intake import Intake, error_code, parse_body
 from orchestrator.keys import Keys
 from orchestrator.queue import now_ms
@@ -231,6 +232,7 @@ class IngressServer:
 
     url: str
     runner: web.AppRunner
+    guard: asyncio.Task[None] | None  # enforces the idle-connection cap (None: no cap)
 
     @property
     def port(self) -> int:
@@ -239,6 +241,9 @@ class IngressServer:
 
     async def stop(self) -> None:
         """Stop listening, let requests in flight finish, then close Redis and the spool."""
+        if self.guard is not None:
+            self.guard.cancel()
+            await asyncio.wait([self.guard])
         await self.runner.cleanup()
 
 
@@ -248,8 +253,12 @@ async def start_ingress(settings: Settings, host: str, port: int) -> IngressServ
     # and again after each answer, and when it fires on a connection still waiting for a whole
     # request head it closes it, so a slowloris head and an idle keep-alive connection alike
     # are dropped (a slow body is ingress_body_timeout_s's business, see _read_body).
+    app = build_app(settings)
+    cap = IdleConnectionCap(settings.ingress_max_idle_connections)
+    if cap.max_idle:  # 0: no cap, and no middleware on the hot path either
+        app.middlewares.append(cap.middleware)  # before setup: the app freezes its middlewares
     runner = web.AppRunner(
-        build_app(settings), access_log=None, keepalive_timeout=settings.ingress_header_timeout_s
+        app, access_log=None, keepalive_timeout=settings.ingress_header_timeout_s
     )
     await runner.setup()
     try:
@@ -257,10 +266,12 @@ async def start_ingress(settings: Settings, host: str, port: int) -> IngressServ
     except BaseException:
         await runner.cleanup()
         raise
+    assert runner.server is not None  # set by setup()
+    guard = asyncio.create_task(cap.run(runner.server)) if cap.max_idle else None
     bound_host, bound_port = runner.addresses[0][:2]
     if ":" in bound_host:  # an IPv6 address goes in brackets in a URL
         bound_host = f"[{bound_host}]"
-    return IngressServer(f"http://{bound_host}:{bound_port}", runner)
+    return IngressServer(f"http://{bound_host}:{bound_port}", runner, guard)
 
 
 async def _serve_until_signalled(settings: Settings, host: str, port: int) -> None:

@@ -69,6 +69,12 @@ class Settings(BaseSettings):
         description="a connection that has not sent a complete request head within this long of "
         "opening or of its last answer is closed: slowloris heads and idle keep-alive alike",
     )
+    ingress_max_idle_connections: int = Field(
+        default=256,
+        ge=0,
+        description="connections open with no request in a handler past this many are closed, "
+        "never-answered and longest-idle first (0: no cap)",
+    )
     spool_dir: str = Field(default="./spool", description="where events go while Redis is down")
     dedup_ttl_s: int = 7 * 24 * 3600
 

@@ -1,5 +1,5 @@
 """The ingress's connection limits, against the real ingress on loopback and the suite's Redis:
-the header-read timeout (slowloris heads, idle keep-alive).
+the header-read timeout (slowloris heads, idle keep-alive) and the cap on idle connections.
 
 Liveness bounds only ("closed within the timeout plus a margin"), never speed checks; every
 socket a test opens is closed before it ends (about 2 file descriptors per connection here).
@@ -22,7 +22,7 @@ from orchestrator.keys import Keys
 from orchestrator.registry import Portals
 from orchestrator.scripts import aw
 from orchestrator.settings import Settings
-from tests.integration.pipeline.conftest import FORM, form, message_payload
+from tests.integration.pipeline.conftest import FORM, eventually, form, message_payload
 
 MEMBER, TOKEN = "m-conn-limits", "token-of-the-conn-limits-portal"
 DOMAIN = "acme.bitrix24.com"
@@ -120,10 +120,11 @@ async def test_slowloris_heads_are_cut_at_the_header_timeout_while_events_are_se
     """200 connections that each send part of a request head and then trickle a header line
     every second are all closed by the ingress (EOF, nothing sent) within the header timeout
     plus a margin, though they keep sending; real events POSTed on another connection meanwhile
-    are all answered 200 and queued."""
+    are all answered 200 and queued. The idle cap is set out of reach: the timeout alone acts."""
     timeout_s = 2.0
+    limits = {"ingress_header_timeout_s": timeout_s, "ingress_max_idle_connections": 10_000}
     async with (
-        _ingress(settings, redis, tmp_path, ingress_header_timeout_s=timeout_s) as ingress,
+        _ingress(settings, redis, tmp_path, **limits) as ingress,
         _raw_connections(ingress.port, 200) as conns,
         aiohttp.ClientSession() as http,
     ):
@@ -150,3 +151,59 @@ async def test_an_idle_keep_alive_connection_is_closed_at_the_header_timeout(
         received = await asyncio.wait_for(conn.reader.read(), timeout=timeout_s + MARGIN_S)
     assert received.startswith(b"HTTP/1.1 200 OK\r\n")
     assert received.count(b"HTTP/1.1") == 1
+
+
+# --- the idle-connection cap -------------------------------------------------------------------
+
+
+def _server_connections(ingress: IngressServer) -> int:
+    server = ingress.runner.server
+    assert server is not None
+    return len(server.connections)
+
+
+async def _request(conn: _Raw, head: bytes, body: bytes = b"") -> int:
+    """Send one keep-alive request on `conn` and read its whole answer; its status."""
+    conn.writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    answer_head = await conn.reader.readuntil(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in answer_head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    await conn.reader.readexactly(length)
+    return int(answer_head.split(b" ", 2)[1])
+
+
+async def test_idle_connections_past_the_cap_are_closed_never_answered_oldest_first(
+    settings: Settings, redis: aioredis.Redis, tmp_path: Path
+) -> None:
+    """A keep-alive client gets an event answered, then cap + 50 connections open that send
+    nothing (under a header timeout too long to matter): the ingress closes the 51 of those
+    opened first and is left holding `cap` connections. The client, older than all of them but
+    answered, stays open and is answered again meanwhile."""
+    cap = 20
+    limits = {"ingress_header_timeout_s": 600.0, "ingress_max_idle_connections": cap}
+    event = form(message_payload(602, 1, member=MEMBER, token=TOKEN))
+    post = b"POST /b24/events HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+    post += b"Content-Type: application/x-www-form-urlencoded\r\n"
+    async with (
+        _ingress(settings, redis, tmp_path, **limits) as ingress,
+        _raw_connections(ingress.port, 1) as [client],
+    ):
+        assert await _request(client, post, event) == 200
+        async with _raw_connections(ingress.port, cap + 50) as idle:
+
+            async def settled() -> bool:
+                """The first 51 idle connections saw EOF, the rest did not; `cap` are left."""
+                expected = [True] * 51 + [False] * (cap - 1)
+                return [c.reader.at_eof() for c in idle] == expected and (
+                    _server_connections(ingress) == cap
+                )
+
+            await eventually(settled)
+            assert not client.reader.at_eof()
+            health = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            assert await _request(client, health) == 200
+    inbox = Keys(settings.key_prefix).dialog(MEMBER, "602").inbox
+    assert await aw(redis.llen(inbox)) == 1
