@@ -105,8 +105,8 @@ class Settings(BaseSettings):
     )
     worker_metrics_host: str = Field(
         default="127.0.0.1",
-        description="bind address of that endpoint: loopback, unless scraped from elsewhere "
-        "(the image sets 0.0.0.0)",
+        description="bind address of the worker's /metrics and /healthz (the image sets 0.0.0.0 "
+        "so Prometheus can scrape it)",
     )
     worker_handler: str = Field(
         default="orchestrator.dialogs:build_handler",
