@@ -4,6 +4,8 @@ Acknowledged means persisted: in Redis (one Lua call), or — while Redis is unr
 local spool, because Bitrix24 never re-delivers an event and a 5xx would lose it for good. When
 the spool cannot take it either (a full disk, its cap, an unwritable volume), the answer is a 503
 that says why, and the loss is logged and counted: it is lost all the same, but never silently.
+`start_ingress` is the one way it is served (the CLI, the demo stack and the tests alike), so
+the connection limits production runs with are the ones the tests exercise.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import asyncio
 import contextlib
 import functools
 import json
+import signal
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import structlog
@@ -28,6 +32,7 @@ from orchestrator.bitrix.auth import AuthStore
 from orchestrator.bitrix.transport import Transport
 from orchestrator.errors import ConfigurationError, InvalidEvent, SpoolUnavailable
 from orchestrator.events import Event
+from orchestrator.ingress_connections import IdleConnectionCap
 from orchestrator.install import VERIFY_TIMEOUT_S, InstallVerifier
 from orchestrator.intake import ERROR_CODES, Intake, error_code, parse_body
 from orchestrator.keys import Keys
@@ -39,7 +44,17 @@ from orchestrator.spool import Spool, SpoolRecord
 from orchestrator.spool_replay import SpoolReplayer
 from orchestrator.store import IngestResult, Store
 
-__all__ = ["INTAKE", "REDIS", "SETTINGS", "SPOOL", "build_app", "cli_main", "open_redis"]
+__all__ = [
+    "INTAKE",
+    "REDIS",
+    "SETTINGS",
+    "SPOOL",
+    "IngressServer",
+    "build_app",
+    "cli_main",
+    "open_redis",
+    "start_ingress",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -254,6 +269,68 @@ def build_app(settings: Settings) -> web.Application:
     return app
 
 
+@dataclass(frozen=True)
+class IngressServer:
+    """The ingress serving on a socket, as `start_ingress` left it."""
+
+    url: str
+    runner: web.AppRunner
+    guard: asyncio.Task[None] | None  # enforces the idle-connection cap (None: no cap)
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (the free one picked when started on port 0)."""
+        return int(self.runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Stop listening, let requests in flight finish, then close Redis and the spool."""
+        if self.guard is not None:
+            self.guard.cancel()
+            await asyncio.wait([self.guard])
+        await self.runner.cleanup()
+
+
+async def start_ingress(settings: Settings, host: str, port: int) -> IngressServer:
+    """Serve `build_app(settings)` on host:port (0: a free port) with its connection limits."""
+    # aiohttp's keep-alive timer is our header-read timeout: it is armed when a connection opens
+    # and again after each answer, and when it fires on a connection still waiting for a whole
+    # request head it closes it, so a slowloris head and an idle keep-alive connection alike
+    # are dropped (a slow body is ingress_body_timeout_s's business, see _read_body).
+    app = build_app(settings)
+    cap = IdleConnectionCap(settings.ingress_max_idle_connections)
+    if cap.max_idle:  # 0: no cap, and no middleware on the hot path either
+        app.middlewares.append(cap.middleware)  # before setup: the app freezes its middlewares
+    runner = web.AppRunner(
+        app, access_log=None, keepalive_timeout=settings.ingress_header_timeout_s
+    )
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    assert runner.server is not None  # set by setup()
+    guard = asyncio.create_task(cap.run(runner.server)) if cap.max_idle else None
+    bound_host, bound_port = runner.addresses[0][:2]
+    if ":" in bound_host:  # an IPv6 address goes in brackets in a URL
+        bound_host = f"[{bound_host}]"
+    return IngressServer(f"http://{bound_host}:{bound_port}", runner, guard)
+
+
+async def _serve_until_signalled(settings: Settings, host: str, port: int) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully (requests in flight finish)."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    server = await start_ingress(settings, host, port)
+    log.info("ingress_listening", url=server.url)
+    try:
+        await stopping.wait()
+    finally:
+        await server.stop()
+
+
 def cli_main(args: argparse.Namespace) -> int:
     """`orchestrator ingress`."""
     from orchestrator.logs import configure_logging
@@ -264,9 +341,9 @@ def cli_main(args: argparse.Namespace) -> int:
     host = args.host or settings.ingress_host
     port = args.port or settings.ingress_port
     if settings.redis_url:
-        web.run_app(build_app(settings), host=host, port=port, access_log=None, print=None)
+        asyncio.run(_serve_until_signalled(settings, host, port))
         return 0
     with EmbeddedRedis() as server:  # no REDIS_URL: a throwaway local server (dev only)
         settings = settings.model_copy(update={"redis_url": server.url})
-        web.run_app(build_app(settings), host=host, port=port, access_log=None, print=None)
+        asyncio.run(_serve_until_signalled(settings, host, port))
     return 0

@@ -69,6 +69,18 @@ class Settings(BaseSettings):
     ingress_body_timeout_s: float = Field(
         default=10.0, description="a request body not fully read within this gets 408"
     )
+    ingress_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="a connection that has not sent a complete request head within this long of "
+        "opening or of its last answer is closed: slowloris heads and idle keep-alive alike",
+    )
+    ingress_max_idle_connections: int = Field(
+        default=256,
+        ge=0,
+        description="connections open with no request in a handler past this many are closed, "
+        "never-answered and longest-idle first (0: no cap)",
+    )
     spool_dir: str = Field(default="./spool", description="where events go while Redis is down")
     spool_max_bytes: int = Field(
         default=1024**3,
@@ -101,6 +113,11 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = 10.0
     worker_metrics_port: int = Field(
         default=0, description="worker /metrics and /healthz port (0: off); serve adds the index"
+    )
+    worker_metrics_host: str = Field(
+        default="127.0.0.1",
+        description="bind address of the worker's /metrics and /healthz (the image sets 0.0.0.0 "
+        "so Prometheus can scrape it)",
     )
     worker_handler: str = Field(
         default="orchestrator.dialogs:build_handler",

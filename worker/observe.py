@@ -1,9 +1,12 @@
 """The worker's own small HTTP endpoint: `/metrics` (Prometheus) and `/healthz` (liveness).
 
-One per worker process, on `Settings.worker_metrics_port` (0: off). Several worker processes on
-one host (`orchestrator serve`) each get their own port — the first one's plus the process's
-index — rather than prometheus_client's multiprocess mode: each process stays a plain scrape
-target with its own counters, and no shared mmap directory has to be managed and wiped.
+One per worker process, on `Settings.worker_metrics_port` (0: off), bound to
+`Settings.worker_metrics_host`: loopback by default, so a worker started from a shell does not
+publish its metrics to the network; the container image sets 0.0.0.0 (all interfaces) so that
+Prometheus can scrape the pod. Several worker processes on one host
+(`orchestrator serve`) each get their own port — the first one's plus the process's index —
+rather than prometheus_client's multiprocess mode: each process stays a plain scrape target with
+its own counters, and no shared mmap directory has to be managed and wiped.
 """
 
 from __future__ import annotations
@@ -61,12 +64,12 @@ def build_observe_app(settings: Settings, alive: Callable[[], bool]) -> web.Appl
 
 
 async def start_observe_server(
-    settings: Settings, alive: Callable[[], bool], host: str = "0.0.0.0"
+    settings: Settings, alive: Callable[[], bool]
 ) -> web.AppRunner | None:
-    """Serve the endpoint on `worker_metrics_port`; None when the port is 0 (off)."""
+    """Serve the endpoint where the settings say; None when `worker_metrics_port` is 0 (off)."""
     if not settings.worker_metrics_port:
         return None
     runner = web.AppRunner(build_observe_app(settings, alive), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, settings.worker_metrics_port).start()
+    await web.TCPSite(runner, settings.worker_metrics_host, settings.worker_metrics_port).start()
     return runner

@@ -29,7 +29,6 @@ from typing import Any
 
 import aiohttp
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from emulator.server import EmulatorConfig, RunningEmulator, run_emulator
 from orchestrator.bitrix.auth import AuthStore
@@ -37,7 +36,7 @@ from orchestrator.demo.control import EmulatorControl, PortalView
 from orchestrator.demo.portal_setup import prepare_portal
 from orchestrator.dialogs import build_handler
 from orchestrator.errors import ConfigurationError
-from orchestrator.ingress import build_app
+from orchestrator.ingress import start_ingress
 from orchestrator.redis_server import EmbeddedRedis
 from orchestrator.scripts import aw
 from orchestrator.serve import stop_children
@@ -164,12 +163,9 @@ async def _ingress(
     procs: list[subprocess.Popen[bytes]],
 ) -> str:
     if opts.in_process:
-        runner = web.AppRunner(build_app(settings), access_log=None)
-        await runner.setup()
-        stack.push_async_callback(runner.cleanup)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+        server = await start_ingress(settings, "127.0.0.1", 0)
+        stack.push_async_callback(server.stop)
+        return server.url
     port = _free_port()
     procs.append(
         _spawn(

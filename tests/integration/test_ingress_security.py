@@ -18,11 +18,10 @@ import aiohttp
 import pytest
 import redis
 import redis.asyncio as aioredis
-from aiohttp import web
 from hypothesis import HealthCheck, given
 from hypothesis import settings as fuzz_settings
 
-from orchestrator.ingress import build_app
+from orchestrator.ingress import IngressServer, start_ingress
 from orchestrator.keys import Keys
 from orchestrator.registry import Portals
 from orchestrator.runner import Decision, FollowUp, Runner
@@ -65,14 +64,11 @@ async def ingress(
     portals = Portals(redis, Keys(settings.key_prefix))
     await portals.register(A, DOMAIN, TOKEN_A, source="test")
     await portals.register(B, DOMAIN, TOKEN_B, source="test")
-    runner = web.AppRunner(build_app(settings), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
+    server = await start_ingress(settings, "127.0.0.1", 0)
     try:
-        yield Ingress(f"http://127.0.0.1:{runner.addresses[0][1]}", settings, redis)
+        yield Ingress(server.url, settings, redis)
     finally:
-        await runner.cleanup()
+        await server.stop()
         job_ids = await redis.zrange(settings.queue_name, 0, -1)
         if job_ids:
             await redis.delete(*(b"arq:job:" + j for j in job_ids))
@@ -86,16 +82,13 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
         yield session
 
 
-async def _start(settings: Settings) -> web.AppRunner:
+async def _start(settings: Settings) -> IngressServer:
     client = aioredis.Redis.from_url(str(settings.redis_url))
     portals = Portals(client, Keys(settings.key_prefix))
     await portals.register(A, DOMAIN, TOKEN_A, source="test")
     await portals.register(B, DOMAIN, TOKEN_B, source="test")
     await client.aclose()
-    runner = web.AppRunner(build_app(settings), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    return runner
+    return await start_ingress(settings, "127.0.0.1", 0)
 
 
 @dataclass
@@ -130,12 +123,12 @@ def threaded_ingress(settings: Settings, tmp_path: Path) -> Iterator[ThreadedIng
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="ingress-loop", daemon=True)
     thread.start()
-    runner = asyncio.run_coroutine_threadsafe(_start(settings), loop).result(timeout=30)
+    server = asyncio.run_coroutine_threadsafe(_start(settings), loop).result(timeout=30)
     client = redis.Redis.from_url(str(settings.redis_url))
     try:
-        yield ThreadedIngress(runner.addresses[0][1], settings, client)
+        yield ThreadedIngress(server.port, settings, client)
     finally:
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(timeout=30)
+        asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=30)
         loop.close()

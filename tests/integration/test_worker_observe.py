@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from collections.abc import AsyncIterator
 
@@ -41,7 +42,7 @@ async def test_worker_endpoint_serves_queue_depths_per_portal_and_liveness(
     alive = True
     port = _free_port()
     runner = await start_observe_server(
-        settings.model_copy(update={"worker_metrics_port": port}), lambda: alive, "127.0.0.1"
+        settings.model_copy(update={"worker_metrics_port": port}), lambda: alive
     )
     assert runner is not None
     try:
@@ -70,6 +71,43 @@ async def test_worker_endpoint_serves_queue_depths_per_portal_and_liveness(
 async def test_worker_endpoint_is_off_when_its_port_is_zero(settings: Settings) -> None:
     """WORKER_METRICS_PORT=0 (the default) serves nothing."""
     assert await start_observe_server(settings, lambda: True) is None
+
+
+async def _answers(host: str, port: int) -> bool:
+    """Whether a TCP connection to host:port is accepted (False: refused)."""
+    try:
+        _, writer = await asyncio.open_connection(host, port)
+    except ConnectionRefusedError:
+        return False
+    writer.close()
+    await writer.wait_closed()
+    return True
+
+
+@pytest.mark.parametrize(
+    ("configured", "bound", "reachable"),
+    [
+        (None, "127.0.0.1", {"127.0.0.1": True, "127.0.0.2": False}),  # the default: loopback
+        ("127.0.0.2", "127.0.0.2", {"127.0.0.1": False, "127.0.0.2": True}),
+        ("0.0.0.0", "0.0.0.0", {"127.0.0.1": True, "127.0.0.2": True}),  # what the image sets
+    ],
+)
+async def test_worker_endpoint_binds_where_worker_metrics_host_says(
+    settings: Settings, configured: str | None, bound: str, reachable: dict[str, bool]
+) -> None:
+    """The socket is bound to WORKER_METRICS_HOST (127.0.0.1 unless set), and only there: on
+    Linux every 127.x.y.z is a local address, so a second one shows what is refused."""
+    update: dict[str, object] = {"worker_metrics_port": _free_port()}
+    if configured is not None:
+        update["worker_metrics_host"] = configured
+    runner = await start_observe_server(settings.model_copy(update=update), lambda: True)
+    assert runner is not None
+    try:
+        [(host, port)] = runner.addresses
+        assert host == bound
+        assert {h: await _answers(h, port) for h in reachable} == reachable
+    finally:
+        await runner.cleanup()
 
 
 def test_serve_gives_each_worker_process_its_own_metrics_port() -> None:

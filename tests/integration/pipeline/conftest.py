@@ -15,10 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from orchestrator.formdata import encode_form
-from orchestrator.ingress import build_app
+from orchestrator.ingress import IngressServer, start_ingress
 from orchestrator.keys import Keys
 from orchestrator.redis_server import EmbeddedRedis
 from orchestrator.registry import Portals
@@ -101,21 +100,17 @@ async def portal(redis: aioredis.Redis, fast_settings: Settings) -> Portals:
     return portals
 
 
-async def _serve(settings: Settings) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(build_app(settings), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
+async def _serve(settings: Settings) -> IngressServer:
+    """The ingress on 127.0.0.1 and a free port, served as `orchestrator ingress` serves it."""
+    return await start_ingress(settings, "127.0.0.1", 0)
 
 
 @pytest.fixture
 async def ingress_url(fast_settings: Settings, portal: Portals) -> AsyncIterator[str]:
     """The ingress app serving on 127.0.0.1 and a free port."""
-    runner, url = await _serve(fast_settings)
-    yield url
-    await runner.cleanup()
+    ingress = await _serve(fast_settings)
+    yield ingress.url
+    await ingress.stop()
 
 
 @pytest.fixture

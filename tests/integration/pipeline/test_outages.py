@@ -33,7 +33,8 @@ async def test_redis_down_spools_with_200_and_replays_when_back(
     """Three events during an outage: 200 + spooled; after restart all three are queued once."""
     settings = fast_settings.model_copy(update={"redis_url": own_redis.url})
     await Portals(own_client, Keys(settings.key_prefix)).register(MEMBER, DOMAIN, TOKEN)
-    runner, url = await _serve(settings)
+    ingress = await _serve(settings)
+    url = ingress.url
     try:
         async with aiohttp.ClientSession() as http:
             own_redis.stop()
@@ -70,7 +71,7 @@ async def test_redis_down_spools_with_200_and_replays_when_back(
         assert not any(b"application_token" in e or TOKEN.encode() in e for e in entries)
         assert await own_client.exists(settings.queue_name)  # and a drain job is queued
     finally:
-        await runner.cleanup()
+        await ingress.stop()
 
 
 async def test_not_ready_only_when_neither_redis_nor_the_spool_can_take_an_event(
@@ -83,7 +84,8 @@ async def test_not_ready_only_when_neither_redis_nor_the_spool_can_take_an_event
     settings = fast_settings.model_copy(
         update={"redis_url": own_redis.url, "spool_dir": str(blocker / "spool")}
     )
-    runner, url = await _serve(settings)
+    ingress = await _serve(settings)
+    url = ingress.url
     try:
         async with aiohttp.ClientSession() as http:
 
@@ -105,7 +107,7 @@ async def test_not_ready_only_when_neither_redis_nor_the_spool_can_take_an_event
 
             await eventually(ready_again)
     finally:
-        await runner.cleanup()
+        await ingress.stop()
 
 
 async def test_worker_survives_a_redis_restart_and_drains_afterwards(

@@ -86,11 +86,12 @@ async def test_an_install_that_cannot_be_verified_is_refused_with_nothing_stored
         ),
         "wrong_secret": _oauth(fast_settings, emulator, b24_client_secret="not-ours"),
     }[case]
-    runner, url = await _serve(settings)
+    ingress = await _serve(settings)
+    url = ingress.url
     try:
         answer, body = await _post(http, url, _install(emulator))
     finally:
-        await runner.cleanup()
+        await ingress.stop()
     assert (answer, body["error"]) == (status, "install_refused")
     assert outcome in body["reason"]
     assert await _nothing_stored(redis, settings, emulator.credentials["member_id"])
@@ -104,12 +105,13 @@ async def test_a_verified_install_registers_the_portal_as_the_oauth_server_names
     delivery of the same install is a duplicate, not a refusal; the allow-list admits it."""
     settings = _oauth(fast_settings, emulator, b24_allowed_domains="127.0.0.1")
     install = _install(emulator)
-    runner, url = await _serve(settings)
+    ingress = await _serve(settings)
+    url = ingress.url
     try:
         assert await _post(http, url, install) == (200, {"ok": True, "duplicate": False})
         assert await _post(http, url, install) == (200, {"ok": True, "duplicate": True})
     finally:
-        await runner.cleanup()
+        await ingress.stop()
     member = emulator.credentials["member_id"]
     portal = await Portals(redis, Keys(settings.key_prefix)).get(member)
     assert portal is not None
@@ -156,7 +158,7 @@ async def test_webhook_portal_from_settings_is_registered_at_startup(
             "b24_webhook_url": "https://hook.bitrix24.com/rest/1/code/",
         }
     )
-    runner, _ = await _serve(settings)
+    ingress = await _serve(settings)
     portals = Portals(redis, Keys(settings.key_prefix))
     try:
 
@@ -165,7 +167,7 @@ async def test_webhook_portal_from_settings_is_registered_at_startup(
 
         await eventually(registered, within_s=10)
     finally:
-        await runner.cleanup()
+        await ingress.stop()
     portal = await portals.get("m-hook")
     assert portal is not None
     assert portal.domain == "hook.bitrix24.com"

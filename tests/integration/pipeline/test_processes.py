@@ -227,3 +227,63 @@ async def test_serve_runs_ingress_and_workers_and_stops_cleanly_on_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def _start_ingress(settings: Settings, port: int, log_path: Path) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "REDIS_URL": str(settings.redis_url),
+        "KEY_PREFIX": settings.key_prefix,
+        "QUEUE_NAME": settings.queue_name,
+        "SPOOL_DIR": str(log_path.parent / "spool"),
+        "LOG_FORMAT": "console",
+    }
+    command = ["ingress", "--host", "127.0.0.1", "--port", str(port)]
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", *command],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+async def test_ingress_process_serves_and_exits_0_on_a_stop_signal(
+    portal: object,
+    http: aiohttp.ClientSession,
+    redis: aioredis.Redis,
+    fast_settings: Settings,
+    tmp_path: Path,
+    signum: signal.Signals,
+) -> None:
+    """`orchestrator ingress` (start_ingress under its own signal handling) accepts an event,
+    then stops cleanly on SIGTERM or SIGINT: exit code 0 and no traceback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log_path = tmp_path / "ingress.log"
+    proc = _start_ingress(fast_settings, port, log_path)
+    try:
+
+        async def up() -> bool:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                    return resp.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await eventually(up, within_s=30)
+        body = form(message_payload(4, 4001, "via ingress"))
+        async with http.post(f"http://127.0.0.1:{port}/b24/events", headers=FORM, data=body) as r:
+            assert r.status == 200
+        proc.send_signal(signum)
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        job_ids = await redis.zrange(fast_settings.queue_name, 0, -1)
+        await redis.delete(fast_settings.queue_name, *(b"arq:job:" + j for j in job_ids))
+    assert "Traceback" not in log_path.read_text()

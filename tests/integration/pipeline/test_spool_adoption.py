@@ -99,7 +99,7 @@ async def test_a_killed_writers_file_is_replayed_and_a_live_writers_is_not_touch
     await asyncio.to_thread(killed.wait, 10)
     store = Store(redis, fast_settings)
 
-    runner, _ = await _serve(fast_settings)  # its replayer ticks every 0.5 s
+    ingress = await _serve(fast_settings)  # its replayer ticks every 0.5 s
     try:
         await eventually(_queued(redis, store, {"killed"}))
         # several replayer ticks later, the live writer's file is still its own
@@ -112,4 +112,4 @@ async def test_a_killed_writers_file_is_replayed_and_a_live_writers_is_not_touch
         await eventually(_queued(redis, store, {"killed", "alive"}))
         await eventually(_spool_empty(spool_dir))
     finally:
-        await runner.cleanup()
+        await ingress.stop()

@@ -135,7 +135,8 @@ async def test_a_really_full_disk_refuses_with_503_and_replays_every_200_without
     store = Store(own_client, settings)
     with small_tmpfs(spool_dir, "64k"):
         lost_before = _count("ol_events_lost", reason="spool_full")
-        runner, url = await _serve(settings)
+        ingress = await _serve(settings)
+        url = ingress.url
         try:
             async with aiohttp.ClientSession() as http:
                 own_redis.stop()
@@ -162,7 +163,7 @@ async def test_a_really_full_disk_refuses_with_503_and_replays_every_200_without
 
                 await _outage_spools_again(http, url, own_redis, own_client, store, spool_dir)
         finally:
-            await runner.cleanup()
+            await ingress.stop()
 
 
 async def test_the_spool_cap_refuses_with_503_and_replays_every_200_without_a_restart(
@@ -179,7 +180,8 @@ async def test_the_spool_cap_refuses_with_503_and_replays_every_200_without_a_re
     spool_dir = Path(settings.spool_dir)
     lost_before = _count("ol_events_lost", reason="spool_full")
     errors_before = _count("ol_spool_errors", op="append")
-    runner, url = await _serve(settings)
+    ingress = await _serve(settings)
+    url = ingress.url
     try:
         async with aiohttp.ClientSession() as http:
             own_redis.stop()
@@ -204,7 +206,7 @@ async def test_the_spool_cap_refuses_with_503_and_replays_every_200_without_a_re
 
             await _outage_spools_again(http, url, own_redis, own_client, store, spool_dir)
     finally:
-        await runner.cleanup()
+        await ingress.stop()
 
 
 async def test_an_unreadable_spool_file_is_reported_and_holds_back_no_other(
@@ -219,7 +221,8 @@ async def test_an_unreadable_spool_file_is_reported_and_holds_back_no_other(
     spool_dir = Path(settings.spool_dir)
     (spool_dir / "spool-1-1-baddir.jsonl").mkdir(parents=True)
     read_errors = _count("ol_spool_errors", op="read")
-    runner, url = await _serve(settings)
+    ingress = await _serve(settings)
+    url = ingress.url
     try:
         async with aiohttp.ClientSession() as http:
             own_redis.stop()
@@ -244,4 +247,4 @@ async def test_an_unreadable_spool_file_is_reported_and_holds_back_no_other(
             assert {line["op"] for line in failed} == {"read"}
             assert all("(EISDIR)" in line["reason"] for line in failed)
     finally:
-        await runner.cleanup()
+        await ingress.stop()

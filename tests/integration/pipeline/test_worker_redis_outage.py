@@ -57,7 +57,8 @@ async def test_busy_worker_keeps_its_process_through_a_redis_restart(
     settings = fast_settings.model_copy(update={"redis_url": own_redis.url})
     await Portals(own_client, Keys(settings.key_prefix)).register(MEMBER, DOMAIN, TOKEN)
     recording = RecordingHandler(own_client, settings.key_prefix)
-    runner, url = await _serve(settings)
+    ingress = await _serve(settings)
+    url = ingress.url
     # each effect takes 0.2 s, so drains are in the middle of one when Redis goes
     worker = spawn_worker("tests.integration.recording:slow_factory", redis_url=own_redis.url)
     pid = worker.pid
@@ -82,7 +83,7 @@ async def test_busy_worker_keeps_its_process_through_a_redis_restart(
 
             await eventually(all_handled, within_s=60)
     finally:
-        await runner.cleanup()
+        await ingress.stop()
     await _check_exactly_once_in_order(own_client, recording, settings, range(1, 16), per)
     assert worker.poll() is None
     assert worker.pid == pid
@@ -105,7 +106,8 @@ async def test_sigterm_while_redis_is_down_stops_the_worker_cleanly(
     settings = fast_settings.model_copy(update={"redis_url": own_redis.url})
     await Portals(own_client, Keys(settings.key_prefix)).register(MEMBER, DOMAIN, TOKEN)
     recording = RecordingHandler(own_client, settings.key_prefix)
-    runner, url = await _serve(settings)
+    ingress = await _serve(settings)
+    url = ingress.url
     worker = spawn_worker("tests.integration.recording:slow_factory", redis_url=own_redis.url)
     try:
         async with aiohttp.ClientSession() as http:
@@ -116,7 +118,7 @@ async def test_sigterm_while_redis_is_down_stops_the_worker_cleanly(
 
         await eventually(draining, within_s=30)
     finally:
-        await runner.cleanup()
+        await ingress.stop()
     await asyncio.to_thread(own_redis.stop)
     worker.send_signal(signal.SIGTERM)
     bound_s = settings.shutdown_grace_s + settings.worker_redis_ride_out_s + 10
