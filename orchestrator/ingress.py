@@ -34,7 +34,7 @@ from orchestrator.errors import ConfigurationError, InvalidEvent, SpoolUnavailab
 from orchestrator.events import Event
 from orchestrator.ingress_connections import IdleConnectionCap
 from orchestrator.install import VERIFY_TIMEOUT_S, InstallVerifier
-from orchestrator.intake import ERROR_CODES, Intake, error_code, parse_body
+from orchestrator.intake import ERROR_CODES, Intake, error_code, parse_body, spooled_body
 from orchestrator.keys import Keys
 from orchestrator.queue import now_ms
 from orchestrator.redis_client import open_client
@@ -164,7 +164,8 @@ async def handle_event(request: web.Request) -> web.Response:
             result = await app[INTAKE].accept(event, payload, received)
         except UNREACHABLE as exc:
             try:
-                await _spool(app, SpoolRecord(body, content_type, received), exc)
+                record = SpoolRecord(spooled_body(event, payload), "application/json", received)
+                await _spool(app, record, exc)
             except SpoolUnavailable as lost:
                 return _lost(event, lost)
             return web.json_response({"ok": True, "spooled": True})

@@ -11,6 +11,7 @@ place tokens live, orchestrator/bitrix/auth.py).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -24,7 +25,16 @@ from orchestrator.keys import PORTAL_DIALOG
 from orchestrator.registry import Portal, Portals
 from orchestrator.store import IngestResult, Store
 
-__all__ = ["ERROR_CODES", "PORTAL_CACHE_S", "TOKEN_KEYS", "Intake", "error_code", "parse_body"]
+__all__ = [
+    "ERROR_CODES",
+    "PORTAL_CACHE_S",
+    "TOKEN_KEYS",
+    "Intake",
+    "error_code",
+    "parse_body",
+    "spooled_body",
+    "stored_payload",
+]
 
 # How long an ingress trusts its copy of a portal's record: saves a Redis round trip per event.
 # A token mismatch always re-reads the registry, so a re-key is seen at once; an uninstall done
@@ -61,19 +71,31 @@ def parse_body(body: bytes, content_type: str) -> tuple[dict[str, Any], Event]:
 
 def stored_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
     """The payload as queued: without any token (TOKEN_KEYS), at any depth."""
-    return _without_tokens(payload)  # type: ignore[no-any-return]
+    return _without(payload, TOKEN_KEYS)  # type: ignore[no-any-return]
 
 
-def _without_tokens(value: Any) -> Any:
+def spooled_body(event: Event, payload: Mapping[str, Any]) -> bytes:
+    """What the spool keeps of an event it takes while Redis is out of reach (as JSON, which
+    `parse_body` reads back): the application token, to verify it at replay, and no access or
+    refresh token — but an install's refresh token, which is its proof (orchestrator/install.py)."""
+    drop = _SPOOL_DROP_INSTALL if isinstance(event, AppInstall) else _SPOOL_DROP
+    return json.dumps(_without(payload, drop), separators=(",", ":")).encode()
+
+
+_SPOOL_DROP = TOKEN_KEYS - {"application_token"}
+_SPOOL_DROP_INSTALL = frozenset({"access_token"})
+
+
+def _without(value: Any, keys: frozenset[str]) -> Any:
     # most values are strings: they are copied without a call (this runs on every event)
     if isinstance(value, Mapping):
         return {
-            k: v if isinstance(v, str) else _without_tokens(v)
+            k: v if isinstance(v, str) else _without(v, keys)
             for k, v in value.items()
-            if k not in TOKEN_KEYS
+            if k not in keys
         }
     if isinstance(value, list):
-        return [v if isinstance(v, str) else _without_tokens(v) for v in value]
+        return [v if isinstance(v, str) else _without(v, keys) for v in value]
     return value
 
 

@@ -13,6 +13,7 @@ from orchestrator.keys import Keys
 from orchestrator.redis_server import EmbeddedRedis
 from orchestrator.registry import Portals
 from orchestrator.settings import Settings
+from orchestrator.spool import Spool
 from orchestrator.store import Store
 from tests.integration.pipeline.conftest import (
     DOMAIN,
@@ -137,3 +138,62 @@ async def test_worker_survives_a_redis_restart_and_drains_afterwards(
         b"before",
         b"after",
     ]
+
+
+async def test_the_spool_keeps_no_access_or_refresh_token_but_an_installs_proof(
+    own_redis: EmbeddedRedis, own_client: aioredis.Redis, fast_settings: Settings
+) -> None:
+    """While Redis is down, a bot event carrying the bot's and the user's token pairs is spooled
+    with its application token (checked at replay) and without either pair; an install keeps
+    its refresh token (verified at replay) and drops its access token. After the outage the
+    event reaches its inbox as usual."""
+    settings = fast_settings.model_copy(update={"redis_url": own_redis.url})
+    await Portals(own_client, Keys(settings.key_prefix)).register(MEMBER, DOMAIN, TOKEN)
+    message = message_payload(12, 1201, "spooled with tokens")
+    pair = {"access_token": "bot-at-9", "refresh_token": "bot-rt-9"}
+    message["data"]["BOT"]["77"].update({**pair, "AUTH": dict(pair)})
+    message["auth"].update({"access_token": "user-at-9", "refresh_token": "user-rt-9"})
+    install = {
+        "event": "ONAPPINSTALL",
+        "ts": "1767225601",
+        "data": {"VERSION": "1"},
+        "auth": {
+            "domain": DOMAIN,
+            "member_id": "m-installing",
+            "application_token": "install-app-token",
+            "access_token": "install-at-9",
+            "refresh_token": "install-rt-9",
+        },
+    }
+    ingress = await _serve(settings)
+    try:
+        async with aiohttp.ClientSession() as http:
+            own_redis.stop()
+            for payload in (message, install):
+                async with http.post(
+                    f"{ingress.url}/b24/events", data=form(payload), headers=FORM
+                ) as resp:
+                    assert (await resp.json())["spooled"] is True
+            spooled = await asyncio.to_thread(_spooled_bodies, Path(settings.spool_dir))
+            assert b"spooled with tokens" in spooled
+            for secret in (b"bot-at-9", b"bot-rt-9", b"user-at-9", b"user-rt-9", b"install-at-9"):
+                assert secret not in spooled
+            assert b"install-rt-9" in spooled  # the install's proof, verified at replay
+            assert TOKEN.encode() in spooled  # the event's proof, verified at replay
+            own_redis.start()
+            inbox = Store(own_client, settings).dialog(MEMBER, "12").inbox
+
+            async def replayed() -> bool:
+                return await own_client.llen(inbox) == 1
+
+            await eventually(replayed)
+        [entry] = await own_client.lrange(inbox, 0, -1)
+        assert b"spooled with tokens" in entry
+        assert not any(s in entry for s in (b"bot-at-9", b"user-rt-9", TOKEN.encode()))
+    finally:
+        await ingress.stop()
+
+
+def _spooled_bodies(spool_dir: Path) -> bytes:
+    """Every spooled record's body, as the replayer reads it (the lines hold them in base64)."""
+    return b"".join(r.body for path in spool_dir.glob("spool-*") for r in Spool.read(path))
