@@ -1,4 +1,4 @@
-"""Operator commands: `orchestrator dlq|sessions|portals ...` (rich tables on stdout).
+"""Operator commands: `orchestrator dlq|sessions|portals|redis ...` (rich tables on stdout).
 
 Each `*_main(args)` reads Settings and runs; `run_*(args, settings)` is the same work for a
 caller that already holds Settings (tests, other commands).
@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestrator.dlq import DeadLetters
+from orchestrator.epoch import acknowledge_loss, persistence_mode, read_loss
 from orchestrator.errors import ConfigurationError
 from orchestrator.keys import Keys
 from orchestrator.redis_client import open_client
@@ -28,7 +29,16 @@ from orchestrator.scripts import aw
 from orchestrator.settings import Settings, load_settings
 from orchestrator.store import EffectRecord, Store
 
-__all__ = ["dlq_main", "portals_main", "run_dlq", "run_portals", "run_sessions", "sessions_main"]
+__all__ = [
+    "dlq_main",
+    "portals_main",
+    "redis_main",
+    "run_dlq",
+    "run_portals",
+    "run_redis",
+    "run_sessions",
+    "sessions_main",
+]
 
 console = Console()
 
@@ -237,3 +247,43 @@ async def run_portals(args: argparse.Namespace, settings: Settings) -> int:
 def portals_main(args: argparse.Namespace) -> int:
     """`orchestrator portals ...`."""
     return _main(run_portals, args)
+
+
+# --- redis -------------------------------------------------------------------------------------
+
+
+async def run_redis(args: argparse.Namespace, settings: Settings) -> int:
+    """status | ack-loss (orchestrator/epoch.py)."""
+    client = _client(settings)
+    keys = Keys(settings.key_prefix)
+    try:
+        if args.redis_command == "ack-loss":
+            loss = await acknowledge_loss(client, keys)
+            if loss is None:
+                console.print("no unacknowledged loss of Redis's data")
+                return 1
+            console.print(
+                f"acknowledged the loss noticed {_when(loss.detected_ms)} by {loss.noticed_by}"
+            )
+            return 0
+        epoch = await aw(client.get(keys.epoch))
+        loss = await read_loss(client, keys)
+        table = Table("", "")
+        table.add_row("epoch", epoch.decode() if epoch else "- (no process has started yet)")
+        table.add_row("persistence", await persistence_mode(client))
+        table.add_row(
+            "data loss",
+            "none unacknowledged"
+            if loss is None
+            else f"noticed {_when(loss.detected_ms)} by {loss.noticed_by} "
+            f"(epoch {loss.previous_epoch} -> {loss.epoch}); `orchestrator redis ack-loss`",
+        )
+        console.print(table)
+        return 0 if loss is None else 1
+    finally:
+        await client.aclose()
+
+
+def redis_main(args: argparse.Namespace) -> int:
+    """`orchestrator redis ...`."""
+    return _main(run_redis, args)

@@ -15,10 +15,13 @@ import asyncio
 import contextlib
 import functools
 import json
+import os
 import signal
+import socket
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import redis.asyncio as aioredis
 import structlog
@@ -30,6 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from orchestrator import metrics
 from orchestrator.bitrix.auth import AuthStore
 from orchestrator.bitrix.transport import Transport
+from orchestrator.epoch import EpochWatch
 from orchestrator.errors import ConfigurationError, InvalidEvent, SpoolUnavailable
 from orchestrator.events import Event
 from orchestrator.ingress_connections import IdleConnectionCap
@@ -38,7 +42,7 @@ from orchestrator.intake import ERROR_CODES, Intake, error_code, parse_body, spo
 from orchestrator.keys import Keys
 from orchestrator.queue import now_ms
 from orchestrator.redis_client import open_client
-from orchestrator.registry import Portals
+from orchestrator.registry import ConfiguredPortal, Portals
 from orchestrator.settings import Settings, load_settings
 from orchestrator.spool import Spool, SpoolRecord
 from orchestrator.spool_replay import SpoolReplayer
@@ -63,6 +67,9 @@ REDIS = web.AppKey("redis", aioredis.Redis)
 INTAKE = web.AppKey("intake", Intake)
 SPOOL = web.AppKey("spool", Spool)
 SPOOL_LOCK = web.AppKey("spool_lock", asyncio.Lock)
+EPOCH = web.AppKey("epoch", EpochWatch)
+# The ingress remembers Redis's epoch beside its spool (the volume that outlives the process).
+EPOCH_MARKER = ".redis-epoch"
 
 # the two answers of the hot path, serialized once
 _ACCEPTED = json.dumps({"ok": True, "duplicate": False}).encode()
@@ -91,10 +98,27 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         Portals(client, Keys(settings.key_prefix)),
         InstallVerifier(settings, oauth),
         AuthStore(client, prefix=settings.key_prefix),
+        ConfiguredPortal.from_settings(settings),
     )
     yield
     await oauth.close()
     await client.aclose()
+
+
+async def _epoch_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[EPOCH] = watch = EpochWatch(
+        app[REDIS],
+        Keys(settings.key_prefix),
+        who=f"ingress {socket.gethostname()}:{os.getpid()}",
+        on_loss=app[INTAKE].ensure_configured,
+        marker=Path(settings.spool_dir) / EPOCH_MARKER,
+        interval_s=settings.redis_epoch_check_s,
+    )
+    task = asyncio.create_task(watch.run())
+    yield
+    task.cancel()
+    await asyncio.wait([task])
 
 
 async def _spool_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -236,6 +260,10 @@ async def readyz(request: web.Request) -> web.Response:
     }
     if problem is not None:
         body["spool_reason"] = problem.reason
+    loss = request.app[EPOCH].unacknowledged
+    if loss is not None:
+        # said, not acted on: an unready pod would lose the portal's events (see above)
+        body["redis_data_lost"] = asdict(loss)
     return web.json_response(body, status=200 if accepting else 503)
 
 
@@ -262,6 +290,7 @@ def build_app(settings: Settings) -> web.Application:
     app = web.Application(client_max_size=settings.ingress_max_body_bytes + 1)
     app[SETTINGS] = settings
     app.cleanup_ctx.append(_redis_ctx)
+    app.cleanup_ctx.append(_epoch_ctx)
     app.cleanup_ctx.append(_spool_ctx)
     app.router.add_post("/b24/events", handle_event)
     app.router.add_get("/healthz", healthz)

@@ -22,7 +22,7 @@ from orchestrator.events import AppInstall, Event, parse_event
 from orchestrator.formdata import decode_form
 from orchestrator.install import InstallVerifier
 from orchestrator.keys import PORTAL_DIALOG
-from orchestrator.registry import Portal, Portals
+from orchestrator.registry import ConfiguredPortal, Portal, Portals
 from orchestrator.store import IngestResult, Store
 
 __all__ = [
@@ -103,13 +103,25 @@ class Intake:
     """The portal check and the one-call ingest."""
 
     def __init__(
-        self, store: Store, portals: Portals, installs: InstallVerifier, credentials: AuthStore
+        self,
+        store: Store,
+        portals: Portals,
+        installs: InstallVerifier,
+        credentials: AuthStore,
+        configured: ConfiguredPortal | None = None,
     ) -> None:
         self.store = store
         self.portals = portals
         self.installs = installs
         self.credentials = credentials
+        self.configured = configured
         self._cache: dict[str, tuple[float, Portal]] = {}
+
+    async def ensure_configured(self) -> None:
+        """Register the portal the settings name, if any (at start; after a loss of Redis)."""
+        if self.configured is not None:
+            await self.portals.ensure(self.configured)
+            self._cache.pop(self.configured.member_id, None)
 
     async def _portal(self, member_id: str, *, fresh: bool = False) -> Portal | None:
         now = time.monotonic()
@@ -117,6 +129,9 @@ class Intake:
         if cached is not None and cached[0] > now:
             return cached[1]
         portal = await self.portals.get(member_id)
+        if portal is None and self.configured and member_id == self.configured.member_id:
+            # the settings vouch for it: a Redis that lost its data loses no configured portal
+            portal = await self.portals.ensure(self.configured)
         if portal is None:
             self._cache.pop(member_id, None)
         else:

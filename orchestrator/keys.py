@@ -26,6 +26,8 @@ keeps a portal's keys in one slot:
     {prefix}:pending                          ZSET   "<member>/<chat>" -> ms of last liveness
                                                      (present exactly while sched is set)
     {prefix}:dlq                              STREAM dead letters
+    {prefix}:epoch                            STRING random id of this Redis's data (epoch.py)
+    {prefix}:data-loss                        STRING the last noticed loss, until acknowledged
 
 Portal-level events (ONAPPINSTALL, ONAPPUNINSTALL, ONIMBOTDELETE) queue in the portal's
 pseudo-dialog `_portal` (PORTAL_DIALOG). The arq job records live under arq's own fixed
@@ -136,6 +138,16 @@ class Keys:
     def dlq(self) -> str:
         """STREAM of dead letters."""
         return f"{self.prefix}:dlq"
+
+    @property
+    def epoch(self) -> str:
+        """STRING: the random id that tells this Redis's data from an emptied one's."""
+        return f"{self.prefix}:epoch"
+
+    @property
+    def data_loss(self) -> str:
+        """STRING (JSON): the last loss of Redis's data, until an operator acknowledges it."""
+        return f"{self.prefix}:data-loss"
 
     def portal(self, member_id: str) -> str:
         """HASH describing one portal."""

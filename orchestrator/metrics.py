@@ -38,6 +38,9 @@ __all__ = [
     "PORTAL_OLDEST_PENDING_SECONDS",
     "PORTAL_PENDING_DIALOGS",
     "QUEUE_DEPTH",
+    "REDIS_DATA_LOSSES",
+    "REDIS_DATA_LOSS_UNACKNOWLEDGED",
+    "REDIS_PERSISTENCE",
     "SPOOL_ERRORS",
     "SPOOL_REPLAYED",
     "VOTES",
@@ -93,6 +96,18 @@ SPOOL_ERRORS = Counter(
 )
 DEAD_LETTERS = Counter(
     "ol_dead_letters", "Events or effects moved to the dead-letter queue", ["kind"]
+)
+REDIS_DATA_LOSSES = Counter(
+    "ol_redis_data_losses", "Times this process found Redis emptied (its epoch marker gone)"
+)
+REDIS_DATA_LOSS_UNACKNOWLEDGED = Gauge(
+    "ol_redis_data_loss_unacknowledged",
+    "1 while a loss of Redis's data waits for `orchestrator redis ack-loss` (alert on it)",
+)
+REDIS_PERSISTENCE = Gauge(
+    "ol_redis_persistence",
+    "Redis's persistence as read at start (1 for the mode: aof, rdb, none, unknown)",
+    ["mode"],
 )
 QUEUE_DEPTH = Gauge("ol_queue_depth", "Depth of the pipeline's queues at scrape time", ["queue"])
 ACK_SECONDS = Histogram(

@@ -93,6 +93,20 @@ def _add_portals(sub: Sub) -> None:
     p.set_defaults(func=_lazy("orchestrator.admin:portals_main"))
 
 
+def _add_redis(sub: Sub) -> None:
+    p = sub.add_parser("redis", help="Redis's data epoch: status, and acknowledging a loss")
+    rsub = p.add_subparsers(dest="redis_command", required=True, metavar="ACTION")
+    rsub.add_parser(
+        "status",
+        help="epoch, persistence and any unacknowledged loss of Redis's data (exit 1 if one)",
+    )
+    rsub.add_parser(
+        "ack-loss",
+        help="acknowledge a noticed loss of Redis's data (clears it from /readyz and the alert)",
+    )
+    p.set_defaults(func=_lazy("orchestrator.admin:redis_main"))
+
+
 def add_bench_ingress(bench_sub: Sub) -> None:
     """`orchestrator bench ingress` (added to the `bench` group)."""
     p = bench_sub.add_parser("ingress", help="ingress events/s vs bare and durable baselines")
@@ -121,4 +135,5 @@ PIPELINE_BUILDERS: list[Callable[[Sub], None]] = [  # the order of `orchestrator
     _add_dlq,
     _add_sessions,
     _add_portals,
+    _add_redis,
 ]

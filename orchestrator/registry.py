@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
 from orchestrator.keys import Keys
 from orchestrator.queue import now_ms
 from orchestrator.scripts import aw
+from orchestrator.settings import Settings
 
-__all__ = ["Portal", "Portals", "token_hash"]
+__all__ = ["ConfiguredPortal", "Portal", "Portals", "token_hash"]
 
 
 def token_hash(token: str) -> str:
@@ -39,6 +40,24 @@ class Portal:
     def verify(self, application_token: str) -> bool:
         """Whether an event's token is the one stored for this portal (constant time)."""
         return hmac.compare_digest(self.token_sha256, token_hash(application_token))
+
+
+@dataclass(frozen=True, slots=True)
+class ConfiguredPortal:
+    """The webhook portal the settings name (B24_MEMBER_ID + B24_APPLICATION_TOKEN)."""
+
+    member_id: str
+    domain: str
+    application_token: str = field(repr=False)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConfiguredPortal | None:
+        """The configured portal, or None when the settings name none."""
+        if not (settings.b24_member_id and settings.b24_application_token):
+            return None
+        url = settings.b24_webhook_url or ""
+        domain = url.split("/")[2] if url.count("/") >= 2 else ""
+        return cls(settings.b24_member_id, domain, settings.b24_application_token)
 
 
 class Portals:
@@ -97,6 +116,19 @@ class Portals:
             pipe.sadd(self._keys.portals, member_id)
             await pipe.execute()
         return portal
+
+    async def ensure(self, configured: ConfiguredPortal) -> Portal:
+        """The configured portal's record, written again when it is missing or re-keyed (at
+        start, and whenever Redis has lost it)."""
+        portal = await self.get(configured.member_id)
+        if portal is not None and portal.verify(configured.application_token):
+            return portal
+        return await self.register(
+            configured.member_id,
+            configured.domain,
+            configured.application_token,
+            source="settings",
+        )
 
     async def remove(self, member_id: str) -> bool:
         """Forget a portal and its REST credentials; True when it was registered."""

@@ -24,6 +24,12 @@ class Settings(BaseSettings):
         ge=0,
         description="a dialog idle this long is forgotten (its keys expire); 0 keeps it forever",
     )
+    redis_epoch_check_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="how often ingress and workers check that Redis still holds its data "
+        "(its epoch marker)",
+    )
     dlq_max_len: int = Field(
         default=100_000, ge=0, description="dead letters kept, oldest trimmed first; 0: no cap"
     )

@@ -46,7 +46,7 @@ class SpoolReplayer:
         self.spool, self.lock, self.intake, self.redis = spool, lock, intake, redis
         self.settings = settings
         self.interval_s = interval_s
-        self._portal_done = not (settings.b24_member_id and settings.b24_application_token)
+        self._portal_done = False
 
     async def run(self) -> None:
         """Forever, until cancelled."""
@@ -65,19 +65,11 @@ class SpoolReplayer:
             await asyncio.sleep(self.interval_s)
 
     async def _register_portal(self) -> None:
-        """The single-portal webhook setup from Settings (once Redis is reachable)."""
-        if self._portal_done:
-            return
-        s = self.settings
-        if not (s.b24_member_id and s.b24_application_token):
-            return
-        portal = await self.intake.portals.get(s.b24_member_id)
-        if portal is None or not portal.verify(s.b24_application_token):
-            domain = (s.b24_webhook_url or "").split("/")[2] if s.b24_webhook_url else ""
-            await self.intake.portals.register(
-                s.b24_member_id, domain, s.b24_application_token, source="settings"
-            )
-        self._portal_done = True
+        """The single-portal webhook setup from Settings, once Redis is reachable (a Redis that
+        loses it later gets it back from the epoch watch, or at the portal's next event)."""
+        if not self._portal_done:
+            await self.intake.ensure_configured()
+            self._portal_done = True
 
     async def replay_once(self) -> int:
         """Replay every sealed spool file; returns the records fed in."""

@@ -17,7 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 from typing import Any
 
 import structlog
@@ -25,7 +27,12 @@ from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 from redis.exceptions import RedisError
 
+from orchestrator.bitrix.auth import AuthStore
+from orchestrator.bitrix.client import configured_webhooks
+from orchestrator.epoch import EpochWatch
+from orchestrator.keys import Keys
 from orchestrator.logs import configure_logging
+from orchestrator.redis_client import open_client
 from orchestrator.settings import Settings, load_settings
 from worker.observe import start_observe_server
 from worker.settings import (
@@ -35,7 +42,7 @@ from worker.settings import (
     worker_settings,
 )
 
-__all__ = ["DrainWorker", "Supervisor", "build_worker", "cli_main"]
+__all__ = ["DrainWorker", "Supervisor", "build_worker", "cli_main", "watch_epoch"]
 
 log = structlog.get_logger(__name__)
 
@@ -107,6 +114,8 @@ class Supervisor:
         observer = self.loop.run_until_complete(
             start_observe_server(self.settings, lambda: not self.stopping.is_set())
         )
+        # for the process's life, across arq workers: a Redis emptied meanwhile is noticed
+        watcher = self.loop.create_task(watch_epoch(self.settings, self.stopping))
         pause = PAUSE_S
         try:
             while not self.stopping.is_set():
@@ -119,6 +128,8 @@ class Supervisor:
                 self.loop.run_until_complete(self._pause(pause))
                 pause = min(pause * 2, MAX_PAUSE_S)
         finally:
+            self.stopping.set()
+            self.loop.run_until_complete(asyncio.wait([watcher]))
             if observer is not None:
                 self.loop.run_until_complete(observer.cleanup())
             self.loop.close()
@@ -148,6 +159,30 @@ class Supervisor:
         log.info("worker_restart_pause", seconds=seconds)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stopping.wait(), seconds)
+
+
+async def watch_epoch(settings: Settings, stopping: asyncio.Event) -> None:
+    """Notice a Redis that lost its data (orchestrator/epoch.py) until stopped; on a loss the
+    webhook portal the settings name gets its credentials back at once."""
+    redis = open_client(str(settings.redis_url), socket_connect_timeout=1.0, socket_timeout=2.0)
+    webhooks = configured_webhooks(settings)
+    auth = AuthStore(redis, prefix=settings.key_prefix)
+
+    async def restore() -> None:
+        for member_id, url in webhooks.items():
+            await auth.register_webhook(member_id, url)
+
+    watch = EpochWatch(
+        redis,
+        Keys(settings.key_prefix),
+        who=f"worker {socket.gethostname()}:{os.getpid()}",
+        on_loss=restore,
+        interval_s=settings.redis_epoch_check_s,
+    )
+    try:
+        await watch.run(stopping)
+    finally:
+        await redis.aclose()
 
 
 async def _retire(worker: Worker, *, signalled: bool) -> None:

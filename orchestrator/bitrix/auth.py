@@ -121,8 +121,12 @@ class AuthStore:
         client_id: str | None = None,
         client_secret: str | None = None,
         oauth_url: str = "https://oauth.bitrix.info/oauth/token/",
+        webhooks: Mapping[str, str] | None = None,
     ) -> None:
         self._redis = redis
+        # member_id -> URL of the webhook portals the settings name: written again whenever
+        # their record is missing (a Redis that lost its data loses no configured portal)
+        self._webhooks = dict(webhooks or {})
         self._prefix = prefix
         self._keys = Keys(prefix)
         self._transport = transport
@@ -143,6 +147,8 @@ class AuthStore:
         # redis-py types its commands as sync-or-async; on the asyncio client they are awaitables.
         pending = cast(Awaitable[dict[bytes, bytes]], self._redis.hgetall(self.key(member_id)))
         raw = _decode(await pending)
+        if not raw and member_id in self._webhooks:
+            return await self.register_webhook(member_id, self._webhooks[member_id])
         if not raw:
             raise ConfigurationError(f"portal {member_id} is not registered")
         creds = PortalCredentials(

@@ -54,6 +54,13 @@ _THROTTLE_STATUSES = frozenset({429, 503})
 WEBHOOK_MEMBER_ID = "webhook"
 
 
+def configured_webhooks(settings: Settings) -> dict[str, str]:
+    """member_id -> URL of the webhook portal the settings name (none, or one)."""
+    if not settings.b24_webhook_url:
+        return {}
+    return {settings.b24_member_id or WEBHOOK_MEMBER_ID: settings.b24_webhook_url}
+
+
 class BitrixClient:
     """The process's REST client: shared transport, Redis limiter, credentials and coalescers."""
 
@@ -84,6 +91,7 @@ class BitrixClient:
             client_id=settings.b24_client_id,
             client_secret=settings.b24_client_secret,
             oauth_url=settings.b24_oauth_url,
+            webhooks=configured_webhooks(settings),
         )
         self.coalesce = coalesce
         self.default_member_id: str | None = None
