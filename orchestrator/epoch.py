@@ -123,8 +123,11 @@ class EpochWatch:
         while not stopping.is_set():
             with contextlib.suppress(*_DOWN):
                 await (self.check() if self.epoch else self.start())
+            # asyncio.timeout, not wait_for: on 3.11 a cancel that meets wait_for's own timeout
+            # comes out as TimeoutError, and the task would never stop
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stopping.wait(), self.interval_s)
+                async with asyncio.timeout(self.interval_s):
+                    await stopping.wait()
 
     async def start(self) -> None:
         """Learn the epoch (creating it on a first start) and report Redis's persistence."""

@@ -28,6 +28,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator import metrics
@@ -77,6 +78,7 @@ _DUPLICATE = json.dumps({"ok": True, "duplicate": True}).encode()
 
 UNREACHABLE = (RedisConnectionError, RedisTimeoutError, ConnectionError, OSError)
 READY_PING_TIMEOUT_S = 0.5
+EPOCH_START_TIMEOUT_S = 2.0
 
 
 def open_redis(settings: Settings) -> aioredis.Redis:
@@ -105,6 +107,14 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
     await client.aclose()
 
 
+async def _stop(task: asyncio.Task[None], stopping: asyncio.Event) -> None:
+    """End a background loop: the event first, since on Python 3.11 a cancel can be lost inside
+    redis-py (its `asyncio.wait_for` returns the result of a send that finished meanwhile)."""
+    stopping.set()
+    task.cancel()
+    await asyncio.wait([task])
+
+
 async def _epoch_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[EPOCH] = watch = EpochWatch(
@@ -115,10 +125,14 @@ async def _epoch_ctx(app: web.Application) -> AsyncIterator[None]:
         marker=Path(settings.spool_dir) / EPOCH_MARKER,
         interval_s=settings.redis_epoch_check_s,
     )
-    task = asyncio.create_task(watch.run())
+    # known before the first event is served, when Redis answers (else the loop learns it later)
+    with contextlib.suppress(RedisError, OSError, TimeoutError):
+        async with asyncio.timeout(EPOCH_START_TIMEOUT_S):
+            await watch.start()
+    stopping = asyncio.Event()
+    task = asyncio.create_task(watch.run(stopping))
     yield
-    task.cancel()
-    await asyncio.wait([task])
+    await _stop(task, stopping)
 
 
 async def _spool_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -126,10 +140,10 @@ async def _spool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[SPOOL] = spool = Spool(settings.spool_dir, max_bytes=settings.spool_max_bytes)
     app[SPOOL_LOCK] = lock = asyncio.Lock()
     replayer = SpoolReplayer(spool, lock, app[INTAKE], app[REDIS], settings)
-    task = asyncio.create_task(replayer.run())
+    stopping = asyncio.Event()
+    task = asyncio.create_task(replayer.run(stopping))
     yield
-    task.cancel()
-    await asyncio.wait([task])
+    await _stop(task, stopping)
     async with lock:
         await asyncio.to_thread(spool.close)
 

@@ -8,6 +8,7 @@ or deleted is given back or left for adoption, so the next tick tries it again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
 import redis.asyncio as aioredis
@@ -48,9 +49,10 @@ class SpoolReplayer:
         self.interval_s = interval_s
         self._portal_done = False
 
-    async def run(self) -> None:
-        """Forever, until cancelled."""
-        while True:
+    async def run(self, stopping: asyncio.Event | None = None) -> None:
+        """Until `stopping` is set (or the task is cancelled)."""
+        stopping = stopping or asyncio.Event()
+        while not stopping.is_set():
             try:
                 await self._register_portal()
                 if await asyncio.to_thread(self.spool.has_backlog):
@@ -62,7 +64,9 @@ class SpoolReplayer:
                 report(exc)
             except Exception:
                 log.exception("spool_replay_failed")
-            await asyncio.sleep(self.interval_s)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.interval_s):
+                    await stopping.wait()
 
     async def _register_portal(self) -> None:
         """The single-portal webhook setup from Settings, once Redis is reachable (a Redis that

@@ -71,5 +71,11 @@ async def start_observe_server(
         return None
     runner = web.AppRunner(build_observe_app(settings, alive), access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, settings.worker_metrics_host, settings.worker_metrics_port).start()
+    try:
+        await web.TCPSite(
+            runner, settings.worker_metrics_host, settings.worker_metrics_port
+        ).start()
+    except BaseException:
+        await runner.cleanup()  # a port in use must not leave the app's Redis client open
+        raise
     return runner

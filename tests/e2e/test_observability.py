@@ -123,12 +123,20 @@ def demo_run(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> DemoRu
     return asyncio.run(_play(settings, log_dir, worker_port))
 
 
-def test_dashboard_loads_with_its_five_rows_and_a_query_in_every_panel() -> None:
-    """The dashboard is valid JSON: rows intake, queues & DLQ, dialogs, REST budget, latency;
+def test_dashboard_loads_with_its_six_rows_and_a_query_in_every_panel() -> None:
+    """The dashboard is valid JSON: rows intake, queues & DLQ, dialogs, REST budget, latency,
+    trust & durability;
     every chart has at least one PromQL target on our metrics, and panel ids are unique."""
     dashboard = json.loads(DASHBOARD.read_text())
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
-    assert rows == ["Intake", "Queues & DLQ", "Dialogs", "REST budget", "Latency"]
+    assert rows == [
+        "Intake",
+        "Queues & DLQ",
+        "Dialogs",
+        "REST budget",
+        "Latency",
+        "Trust & durability",
+    ]
     charts = [p for p in dashboard["panels"] if p["type"] != "row"]
     assert charts
     assert all(p["targets"] for p in charts)
