@@ -150,7 +150,8 @@ class Spool:
         # locked under a name no scan matches, then renamed: an `.open` file is never seen
         # without its lock (a scan in between would take it for abandoned)
         path = self.dir / f".{name}.new"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o666)
+        # 0600: what is spooled is an event with its application token (docs/security.md)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             path = path.rename(self.dir / f"{name}.open")

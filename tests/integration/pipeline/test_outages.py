@@ -175,6 +175,8 @@ async def test_the_spool_keeps_no_access_or_refresh_token_but_an_installs_proof(
                 ) as resp:
                     assert (await resp.json())["spooled"] is True
             spooled = await asyncio.to_thread(_spooled_bodies, Path(settings.spool_dir))
+            modes = await asyncio.to_thread(_modes, Path(settings.spool_dir))
+            assert modes == {0o600}  # readable by the ingress's user alone
             assert b"spooled with tokens" in spooled
             for secret in (b"bot-at-9", b"bot-rt-9", b"user-at-9", b"user-rt-9", b"install-at-9"):
                 assert secret not in spooled
@@ -197,3 +199,7 @@ async def test_the_spool_keeps_no_access_or_refresh_token_but_an_installs_proof(
 def _spooled_bodies(spool_dir: Path) -> bytes:
     """Every spooled record's body, as the replayer reads it (the lines hold them in base64)."""
     return b"".join(r.body for path in spool_dir.glob("spool-*") for r in Spool.read(path))
+
+
+def _modes(spool_dir: Path) -> set[int]:
+    return {path.stat().st_mode & 0o777 for path in spool_dir.glob("spool-*")}
