@@ -192,17 +192,38 @@ async def _drop_arq_jobs(redis: aioredis.Redis, fast_settings: Settings) -> Asyn
         await redis.delete(*(b"arq:job:" + j for j in job_ids))
 
 
-@pytest.fixture
-def own_redis() -> Iterator[EmbeddedRedis]:
-    """A Redis of this test alone, so it can be stopped and started (AOF keeps its data)."""
-    server = EmbeddedRedis(persistent=True)
+def _server(persistent: bool) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(persistent=persistent)
     server.start()
     yield server
     server.close()
 
 
-@pytest.fixture
-async def own_client(own_redis: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(own_redis.url)
+async def _client(server: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(server.url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[EmbeddedRedis]:
+    """A Redis of this test alone, so it can be stopped and started (AOF keeps its data)."""
+    yield from _server(persistent=True)
+
+
+@pytest.fixture
+async def own_client(own_redis: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
+    async for client in _client(own_redis):
+        yield client
+
+
+@pytest.fixture
+def volatile_redis() -> Iterator[EmbeddedRedis]:
+    """A Redis of this test alone that keeps nothing on disk: a restart empties it."""
+    yield from _server(persistent=False)
+
+
+@pytest.fixture
+async def volatile_client(volatile_redis: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
+    async for client in _client(volatile_redis):
+        yield client

@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,22 +39,6 @@ from tests.integration.pipeline.conftest import (
 )
 
 WEBHOOK = f"http://{DOMAIN}/rest/1/hook-code/"
-
-
-@pytest.fixture
-def volatile_redis() -> Iterator[EmbeddedRedis]:
-    """A Redis of this test alone that keeps nothing on disk: a restart empties it."""
-    server = EmbeddedRedis(persistent=False)
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-async def volatile_client(volatile_redis: EmbeddedRedis) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.Redis.from_url(volatile_redis.url)
-    yield client
-    await client.aclose()
 
 
 def _env(settings: Settings, redis_url: str) -> dict[str, str]:
