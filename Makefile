@@ -9,7 +9,9 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev,bench]'
+	# compat: the checkout itself goes on sys.path, so the harness (not part of the wheel) is
+	# importable by the `orchestrator` command too (`orchestrator demo|bench|chaos`)
+	$(BIN)/pip install --quiet -e '.[dev,bench]' --config-settings editable_mode=compat
 	touch $(STAMP)
 
 ## run: the demo on embedded defaults (embedded Redis unless REDIS_URL is set, the emulator, ingress, workers)

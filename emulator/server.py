@@ -156,7 +156,7 @@ async def _serve(config: EmulatorConfig) -> None:
 def cli_main(args: argparse.Namespace) -> int:
     """`orchestrator emulator`: serve one seeded portal until SIGINT or SIGTERM."""
     from emulator.cli import config_from_args
-    from orchestrator.logs import configure_logging
+    from orchestrator.observe.logs import configure_logging
 
     configure_logging("console")
     asyncio.run(_serve(config_from_args(args)))

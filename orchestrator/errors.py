@@ -125,7 +125,7 @@ class OAuthError(OrchestratorError):
 
 class InvalidEvent(OrchestratorError):
     """Input the ingress refuses; `status` is the 4xx it answers with, `code` the short name it
-    is answered and counted under (by default the status's, see orchestrator/intake.py)."""
+    is answered and counted under (by default the status's, see orchestrator/ingress/intake.py)."""
 
     def __init__(self, reason: str, *, status: int = 400, code: str | None = None) -> None:
         self.reason = reason

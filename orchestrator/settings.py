@@ -126,7 +126,7 @@ class Settings(BaseSettings):
         "so Prometheus can scrape it)",
     )
     worker_handler: str = Field(
-        default="orchestrator.dialogs:build_handler",
+        default="orchestrator.handler:build_handler",
         description="module:callable(settings, redis) -> the workers' DialogHandler",
     )
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.redis_server import EmbeddedRedis
+from orchestrator.redis.server import EmbeddedRedis
 from orchestrator.settings import Settings
 
 

@@ -10,7 +10,7 @@ from urllib.parse import quote_plus
 
 from hypothesis import strategies as st
 
-from orchestrator.formdata import encode_form
+from orchestrator.events.formdata import encode_form
 
 __all__ = ["bodies", "content_types", "json_values", "nested_dicts", "php_forms", "real_events"]
 

@@ -7,8 +7,8 @@ from typing import Any
 
 from structlog.contextvars import bound_contextvars
 
-from orchestrator import metrics
-from orchestrator.runner import Runner
+from orchestrator.observe import metrics
+from orchestrator.pipeline.runner import Runner
 
 __all__ = ["drain"]
 

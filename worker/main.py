@@ -29,10 +29,10 @@ from redis.exceptions import RedisError
 
 from orchestrator.bitrix.auth import AuthStore
 from orchestrator.bitrix.client import configured_webhooks
-from orchestrator.epoch import EpochWatch
-from orchestrator.keys import Keys
-from orchestrator.logs import configure_logging
-from orchestrator.redis_client import open_client
+from orchestrator.observe.logs import configure_logging
+from orchestrator.pipeline.epoch import EpochWatch
+from orchestrator.pipeline.keys import Keys
+from orchestrator.redis.client import open_client
 from orchestrator.settings import Settings, load_settings
 from worker.observe import start_observe_server
 from worker.settings import (
@@ -162,8 +162,8 @@ class Supervisor:
 
 
 async def watch_epoch(settings: Settings, stopping: asyncio.Event) -> None:
-    """Notice a Redis that lost its data (orchestrator/epoch.py) until stopped; on a loss the
-    webhook portal the settings name gets its credentials back at once."""
+    """Notice a Redis that lost its data (orchestrator/pipeline/epoch.py) until stopped; on a loss
+    the webhook portal the settings name gets its credentials back at once."""
     redis = open_client(str(settings.redis_url), socket_connect_timeout=1.0, socket_timeout=2.0)
     webhooks = configured_webhooks(settings)
     auth = AuthStore(redis, prefix=settings.key_prefix)

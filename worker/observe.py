@@ -19,8 +19,8 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 
-from orchestrator import metrics
-from orchestrator.redis_client import open_client
+from orchestrator.observe import metrics
+from orchestrator.redis.client import open_client
 from orchestrator.settings import Settings
 
 __all__ = ["build_observe_app", "start_observe_server"]

@@ -23,10 +23,10 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.errors import ConfigurationError
-from orchestrator.queue import DRAIN_FUNCTION, job_deserializer, job_serializer
-from orchestrator.runner import DialogHandler, Runner
+from orchestrator.pipeline.queue import DRAIN_FUNCTION, job_deserializer, job_serializer
+from orchestrator.pipeline.runner import DialogHandler, Runner
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
-from orchestrator.store import Store
 from worker.jobs import drain
 from worker.sweeper import sweep_forever
 

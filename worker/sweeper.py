@@ -9,8 +9,8 @@ import random
 import structlog
 from redis.exceptions import RedisError
 
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
-from orchestrator.store import Store
 
 __all__ = ["sweep_forever"]
 

@@ -2,9 +2,9 @@
 
 A portal's credentials are the hash `{prefix}:{<member_id>}:creds` (fields below), the only
 place an access or refresh token is kept; who the portal is and the hash of its event token
-live apart, in the registry (orchestrator/registry.py). OAuth credentials are written only from
-an answer of the OAuth server (orchestrator/install.py verifies an install that way), and a
-refresh never moves a portal's endpoint to another host: the REST client calls no host but the
+live apart, in the registry (orchestrator/ingress/portals.py). OAuth credentials are written only
+from an answer of the OAuth server (orchestrator/ingress/install.py verifies an install that way),
+and a refresh never moves a portal's endpoint to another host: the REST client calls no host but the
 verified portal's.
 OAuth records carry a `version`; the one process holding the refresh lock exchanges the refresh
 token and writes the new pair with a compare-and-set on that version, while every other caller
@@ -29,7 +29,7 @@ import structlog
 from orchestrator.bitrix import metrics
 from orchestrator.bitrix.transport import Transport
 from orchestrator.errors import ConfigurationError, OAuthError
-from orchestrator.keys import Keys
+from orchestrator.pipeline.keys import Keys
 
 log = structlog.get_logger(__name__)
 
@@ -190,7 +190,7 @@ class AuthStore:
         refresh_token: str,
         expires: int,
     ) -> PortalCredentials:
-        """Store an OAuth portal's verified endpoint and token pair (orchestrator/install.py)."""
+        """Store an OAuth portal's verified endpoint and token pair (ingress/install.py)."""
         domain = endpoint_host(endpoint)
         if not domain:
             raise ConfigurationError(f"OAuth endpoint {endpoint[:80]!r} names no host")

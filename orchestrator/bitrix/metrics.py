@@ -1,7 +1,8 @@
 """Prometheus metrics of the REST client, all `ol_rest_*`, on the process's default registry.
 
-They sit next to the pipeline's `ol_*` metrics (orchestrator/metrics.py), so the one /metrics
-endpoint of the ingress/worker exposes both. Labels: `member_id` (portal), `method` (REST method).
+They sit next to the pipeline's `ol_*` metrics (orchestrator/observe/metrics.py), so the one
+/metrics endpoint of the ingress/worker exposes both. Labels: `member_id` (portal), `method` (REST
+method).
 """
 
 from __future__ import annotations

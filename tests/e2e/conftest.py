@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.demo.portal_setup import write_demo_scenario
-from orchestrator.demo.stack import Stack, StackOptions, run_stack
-from orchestrator.dialog_state import DialogState
+from harness.demo.portal_setup import write_demo_scenario
+from harness.demo.stack import Stack, StackOptions, run_stack
+from orchestrator.dialog.state import DialogState
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
-from orchestrator.store import Store
 
 
 async def eventually(predicate: Callable[[], Awaitable[bool]], within_s: float = 40.0) -> None:

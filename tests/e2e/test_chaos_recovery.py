@@ -11,10 +11,10 @@ from typing import cast
 
 import redis.asyncio as aioredis
 
-from orchestrator.chaos.agents import RecoveryWatch, WorkerKiller, held_by, recovery_report
-from orchestrator.demo.stack import Stack
+from harness.chaos.agents import RecoveryWatch, WorkerKiller, held_by, recovery_report
+from harness.demo.stack import Stack
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
-from orchestrator.store import Store
 
 MEMBER = "m-chaos"
 DEAD = 4242

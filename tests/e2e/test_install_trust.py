@@ -17,13 +17,13 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from harness.demo.actors import Persona
+from harness.demo.stack import Stack, StackOptions, run_stack
 from orchestrator.bitrix.auth import AuthStore
-from orchestrator.demo.actors import Persona
-from orchestrator.demo.stack import Stack, StackOptions, run_stack
-from orchestrator.dialog_state import DialogStatus
-from orchestrator.formdata import encode_form
-from orchestrator.keys import Keys
-from orchestrator.registry import Portals
+from orchestrator.dialog.state import DialogStatus
+from orchestrator.events.formdata import encode_form
+from orchestrator.ingress.portals import Portals
+from orchestrator.pipeline.keys import Keys
 from orchestrator.settings import Settings
 from tests.e2e.conftest import drop_arq_jobs, stored_values
 from tests.e2e.test_lifecycle_e2e import _final_state, _play

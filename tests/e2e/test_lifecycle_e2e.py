@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.demo.actors import Actors, ClientRun, Persona
-from orchestrator.demo.portal_setup import SILENCE_S
-from orchestrator.demo.stack import Stack, StackOptions, run_stack
-from orchestrator.dialog_state import DialogState, DialogStatus
-from orchestrator.dialogs import DialogMachineHandler, build_handler
-from orchestrator.evaluation import ORIGINATOR_ID
-from orchestrator.runner import Decision, FollowUp
+from harness.demo.actors import Actors, ClientRun, Persona
+from harness.demo.portal_setup import SILENCE_S
+from harness.demo.stack import Stack, StackOptions, run_stack
+from orchestrator.dialog.evaluation import ORIGINATOR_ID
+from orchestrator.dialog.state import DialogState, DialogStatus
+from orchestrator.handler.handler import DialogMachineHandler, build_handler
+from orchestrator.pipeline.runner import Decision, FollowUp
+from orchestrator.pipeline.store import EffectRecord, StoredEvent
 from orchestrator.settings import Settings
-from orchestrator.store import EffectRecord, StoredEvent
 from tests.e2e.conftest import dialog_state, drop_arq_jobs, eventually
 
 

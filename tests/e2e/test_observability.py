@@ -19,9 +19,9 @@ import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
-from orchestrator.demo.main import DemoOptions, play_on
-from orchestrator.demo.portal_setup import write_demo_scenario
-from orchestrator.demo.stack import StackOptions, run_stack
+from harness.demo.main import DemoOptions, play_on
+from harness.demo.portal_setup import write_demo_scenario
+from harness.demo.stack import StackOptions, run_stack
 from orchestrator.settings import Settings
 from tests.e2e.conftest import drop_arq_jobs
 

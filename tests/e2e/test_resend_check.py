@@ -14,13 +14,13 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
-from orchestrator.demo.portal_setup import SUPPORT_LINE, demo_scenario
-from orchestrator.demo.stack import Stack, StackOptions, run_stack
-from orchestrator.effects import SendMessage
-from orchestrator.keys import DialogKeys
-from orchestrator.scripts import aw
+from harness.demo.portal_setup import SUPPORT_LINE, demo_scenario
+from harness.demo.stack import Stack, StackOptions, run_stack
+from orchestrator.dialog.effects import SendMessage
+from orchestrator.pipeline.keys import DialogKeys
+from orchestrator.pipeline.scripts import aw
+from orchestrator.pipeline.store import EffectRecord, Store
 from orchestrator.settings import Settings
-from orchestrator.store import EffectRecord, Store
 from tests.e2e.conftest import dialog_state, drop_arq_jobs, eventually
 
 

@@ -17,10 +17,10 @@ import pytest
 import redis.asyncio as aioredis
 import yaml
 
-from orchestrator.demo.portal_setup import SUPPORT_LINE, demo_scenario
-from orchestrator.demo.stack import Stack, StackOptions, run_stack
-from orchestrator.dialog_state import DialogState, DialogStatus
-from orchestrator.evaluation import ORIGINATOR_ID
+from harness.demo.portal_setup import SUPPORT_LINE, demo_scenario
+from harness.demo.stack import Stack, StackOptions, run_stack
+from orchestrator.dialog.evaluation import ORIGINATOR_ID
+from orchestrator.dialog.state import DialogState, DialogStatus
 from orchestrator.settings import Settings
 from tests.e2e.conftest import dialog_state, drop_arq_jobs, eventually
 

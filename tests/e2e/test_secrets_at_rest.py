@@ -9,9 +9,9 @@ import contextlib
 
 from rich.console import Console
 
-from orchestrator.demo.main import DemoOptions, play_on
-from orchestrator.demo.stack import Stack
-from orchestrator.keys import Keys
+from harness.demo.main import DemoOptions, play_on
+from harness.demo.stack import Stack
+from orchestrator.pipeline.keys import Keys
 from tests.e2e.conftest import stored_values
 
 

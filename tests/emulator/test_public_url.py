@@ -21,7 +21,7 @@ from emulator.cli import config_from_args
 from emulator.runtime import Emulator, EmulatorConfig
 from emulator.server import run_emulator
 from orchestrator.cli import build_parser
-from orchestrator.formdata import decode_form
+from orchestrator.events.formdata import decode_form
 
 MEMBER_ID = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
 APP_TOKEN = "fixed-application-token"

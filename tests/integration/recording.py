@@ -15,9 +15,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from orchestrator.runner import Decision, FollowUp
+from orchestrator.pipeline.runner import Decision, FollowUp
+from orchestrator.pipeline.store import EffectRecord, StoredEvent
 from orchestrator.settings import Settings
-from orchestrator.store import EffectRecord, StoredEvent
 
 RECORD_LUA = """
 redis.call('HINCRBY', KEYS[1], ARGV[1], 1)

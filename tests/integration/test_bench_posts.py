@@ -10,13 +10,13 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from orchestrator.bench.posts import double_posts, intended_messages, shown_messages
-from orchestrator.effects import SendMessage, effect_payload, with_ids
-from orchestrator.inputs import BotJoined, ClientMessage
-from orchestrator.keys import Keys
-from orchestrator.machine import DialogState, transition
-from orchestrator.scripts import aw
-from orchestrator.store import EffectRecord
+from harness.bench.posts import double_posts, intended_messages, shown_messages
+from orchestrator.dialog.effects import SendMessage, effect_payload, with_ids
+from orchestrator.dialog.inputs import BotJoined, ClientMessage
+from orchestrator.dialog.machine import DialogState, transition
+from orchestrator.pipeline.keys import Keys
+from orchestrator.pipeline.scripts import aw
+from orchestrator.pipeline.store import EffectRecord
 from tests.emulator._domain import BOT, call, make_portal
 from tests.unit.machine_fixtures import scenario
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.bench.client import measure
-from orchestrator.bench.workers import LoadSpec, ours_worker
+from harness.bench.client import measure
+from harness.bench.workers import LoadSpec, ours_worker
 from orchestrator.settings import Settings
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from orchestrator.cli import build_parser, main
-from orchestrator.dialog_cli import run_dialogs
+from orchestrator.cli.dialogs import run_dialogs
 from orchestrator.settings import Settings
 
 

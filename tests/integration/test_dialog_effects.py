@@ -10,10 +10,8 @@ import pytest
 import redis.asyncio as aioredis
 from structlog.testing import capture_logs
 
-from orchestrator import leads
 from orchestrator.bitrix.client import BitrixClient
-from orchestrator.effect_runner import EffectExecutor
-from orchestrator.effects import (
+from orchestrator.dialog.effects import (
     CreateLead,
     FetchTranscript,
     HandToQueue,
@@ -21,17 +19,19 @@ from orchestrator.effects import (
     ScheduleTimer,
     effect_payload,
 )
-from orchestrator.evaluation import ORIGINATOR_ID
-from orchestrator.inputs import (
+from orchestrator.dialog.evaluation import ORIGINATOR_ID
+from orchestrator.dialog.inputs import (
     EffectFailed,
     LeadCreated,
     TranscriptFetched,
     VoteSaved,
     input_from_record,
 )
+from orchestrator.handler import leads
+from orchestrator.handler.executor import EffectExecutor
+from orchestrator.pipeline.store import EffectRecord
+from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX, TimerStore
 from orchestrator.settings import Settings
-from orchestrator.store import EffectRecord
-from orchestrator.timers import INPUT_EVENT_PREFIX, TimerStore
 from tests.integration.client_support import control, method_counts, oauth_client
 
 ADMIN = 1  # the OAuth app's user on the seeded portal (admin, supervisor rights)

@@ -12,14 +12,14 @@ import pytest
 import redis.asyncio as aioredis
 
 from orchestrator.bitrix.client import BitrixClient
-from orchestrator.dlq import DeadLetters
-from orchestrator.effect_runner import EffectExecutor
-from orchestrator.effects import HandToQueue, SendMessage, effect_payload
-from orchestrator.inputs import EffectFailed, input_from_record
-from orchestrator.runner import Decision, FollowUp, Runner
+from orchestrator.dialog.effects import HandToQueue, SendMessage, effect_payload
+from orchestrator.dialog.inputs import EffectFailed, input_from_record
+from orchestrator.handler.executor import EffectExecutor
+from orchestrator.pipeline.dlq import DeadLetters
+from orchestrator.pipeline.runner import Decision, FollowUp, Runner
+from orchestrator.pipeline.store import EffectRecord, Store, StoredEvent
+from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX, TimerStore
 from orchestrator.settings import Settings
-from orchestrator.store import EffectRecord, Store, StoredEvent
-from orchestrator.timers import INPUT_EVENT_PREFIX, TimerStore
 from tests.integration.client_support import control, oauth_client
 
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import aiohttp
 import redis.asyncio as aioredis
 
-from orchestrator.ingress import IngressServer, start_ingress
-from orchestrator.keys import Keys
-from orchestrator.registry import Portals
-from orchestrator.scripts import aw
+from orchestrator.ingress.app import IngressServer, start_ingress
+from orchestrator.ingress.portals import Portals
+from orchestrator.pipeline.keys import Keys
+from orchestrator.pipeline.scripts import aw
 from orchestrator.settings import Settings
 from tests.integration.pipeline.conftest import FORM, eventually, form, message_payload
 

@@ -21,13 +21,13 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as fuzz_settings
 
-from orchestrator.ingress import IngressServer, start_ingress
-from orchestrator.keys import Keys
-from orchestrator.registry import Portals
-from orchestrator.runner import Decision, FollowUp, Runner
-from orchestrator.scripts import aw
+from orchestrator.ingress.app import IngressServer, start_ingress
+from orchestrator.ingress.portals import Portals
+from orchestrator.pipeline.keys import Keys
+from orchestrator.pipeline.runner import Decision, FollowUp, Runner
+from orchestrator.pipeline.scripts import aw
+from orchestrator.pipeline.store import EffectRecord, Store, StoredEvent
 from orchestrator.settings import Settings
-from orchestrator.store import EffectRecord, Store, StoredEvent
 from tests.fuzz_strategies import bodies
 from tests.integration.pipeline.conftest import FORM, form, message_payload
 

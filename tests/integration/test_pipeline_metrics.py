@@ -10,11 +10,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
-from orchestrator.dialogs import DialogMachineHandler
-from orchestrator.runner import Decision, FollowUp, Runner
-from orchestrator.scenario import load_scenario
+from orchestrator.dialog.scenario import load_scenario
+from orchestrator.handler.handler import DialogMachineHandler
+from orchestrator.pipeline.runner import Decision, FollowUp, Runner
+from orchestrator.pipeline.store import EffectRecord, Store, StoredEvent
 from orchestrator.settings import Settings
-from orchestrator.store import EffectRecord, Store, StoredEvent
 from tests.unit import b24_payloads as p
 
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.bot_cli import OPENLINE_EVENTS, run_register
 from orchestrator.cli import build_parser
+from orchestrator.cli.register_bot import OPENLINE_EVENTS, run_register
 from orchestrator.settings import Settings
 from tests.integration.client_support import oauth_client
 from tests.integration.client_support import oauth_settings as app_settings

@@ -8,10 +8,10 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.scripts import aw
+from orchestrator.pipeline.scripts import aw
+from orchestrator.pipeline.store import Store
+from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX, TimerStore
 from orchestrator.settings import Settings
-from orchestrator.store import Store
-from orchestrator.timers import INPUT_EVENT_PREFIX, TimerStore
 
 MEMBER = "m-timers"
 NOW = 1_767_225_600.0

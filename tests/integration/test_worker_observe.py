@@ -11,9 +11,9 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
-from orchestrator.serve import worker_env
+from orchestrator.cli.serve import worker_env
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
-from orchestrator.store import Store
 from worker.observe import start_observe_server
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.formdata import decode_form, encode_form
+from orchestrator.events.formdata import decode_form, encode_form
 
 MEMBER = "m1"
 DOMAIN = "acme.bitrix24.com"

@@ -5,8 +5,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from orchestrator.dialog_state import Collected, DialogState, DialogStatus
-from orchestrator.inputs import (
+from orchestrator.dialog.inputs import (
     BotJoined,
     ClientMessage,
     EffectFailed,
@@ -21,7 +20,8 @@ from orchestrator.inputs import (
     TranscriptFetched,
     VoteSaved,
 )
-from orchestrator.scenario import Scenario, load_scenario
+from orchestrator.dialog.scenario import Scenario, load_scenario
+from orchestrator.dialog.state import Collected, DialogState, DialogStatus
 
 S = DialogStatus
 MEMBER, CHAT, SESSION, LINE, BOT, OPERATOR = "m1", 901, 512, 1, 77, 12

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from orchestrator.bitrix.models import SessionHistory
-from orchestrator.effect_runner import transcript_input
-from orchestrator.evaluation import DISLIKE, LIKE, client_vote_from
+from orchestrator.dialog.evaluation import DISLIKE, LIKE, client_vote_from
+from orchestrator.handler.executor import transcript_input
 
 
 def _history(*params: dict[str, Any] | list[Any] | None) -> SessionHistory:

@@ -14,8 +14,8 @@ import jsonschema
 import kubernetes_validate
 import pytest
 
-from orchestrator import metrics
 from orchestrator.cli import build_parser
+from orchestrator.observe import metrics
 from orchestrator.settings import Settings
 from tests.unit.deploy_checks import (
     CHART,
@@ -227,15 +227,21 @@ def test_every_data_file_of_the_packages_reaches_the_image() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())
     package_data: dict[str, list[str]] = project["tool"]["setuptools"]["package-data"]
     for package in ("orchestrator", "worker", "emulator"):
-        base = ROOT / package
-        for path in base.rglob("*"):
+        for path in (ROOT / package).rglob("*"):
             if not path.is_file() or path.suffix in (".py", ".pyc", ".md"):
                 continue
             if "__pycache__" in path.parts:
                 continue
-            relative = str(path.relative_to(base))
-            patterns = package_data.get(package, [])
-            assert any(fnmatch.fnmatch(relative, p) for p in patterns), f"{package}/{relative}"
+            # the deepest package that declares data and holds the file
+            owners = [
+                name
+                for name in package_data
+                if path.is_relative_to(ROOT.joinpath(*name.split(".")))
+            ]
+            owner = max(owners, key=len, default=package)
+            relative = str(path.relative_to(ROOT.joinpath(*owner.split("."))))
+            patterns = package_data.get(owner, [])
+            assert any(fnmatch.fnmatch(relative, p) for p in patterns), f"{owner}/{relative}"
 
 
 # --- deploy/k8s ----------------------------------------------------------------------------------
@@ -370,6 +376,6 @@ def test_autoscalers_target_the_workers_on_the_exported_queue_depth(
     assert external["name"] == depth_metric
     assert external["selector"]["matchLabels"] == {"queue": "pending_dialogs"}
     # the gauge the ingress (and each worker) refreshes at scrape time
-    metrics_source = (ROOT / "orchestrator" / "metrics.py").read_text()
+    metrics_source = (ROOT / "orchestrator" / "observe" / "metrics.py").read_text()
     assert 'labels(queue="pending_dialogs")' in metrics_source
-    assert "refresh_queue_gauges" in (ROOT / "orchestrator" / "ingress.py").read_text()
+    assert "refresh_queue_gauges" in (ROOT / "orchestrator" / "ingress" / "app.py").read_text()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.effects import Effect, FinishBotSession, HandToQueue, SendMessage, Transfer
-from orchestrator.inputs import BotJoined, ClientMessage, EffectFailed, Input, TimerFired
-from orchestrator.machine import DialogState, DialogStatus, transition
-from orchestrator.scenario import Scenario, parse_scenario
+from orchestrator.dialog.effects import Effect, FinishBotSession, HandToQueue, SendMessage, Transfer
+from orchestrator.dialog.inputs import BotJoined, ClientMessage, EffectFailed, Input, TimerFired
+from orchestrator.dialog.machine import DialogState, DialogStatus, transition
+from orchestrator.dialog.scenario import Scenario, parse_scenario
 from tests.unit.machine_fixtures import BOT, PORTAL, T0, scenario
 
 S = DialogStatus
@@ -61,7 +61,7 @@ def custom(**overrides: Any) -> Scenario:
     import yaml
 
     doc = yaml.safe_load(
-        resources.files("orchestrator").joinpath("scenarios/default.yaml").read_text()
+        resources.files("orchestrator.dialog").joinpath("scenarios/default.yaml").read_text()
     )
     doc["default"] |= overrides
     return parse_scenario(doc).default
@@ -236,7 +236,7 @@ def test_inside_working_hours_the_bot_works_normally() -> None:
 
 def load_line2() -> Scenario:
     """Line 2 of the shipped file: Mon-Fri 9-18 in Berlin."""
-    from orchestrator.scenario import load_scenario
+    from orchestrator.dialog.scenario import load_scenario
 
     return load_scenario(None).for_line(2)
 
@@ -258,7 +258,7 @@ def test_outside_working_hours_collects_then_finishes_without_an_operator() -> N
     assert d.st.status is S.BOT
     assert d.st.closing
     assert d.st.handed_off_at is None
-    from orchestrator.inputs import SessionFinished
+    from orchestrator.dialog.inputs import SessionFinished
 
     kinds = [e.kind for e in d.send(SessionFinished(at=T0, **PORTAL))]
     # every closed session is evaluated; with no operator, on the client's vote alone

@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
-from orchestrator.dialog_state import DialogState, DialogStatus
-from orchestrator.dialogs import DialogMachineHandler, decode_inputs
-from orchestrator.effect_runner import dialog_of
-from orchestrator.inputs import BotJoined, LeadCreated, TimerFired, input_record
-from orchestrator.keys import PORTAL_DIALOG
-from orchestrator.scenario import load_scenario
-from orchestrator.store import StoredEvent
-from orchestrator.timers import INPUT_EVENT_PREFIX
+from orchestrator.dialog.inputs import BotJoined, LeadCreated, TimerFired, input_record
+from orchestrator.dialog.scenario import load_scenario
+from orchestrator.dialog.state import DialogState, DialogStatus
+from orchestrator.handler.executor import dialog_of
+from orchestrator.handler.handler import DialogMachineHandler, decode_inputs
+from orchestrator.pipeline.keys import PORTAL_DIALOG
+from orchestrator.pipeline.store import StoredEvent
+from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX
 from tests.unit import b24_payloads as p
 
 

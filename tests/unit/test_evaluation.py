@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.dialog_state import DialogState, DialogStatus
-from orchestrator.effects import CreateLead, SaveHeadVote
-from orchestrator.evaluation import first_response_s, handling_s, rate
-from orchestrator.inputs import SessionFinished, TranscriptFetched
-from orchestrator.machine import transition
-from orchestrator.scenario import Evaluation, parse_scenario
+from orchestrator.dialog.effects import CreateLead, SaveHeadVote
+from orchestrator.dialog.evaluation import first_response_s, handling_s, rate
+from orchestrator.dialog.inputs import SessionFinished, TranscriptFetched
+from orchestrator.dialog.machine import transition
+from orchestrator.dialog.scenario import Evaluation, parse_scenario
+from orchestrator.dialog.state import DialogState, DialogStatus
 from tests.unit.machine_fixtures import PORTAL, SESSION, T0, scenario, state_in
 
 POLICY = Evaluation()  # targets: first response 60 s, handling 900 s; like 5, dislike 2, none 4

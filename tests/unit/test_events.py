@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from orchestrator import events as ev
 from orchestrator.errors import InvalidEvent
-from orchestrator.events import parse_event
+from orchestrator.events import models as ev
+from orchestrator.events.models import parse_event
 from tests.unit import b24_payloads as p
 
 CASES: list[tuple[Callable[[], dict[str, Any]], type, str | None, str]] = [

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import InvalidEvent
-from orchestrator.formdata import MAX_DEPTH, decode_form, encode_form
+from orchestrator.events.formdata import MAX_DEPTH, decode_form, encode_form
 
 FORM = "application/x-www-form-urlencoded"
 

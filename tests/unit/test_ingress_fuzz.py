@@ -11,9 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from orchestrator.errors import InvalidEvent
-from orchestrator.events import parse_event
-from orchestrator.formdata import MAX_DEPTH, decode_form, encode_form
-from orchestrator.intake import parse_body
+from orchestrator.events.formdata import MAX_DEPTH, decode_form, encode_form
+from orchestrator.events.models import parse_event
+from orchestrator.ingress.intake import parse_body
 from tests.fuzz_strategies import content_types, nested_dicts, php_forms, real_events
 
 T = TypeVar("T")

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from orchestrator import effects as fx
-from orchestrator import inputs as ins
-from orchestrator.events import parse_event
-from orchestrator.inputs import inputs_from_event
+from orchestrator.dialog import effects as fx
+from orchestrator.dialog import inputs as ins
+from orchestrator.dialog.inputs import inputs_from_event
+from orchestrator.events.models import parse_event
 from tests.unit import b24_payloads as p
 from tests.unit.machine_fixtures import input_of
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from orchestrator.dialog.inputs import INPUT_TYPES
+from orchestrator.dialog.machine import DialogState, DialogStatus, transition
 from orchestrator.errors import IllegalTransition
-from orchestrator.inputs import INPUT_TYPES
-from orchestrator.machine import DialogState, DialogStatus, transition
 from tests.unit.machine_fixtures import T0, input_of, scenario, state_in
 
 SEND, TIMER, CANCEL = "SendMessage", "ScheduleTimer", "CancelTimer"

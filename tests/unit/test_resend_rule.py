@@ -1,5 +1,5 @@
 """The rule a SendMessage retry uses to tell its own earlier post from the bot saying the same
-text again on purpose (orchestrator/effect_runner.py): skip when the chat shows more copies
+text again on purpose (orchestrator/handler/executor.py): skip when the chat shows more copies
 than the dialog meant to post before this effect."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.bitrix.models import SessionHistory
-from orchestrator.effect_runner import already_posted, earlier_sends
-from orchestrator.effects import SendMessage, Via, effect_id, effect_payload
-from orchestrator.store import EffectRecord
+from orchestrator.dialog.effects import SendMessage, Via, effect_id, effect_payload
+from orchestrator.handler.executor import already_posted, earlier_sends
+from orchestrator.pipeline.store import EffectRecord
 
 MEMBER = "m1"
 CHAT = 77

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
+from orchestrator.dialog.scenario import Hours, load_scenario, parse_scenario
 from orchestrator.errors import ScenarioError
-from orchestrator.scenario import Hours, load_scenario, parse_scenario
 
 
 def default_doc() -> dict[str, Any]:

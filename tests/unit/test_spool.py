@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.errors import SpoolUnavailable
-from orchestrator.spool import Spool, SpoolRecord
+from orchestrator.ingress.spool import Spool, SpoolRecord
 from tests.tmpfs import small_tmpfs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -123,7 +123,7 @@ def test_a_claimed_file_is_not_adopted_by_another_replayer(tmp_path: Path) -> No
 _LIMITED = """
 import json, resource, sys
 from orchestrator.errors import SpoolUnavailable
-from orchestrator.spool import Spool, SpoolRecord
+from orchestrator.ingress.spool import Spool, SpoolRecord
 
 directory, limit, big, small = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 spool = Spool(directory)

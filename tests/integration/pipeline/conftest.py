@@ -16,11 +16,11 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.formdata import encode_form
-from orchestrator.ingress import IngressServer, start_ingress
-from orchestrator.keys import Keys
-from orchestrator.redis_server import EmbeddedRedis
-from orchestrator.registry import Portals
+from orchestrator.events.formdata import encode_form
+from orchestrator.ingress.app import IngressServer, start_ingress
+from orchestrator.ingress.portals import Portals
+from orchestrator.pipeline.keys import Keys
+from orchestrator.redis.server import EmbeddedRedis
 from orchestrator.settings import Settings
 from tests.integration.recording import RecordingHandler
 from worker.main import build_worker

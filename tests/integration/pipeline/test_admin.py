@@ -7,11 +7,11 @@ import argparse
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.admin import run_dlq, run_sessions
-from orchestrator.dlq import DeadLetters
-from orchestrator.runner import Runner
+from orchestrator.cli.admin import run_dlq, run_sessions
+from orchestrator.pipeline.dlq import DeadLetters
+from orchestrator.pipeline.runner import Runner
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
-from orchestrator.store import Store
 from tests.integration.recording import RecordingHandler
 
 M = "m-admin"

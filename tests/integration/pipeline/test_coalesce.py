@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from orchestrator.coalesce import CoalescedScript
+from orchestrator.redis.pipelined import CoalescedScript
 
 # echoes its argument into a list; refuses "bad" with a script error
 _ECHO = """

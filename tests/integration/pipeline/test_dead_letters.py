@@ -7,8 +7,8 @@ import argparse
 import aiohttp
 import redis.asyncio as aioredis
 
-from orchestrator.admin import run_dlq
-from orchestrator.dlq import DeadLetters
+from orchestrator.cli.admin import run_dlq
+from orchestrator.pipeline.dlq import DeadLetters
 from orchestrator.settings import Settings
 from tests.integration.pipeline.conftest import FORM, eventually, form, message_payload
 from tests.integration.recording import RecordingHandler

@@ -10,9 +10,9 @@ import signal
 import aiohttp
 import redis.asyncio as aioredis
 
-from orchestrator.dlq import DeadLetters
+from orchestrator.pipeline.dlq import DeadLetters
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
-from orchestrator.store import Store
 from tests.integration.pipeline.conftest import (
     FORM,
     MEMBER,

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import redis.asyncio as aioredis
 
-from orchestrator.keys import Keys
+from orchestrator.pipeline.keys import Keys
 from orchestrator.settings import Settings
 from tests.integration.pipeline.conftest import FORM, MEMBER, eventually, form, message_payload
 from tests.integration.recording import RecordingHandler
@@ -64,7 +64,7 @@ async def test_refused_events_get_their_4xx_and_store_nothing(
             assert answer["reason"]
     after = await _keys(redis, fast_settings.key_prefix)
     keys = Keys(fast_settings.key_prefix)
-    # the epoch marker is the ingress's own, written at its start (orchestrator/epoch.py)
+    # the epoch marker is the ingress's own, written at its start (orchestrator/pipeline/epoch.py)
     assert before == after == {keys.portals, keys.portal(MEMBER), keys.epoch}
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 import aiohttp
 import redis.asyncio as aioredis
 
-from orchestrator.keys import Keys
-from orchestrator.redis_server import EmbeddedRedis
-from orchestrator.registry import Portals
+from orchestrator.ingress.portals import Portals
+from orchestrator.ingress.spool import Spool
+from orchestrator.pipeline.keys import Keys
+from orchestrator.pipeline.store import Store
+from orchestrator.redis.server import EmbeddedRedis
 from orchestrator.settings import Settings
-from orchestrator.spool import Spool
-from orchestrator.store import Store
 from tests.integration.pipeline.conftest import (
     DOMAIN,
     FORM,

@@ -7,10 +7,10 @@ import json
 
 import redis.asyncio as aioredis
 
-from orchestrator.queue import now_ms
-from orchestrator.runner import INLINE_WAIT_MAX_S, Decision, Runner
+from orchestrator.pipeline.queue import now_ms
+from orchestrator.pipeline.runner import INLINE_WAIT_MAX_S, Decision, Runner
+from orchestrator.pipeline.store import EffectRecord, Store, StoredEvent
 from orchestrator.settings import Settings
-from orchestrator.store import EffectRecord, Store, StoredEvent
 
 M = "m-patient"
 

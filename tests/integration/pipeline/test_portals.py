@@ -9,10 +9,10 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.admin import run_portals
 from orchestrator.bitrix.auth import AuthStore
-from orchestrator.keys import Keys
-from orchestrator.registry import Portals, token_hash
+from orchestrator.cli.admin import run_portals
+from orchestrator.ingress.portals import Portals, token_hash
+from orchestrator.pipeline.keys import Keys
 from orchestrator.settings import Settings
 from tests.integration.pipeline.conftest import (
     FORM,

@@ -15,8 +15,8 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
-from orchestrator.store import Store
 from tests.integration.pipeline.conftest import (
     FORM,
     ROOT,

@@ -11,12 +11,12 @@ import pydantic
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.dlq import DeadLetters
-from orchestrator.keys import DialogKeys
-from orchestrator.runner import Decision, Runner
-from orchestrator.scripts import aw
+from orchestrator.pipeline.dlq import DeadLetters
+from orchestrator.pipeline.keys import DialogKeys
+from orchestrator.pipeline.runner import Decision, Runner
+from orchestrator.pipeline.scripts import aw
+from orchestrator.pipeline.store import EffectRecord, IngestResult, Store, StoredEvent
 from orchestrator.settings import Settings
-from orchestrator.store import EffectRecord, IngestResult, Store, StoredEvent
 from tests.integration.pipeline.conftest import (
     FORM,
     MEMBER,

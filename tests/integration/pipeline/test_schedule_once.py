@@ -33,12 +33,12 @@ from arq.connections import ArqRedis, RedisSettings, create_pool
 from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
 
-from orchestrator.bench.e2e_watch import drain_jobs
-from orchestrator.keys import job_key
-from orchestrator.queue import job_deserializer, job_serializer
-from orchestrator.runner import Decision, DialogHandler, FollowUp
+from harness.bench.e2e_watch import drain_jobs
+from orchestrator.pipeline.keys import job_key
+from orchestrator.pipeline.queue import job_deserializer, job_serializer
+from orchestrator.pipeline.runner import Decision, DialogHandler, FollowUp
+from orchestrator.pipeline.store import EffectRecord, IngestResult, Store, StoredEvent
 from orchestrator.settings import Settings
-from orchestrator.store import EffectRecord, IngestResult, Store, StoredEvent
 from tests.integration.pipeline.conftest import WorkerSpawner, eventually
 from tests.integration.recording import RecordingHandler
 from worker.main import build_worker

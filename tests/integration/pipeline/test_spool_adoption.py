@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.registry import Portals
+from orchestrator.ingress.portals import Portals
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
-from orchestrator.store import Store
 from tests.integration.pipeline.conftest import MEMBER, ROOT, _serve, eventually, form
 from tests.integration.pipeline.conftest import message_payload as payload
 
 # A writer like the ingress: append one record durably, say so, then stay alive holding it.
 _WRITER = """
 import sys, time
-from orchestrator.spool import Spool, SpoolRecord
+from orchestrator.ingress.spool import Spool, SpoolRecord
 spool = Spool(sys.argv[1])
 spool.append(SpoolRecord(sys.stdin.buffer.read(), "application/x-www-form-urlencoded", 1))
 print("written", flush=True)

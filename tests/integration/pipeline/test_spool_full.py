@@ -16,11 +16,11 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from orchestrator.keys import Keys
-from orchestrator.redis_server import EmbeddedRedis
-from orchestrator.registry import Portals
+from orchestrator.ingress.portals import Portals
+from orchestrator.pipeline.keys import Keys
+from orchestrator.pipeline.store import Store, StoredEvent
+from orchestrator.redis.server import EmbeddedRedis
 from orchestrator.settings import Settings
-from orchestrator.store import Store, StoredEvent
 from tests.integration.pipeline.conftest import (
     DOMAIN,
     FORM,

@@ -8,10 +8,10 @@ import json
 import redis.asyncio as aioredis
 
 from orchestrator.errors import LeaseLost
-from orchestrator.queue import job_deserializer
-from orchestrator.runner import Decision, FollowUp, Runner
+from orchestrator.pipeline.queue import job_deserializer
+from orchestrator.pipeline.runner import Decision, FollowUp, Runner
+from orchestrator.pipeline.store import EffectRecord, IngestResult, Store, StoredEvent
 from orchestrator.settings import Settings
-from orchestrator.store import EffectRecord, IngestResult, Store, StoredEvent
 
 M = "m-store"
 

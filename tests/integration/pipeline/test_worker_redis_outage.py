@@ -12,9 +12,9 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.keys import Keys
-from orchestrator.redis_server import EmbeddedRedis
-from orchestrator.registry import Portals
+from orchestrator.ingress.portals import Portals
+from orchestrator.pipeline.keys import Keys
+from orchestrator.redis.server import EmbeddedRedis
 from orchestrator.settings import Settings
 from tests.integration.pipeline.conftest import (
     DOMAIN,

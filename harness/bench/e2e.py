@@ -1,0 +1,339 @@
+"""`orchestrator bench e2e`: whole dialog lifecycles through the whole product against the
+emulated portal at its real limits, measured against the portal's physical ceiling.
+
+The ceiling is the REST budget a dialog needs. A standard portal drains 2 HTTP requests/s from
+its leaky bucket and a batch carries up to 50 method calls, so at most 100 calls/s reach it;
+measuring the calls one dialog takes (the portal's counters ÷ dialogs) gives
+
+    ceiling_dialogs_per_s = drain_per_s × 50 calls per batch ÷ calls per dialog
+
+and the request ratio is the HTTP requests/s we made while clients were arriving (the loaded
+phase: more dialogs arrive than the budget can serve; it starts once the bucket's first burst of
+`capacity` requests is spent) ÷ the drain rate. With `--portals N` one
+portal bursts `--burst` times the dialogs of each other portal, after a baseline run with no
+burst; every portal's clients arrive over the same window (`--arrivals` is the baseline's total,
+so the burst comes on top of an unchanged schedule for the others), and each quiet portal's
+dialogs/s and p99 are compared between the two runs (fairness).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from emulator.limits import PLANS
+from harness.bench.e2e_watch import STEPS, Sampler, StepWatch, chart, step_percentiles
+from harness.bench.play import (
+    PortalPlay,
+    launch,
+    method_calls,
+    portal_plays,
+    start_people,
+    stop_people,
+    verdicts,
+    wait_terminal,
+)
+from harness.bench.posts import PostCheck, play_posts
+from harness.demo.portal_setup import write_demo_scenario
+from harness.demo.stack import Stack, StackOptions, run_stack
+from orchestrator.observe.logs import configure_logging
+from orchestrator.settings import Settings, load_settings
+
+__all__ = ["E2EOptions", "cli_main", "render", "run_bench"]
+
+CALLS_PER_BATCH = 50
+FORMULA = "ceiling_dialogs_per_s = drain_per_s × 50 calls per batch ÷ calls_per_dialog"
+
+
+@dataclass
+class E2EOptions:
+    """What to run."""
+
+    dialogs: int = 2000
+    workers: int = 3
+    portals: int = 1
+    burst: int = 10  # with several portals: the bursting portal's dialogs ÷ each other's
+    arrivals_per_s: float = 9.0
+    timeout_s: float = 1800.0
+    in_process: bool = False
+    output: str = "bench-e2e.json"
+    chart: str = "bench-e2e.png"
+    log_dir: str | None = None  # keep the ingress and worker logs here (default: dropped)
+
+
+def _portal_result(
+    play: PortalPlay, watch: StepWatch, counters: dict[str, Any], posts: PostCheck
+) -> dict[str, Any]:
+    span = (play.all_terminal or time.monotonic()) - (play.first_arrival or time.monotonic())
+    steps = {"client_message_to_bot_reply": step_percentiles(play.actors.step_s)}
+    for name, (start, end) in STEPS.items():
+        steps[name] = step_percentiles(watch.durations(start, end, play.member_id))
+    methods = counters["methods"].values()
+    return {
+        "member_id": play.member_id,
+        "dialogs": len(play.runs),
+        "dialogs_per_s": round(len(play.runs) / span, 3) if span > 0 else None,
+        "method_calls": method_calls(counters),
+        "requests": int(counters["requests"]),
+        "status_503": sum(int(m.get("503", 0)) for m in methods),
+        "status_429": sum(int(m.get("429", 0)) for m in methods),
+        "steps": steps,
+        "p99_ms": steps["client_message_to_bot_reply"]["p99_ms"],
+        # bot messages shown more often than the dialogs committed them (posts.py); a text
+        # repeated on purpose (a re-ask) is intended twice and not counted
+        "duplicate_messages": posts.duplicates,
+        "duplicate_message_examples": posts.doubles[:10],  # to look up in the worker logs
+        "bot_messages_intended": posts.intended,
+        "bot_messages_shown": posts.shown,  # lower than intended: some never reached the chat
+    }
+
+
+async def _measure(stack: Stack, counts: list[int], opts: E2EOptions) -> dict[str, Any]:
+    """Play `counts[i]` dialogs on portal i; everything measured, per portal and overall."""
+    plays = portal_plays(stack, counts)
+    stop, watching = asyncio.Event(), asyncio.Event()
+    start_people(plays, stop)
+    watch = StepWatch(plays)
+    sampler = Sampler(plays, stack.redis, stack.settings)
+    watchers = [
+        asyncio.create_task(watch.run(watching)),
+        asyncio.create_task(sampler.run(watching)),
+    ]
+    started = time.monotonic()
+    left = sum(counts)
+    try:
+        async with asyncio.timeout(opts.timeout_s):
+            await launch(plays, opts.arrivals_per_s)
+            launched = time.monotonic() - sampler.started
+            left = await wait_terminal(stack, plays, opts.timeout_s)
+    except TimeoutError:
+        launched = time.monotonic() - sampler.started
+    elapsed = time.monotonic() - started
+    await stop_people(plays, stop)
+    watching.set()
+    await asyncio.gather(*watchers)
+    per_portal = [
+        _portal_result(
+            p,
+            watch,
+            await p.control.counters(),
+            await play_posts(stack.redis, stack.settings.key_prefix, p),
+        )
+        for p in plays
+    ]
+    checks = await verdicts(stack, plays)
+    config = stack.emu.config
+    capacity = config.bucket_capacity or PLANS[config.plan][0]
+    requests, span = sampler.requests_between(0.0, launched, capacity * len(counts))
+    return {
+        "elapsed_s": round(elapsed, 1),
+        "not_terminal": left,
+        "loaded_phase_s": round(span, 1),
+        "requests_in_loaded_phase": requests,
+        "portals": per_portal,
+        "watch": watch,
+        "reply_samples": [s for p in plays for s in p.actors.step_s],
+        "samples": sampler.samples,
+        "duplicate_leads": sum(v.duplicate_leads for v in checks),
+        "problems": [p for v in checks for p in v.problems][:20],
+    }
+
+
+def _summary(run: dict[str, Any], stack: Stack) -> dict[str, Any]:
+    """The headline numbers of one run, every portal together."""
+    config = stack.emu.config
+    drain = config.drain_per_s or PLANS[config.plan][1]
+    portals = run["portals"]
+    dialogs = sum(p["dialogs"] for p in portals)
+    calls_per_dialog = sum(p["method_calls"] for p in portals) / max(dialogs, 1)
+    ceiling = len(portals) * drain * CALLS_PER_BATCH / calls_per_dialog if calls_per_dialog else 0
+    rate = dialogs / run["elapsed_s"] if run["elapsed_s"] else 0.0
+    span = run["loaded_phase_s"]
+    ratio = run["requests_in_loaded_phase"] / (span * drain * len(portals)) if span else 0.0
+    watch: StepWatch = run["watch"]
+    steps = {
+        "client_message_to_bot_reply": step_percentiles(run["reply_samples"]),
+        **{n: step_percentiles(watch.durations(a, b)) for n, (a, b) in STEPS.items()},
+    }
+    return {
+        "dialogs": dialogs,
+        "elapsed_s": run["elapsed_s"],
+        "dialogs_per_s": round(rate, 3),
+        "calls_per_dialog": round(calls_per_dialog, 2),
+        "drain_per_s": drain,
+        "calls_per_batch": CALLS_PER_BATCH,
+        "ceiling_formula": FORMULA + (f" × {len(portals)} portals" if len(portals) > 1 else ""),
+        "ceiling_dialogs_per_s": round(ceiling, 3),
+        "dialogs_vs_ceiling": round(rate / ceiling, 3) if ceiling else None,
+        "loaded_phase_s": span,
+        "request_ratio": round(ratio, 3),
+        "status_503": sum(p["status_503"] for p in portals),
+        "status_429": sum(p["status_429"] for p in portals),
+        "steps": steps,
+        "p99_ms": steps["client_message_to_bot_reply"]["p99_ms"],
+        "duplicate_leads": run["duplicate_leads"],
+        "duplicate_messages": sum(p["duplicate_messages"] for p in portals),
+        "not_terminal": run["not_terminal"],
+        "problems": run["problems"],
+    }
+
+
+def _fairness(baseline: dict[str, Any], burst: dict[str, Any]) -> dict[str, Any]:
+    """Each quiet portal (all but the first) in the burst run against itself in the baseline."""
+    quiet = []
+    for before, during in zip(baseline["portals"][1:], burst["portals"][1:], strict=True):
+        rate_b, rate_d = before["dialogs_per_s"], during["dialogs_per_s"]
+        p99_b, p99_d = before["p99_ms"], during["p99_ms"]
+        quiet.append(
+            {
+                "portal": during["member_id"],
+                "dialogs": during["dialogs"],
+                "baseline_dialogs_per_s": rate_b,
+                "burst_dialogs_per_s": rate_d,
+                "throughput_ratio": round(rate_d / rate_b, 3) if rate_b and rate_d else None,
+                "baseline_p99_ms": p99_b,
+                "burst_p99_ms": p99_d,
+                "p99_ratio": round(p99_d / p99_b, 3) if p99_b and p99_d else None,
+            }
+        )
+    ratios = [q["throughput_ratio"] for q in quiet if q["throughput_ratio"] is not None]
+    p99s = [q["p99_ratio"] for q in quiet if q["p99_ratio"] is not None]
+    loud = burst["portals"][0]
+    return {
+        "bursting_portal": {
+            k: loud[k] for k in ("member_id", "dialogs", "dialogs_per_s", "p99_ms")
+        },
+        "quiet_portals": quiet,
+        "worst_throughput_ratio": min(ratios, default=None),
+        "worst_p99_ratio": max(p99s, default=None),
+    }
+
+
+def _bench_settings(settings: Settings, tmp: str) -> Settings:
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    return settings.model_copy(
+        update={
+            "key_prefix": prefix,
+            "queue_name": f"{prefix}:queue",
+            "scenario_path": write_demo_scenario(Path(tmp) / "scenario.yaml"),
+            "spool_dir": str(Path(tmp) / "spool"),
+            "log_level": "WARNING",
+        }
+    )
+
+
+async def _one_run(settings: Settings, opts: E2EOptions, counts: list[int]) -> dict[str, Any]:
+    """A fresh stack (Redis, portals, ingress, workers), one measured run, its summary."""
+    with tempfile.TemporaryDirectory(prefix="ol-bench-e2e-") as tmp:
+        run_settings = _bench_settings(settings, tmp)
+        stack_opts = StackOptions(
+            workers=opts.workers,
+            in_process=opts.in_process,
+            log_dir=Path(opts.log_dir or tmp),
+            emulator={"portals": len(counts)},
+        )
+        try:
+            async with run_stack(run_settings, stack_opts) as stack:
+                run = await _measure(stack, counts, opts)
+                summary = _summary(run, stack)
+        finally:
+            if settings.redis_url:  # someone else's Redis: leave nothing of ours behind
+                from harness.demo.main import _forget  # the demo's own clean-up
+
+                await _forget(run_settings)
+    summary["per_portal"] = run["portals"]
+    summary["samples"] = run["samples"]
+    return summary
+
+
+async def run_bench(settings: Settings, opts: E2EOptions, console: Console) -> dict[str, Any]:
+    """The main run (and with several portals the baseline first); writes JSON and chart."""
+    if opts.portals <= 1:
+        console.print(f"bench e2e: {opts.dialogs} dialogs, {opts.workers} workers, one portal")
+        report = await _one_run(settings, opts, [opts.dialogs])
+    else:
+        quiet = max(1, opts.dialogs // (opts.portals - 1 + opts.burst))
+        console.print(
+            f"bench e2e: {opts.portals} portals; baseline {quiet} dialogs each, "
+            f"then one portal bursts {quiet * opts.burst}"
+        )
+        baseline = await _one_run(settings, opts, [quiet] * opts.portals)
+        report = await _one_run(settings, opts, [quiet * opts.burst] + [quiet] * (opts.portals - 1))
+        report["fairness"] = _fairness(
+            {"portals": baseline["per_portal"]}, {"portals": report["per_portal"]}
+        )
+    report.update(workers=opts.workers, portals=opts.portals, chart=opts.chart)
+    title = f"bench e2e: {report['dialogs']} dialogs"
+    await asyncio.to_thread(chart, report.pop("samples"), opts.chart, title)
+    text = json.dumps(report, indent=2, default=str) + "\n"
+    await asyncio.to_thread(Path(opts.output).write_text, text, "utf-8")
+    return report
+
+
+def render(report: dict[str, Any], console: Console) -> None:
+    """The summary table."""
+    table = Table(title=f"bench e2e: {report['dialogs']} dialogs in {report['elapsed_s']} s")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows = [
+        ("dialogs/s", report["dialogs_per_s"]),
+        ("method calls per dialog (portal counters ÷ dialogs)", report["calls_per_dialog"]),
+        ("ceiling dialogs/s", report["ceiling_dialogs_per_s"]),
+        ("  = " + report["ceiling_formula"], ""),
+        ("dialogs/s ÷ ceiling", report["dialogs_vs_ceiling"]),
+        (
+            f"request ratio (req/s ÷ drain, {report['loaded_phase_s']} s loaded)",
+            report["request_ratio"],
+        ),
+        ("503 QUERY_LIMIT_EXCEEDED", report["status_503"]),
+        ("429 OPERATION_TIME_LIMIT", report["status_429"]),
+    ]
+    for name, step in report["steps"].items():
+        rows.append(
+            (f"{name} p50 / p99 ms (n={step['count']})", f"{step['p50_ms']} / {step['p99_ms']}")
+        )
+    rows += [
+        ("duplicate leads", report["duplicate_leads"]),
+        ("duplicate bot messages", report["duplicate_messages"]),
+        ("dialogs not terminal", report["not_terminal"]),
+    ]
+    if "fairness" in report:
+        fair = report["fairness"]
+        rows.append(
+            ("fairness: worst quiet-portal throughput ratio", fair["worst_throughput_ratio"])
+        )
+        rows.append(("fairness: worst quiet-portal p99 ratio", fair["worst_p99_ratio"]))
+    for name, value in rows:
+        table.add_row(name, str(value))
+    console.print(table)
+    for problem in report["problems"]:
+        console.print(f"[red]- {problem}[/]")
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    """`orchestrator bench e2e`."""
+    configure_logging("console", "WARNING")
+    console = Console()
+    opts = E2EOptions(
+        dialogs=args.dialogs,
+        workers=args.workers,
+        portals=args.portals,
+        burst=args.burst,
+        arrivals_per_s=args.arrivals,
+        timeout_s=args.timeout,
+        log_dir=args.log_dir,
+    )
+    report = asyncio.run(run_bench(load_settings(), opts, console))
+    render(report, console)
+    console.print(f"wrote {opts.output} and {opts.chart}")
+    return 0 if report["not_terminal"] == 0 and not report["problems"] else 1

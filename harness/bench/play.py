@@ -1,0 +1,163 @@
+"""Many dialogs on one or several emulated portals: per-portal people, the launcher and the checks
+at the end, shared by `orchestrator bench e2e` and `orchestrator chaos`.
+
+Each portal gets its own simulated clients, operators and clock (the demo's actors) talking to
+that portal through the control API; each portal's clients arrive at a steady rate, in
+proportion to its dialogs, over one common window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.demo.actors import Actors, ClientRun, client_runs
+from harness.demo.control import EmulatorControl, PortalView
+from harness.demo.report import Verdict, verify
+from harness.demo.stack import Stack
+from orchestrator.dialog.state import TERMINAL, DialogState
+from orchestrator.pipeline.store import Store
+
+__all__ = [
+    "PortalPlay",
+    "dialog_states",
+    "launch",
+    "method_calls",
+    "portal_plays",
+    "start_people",
+    "stop_people",
+    "verdicts",
+    "wait_terminal",
+    "walked_away",
+]
+
+
+@dataclass
+class PortalPlay:
+    """One portal's side of a run: its people, its clients and when its dialogs ran."""
+
+    member_id: str
+    runtime: Any  # emulator.runtime.PortalRuntime (in this process)
+    control: EmulatorControl
+    actors: Actors
+    runs: list[ClientRun]
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    first_arrival: float | None = None  # monotonic
+    all_terminal: float | None = None  # monotonic: when every dialog was seen terminal
+    people: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def portal_plays(stack: Stack, counts: list[int]) -> list[PortalPlay]:
+    """A play per emulated portal, `counts[i]` clients on portal i."""
+    plays = []
+    for runtime, count in zip(stack.emu.portals, counts, strict=True):
+        control = EmulatorControl(stack.http, stack.emu.url, runtime.identity.member_id)
+        actors = Actors(control, PortalView(runtime.portal))
+        plays.append(PortalPlay(runtime.identity.member_id, runtime, control, actors, []))
+        plays[-1].runs = client_runs(count)
+    return plays
+
+
+def start_people(plays: list[PortalPlay], stop: asyncio.Event) -> None:
+    """Each portal's operators and clock, until `stop` is set."""
+    for play in plays:
+        play.people = [
+            asyncio.create_task(play.actors.operators(stop)),
+            asyncio.create_task(play.actors.clock(stop)),
+        ]
+
+
+async def stop_people(plays: list[PortalPlay], stop: asyncio.Event) -> None:
+    """Stop operators, clocks and every client still playing."""
+    stop.set()
+    tasks = [t for p in plays for t in (*p.people, *p.tasks)]
+    for play in plays:
+        for task in play.tasks:
+            task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def launch(plays: list[PortalPlay], arrivals_per_s: float) -> None:
+    """Start every client: with equal portals `arrivals_per_s` overall; a portal with k times the
+    fewest dialogs arrives k times as fast, so every portal's arrivals span the same window and
+    a bursting portal adds its extra load on top of the others' unchanged schedule."""
+    fewest = min(len(p.runs) for p in plays if p.runs)
+    unit = arrivals_per_s / len(plays)
+    await asyncio.gather(*(_arrive(p, unit * len(p.runs) / fewest) for p in plays if p.runs))
+
+
+async def _arrive(play: PortalPlay, per_s: float) -> None:
+    play.first_arrival = time.monotonic()
+    for run in play.runs:
+        play.tasks.append(asyncio.create_task(play.actors.client(run)))
+        await asyncio.sleep(1 / per_s)
+
+
+async def dialog_states(stack: Stack, play: PortalPlay) -> dict[int, DialogState | None]:
+    """Our committed state of each of the portal's dialogs (one pipelined read)."""
+    store = Store(stack.redis, stack.settings)
+    chats = [run.chat_id for run in play.runs if run.chat_id]
+    async with stack.redis.pipeline(transaction=False) as pipe:
+        for chat_id in chats:
+            pipe.hget(store.dialog(play.member_id, str(chat_id)).state, "data")
+        raw = await pipe.execute()
+    return {c: DialogState.from_json(r) if r else None for c, r in zip(chats, raw, strict=True)}
+
+
+def _terminal(play: PortalPlay, states: dict[int, DialogState | None]) -> int:
+    return sum(
+        1 for r in play.runs if (s := states.get(r.chat_id)) is not None and s.status in TERMINAL
+    )
+
+
+def walked_away(plays: list[PortalPlay]) -> None:
+    """Clients cut off (cancelled) or tired of waiting went quiet, as a person would: the bot's
+    silence timer ends such a dialog, and the portal's clock (moved by the clock actor) then
+    closes it unrated."""
+    for play in plays:
+        for run, task in zip(play.runs, play.tasks, strict=False):
+            if (task.cancelled() or run.error) and run.chat_id:
+                play.actors.quiet.add(run.chat_id)
+
+
+async def wait_terminal(stack: Stack, plays: list[PortalPlay], within_s: float) -> int:
+    """Poll until every started dialog is terminal (noting when each portal got there) or
+    `within_s` passed; returns how many started dialogs are not terminal."""
+    deadline = time.monotonic() + within_s
+    while True:
+        left = 0
+        walked_away(plays)
+        for play in plays:
+            if play.all_terminal is not None:
+                continue
+            done = _terminal(play, await dialog_states(stack, play))
+            started = sum(1 for run in play.runs if run.chat_id)
+            if done == started and all(t.done() for t in play.tasks):
+                play.all_terminal = time.monotonic()
+            left += started - done
+        if left == 0 or time.monotonic() > deadline:
+            return left
+        await asyncio.sleep(0.5)
+
+
+def method_calls(counters: dict[str, Any]) -> int:
+    """Method calls the portal served (commands inside a batch each count; the batch does not)."""
+    return sum(int(c.get("calls", 0)) for m, c in counters["methods"].items() if m != "batch")
+
+
+async def verdicts(stack: Stack, plays: list[PortalPlay]) -> list[Verdict]:
+    """The demo's per-dialog agreement check, portal by portal."""
+    found = []
+    for play in plays:
+        found.append(
+            verify(
+                play.runs,
+                await dialog_states(stack, play),
+                await play.control.state(),
+                await play.control.counters(),
+                play.actors.step_s,
+            )
+        )
+    return found

@@ -1,0 +1,424 @@
+"""`orchestrator chaos`: dialogs through the whole product while it is being broken, then proof
+that nothing acknowledged was lost, no lead doubled and no dialog got stuck.
+
+During the run a random worker is SIGKILLed every `--kill-every` s and started again, Redis (AOF,
+fsync everysec) is stopped once for `--redis-down` s and started on the same port (the ingress
+spools meanwhile and replays after), the portals fail (10% 500s, 1% timeouts, 2% HTML error
+pages) and their OAuth access tokens are expired every `--expire-every` s. The dialogs are spread
+over `--portals` portals only to have more REST budget: each portal drains 2 requests/s.
+
+When the clients are done the trouble stops, the faults are cleared and the run drains (bounded
+by `--drain`). Exit code 0 only when lost = 0, duplicate leads = 0 and stuck = 0.
+
+Recovery after a kill is timed per dialog the killed worker held (its lease named the worker's
+pid at the kill instant) and that still had work; see `harness.chaos.agents` for how:
+
+    recovery_p50_s/_p99_s/_max_s  resume: kill -> another drainer took the dialog's lease (its
+                                  fence counter moved on). The pipeline's own recovery: lease
+                                  lapse (lease_ms) + sweep + a free worker picking the job up.
+    progress_p50_s/_p99_s/_max_s  progress: kill -> the dialog's next committed change (state
+                                  version moved, or its work all done). Resume plus whatever the
+                                  resumed drainer waits for first, mostly the portal's REST budget.
+    dialogs_held_at_kills         the samples: held dialogs with work (idle ones, leased with
+                                  nothing left to do, are `held_idle_at_kills`, not timed)
+    unresumed / unprogressed      held dialogs with no resume / no progress by the end of the run
+    unrecovered_kills             kills with at least one held dialog never resumed
+    kills_unobserved              kills whose leases could not be read (Redis was down)
+    lease_read_max_s              the longest kill -> leases read; must stay well under lease_ms
+                                  (3 s here), or a held lease could lapse unseen
+    recovery                      these definitions, in words
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+import tempfile
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from harness.bench.play import (
+    PortalPlay,
+    launch,
+    portal_plays,
+    start_people,
+    stop_people,
+    verdicts,
+    wait_terminal,
+    walked_away,
+)
+from harness.bench.posts import play_posts
+from harness.chaos.agents import (
+    RecoveryWatch,
+    Supervisor,
+    WorkerKiller,
+    expire_tokens,
+    recovery_report,
+    restart_redis,
+)
+from harness.chaos.ledger import EventLedger, account
+from harness.chaos.stuck import stuck_details
+from harness.demo.portal_setup import write_demo_scenario
+from harness.demo.stack import Stack, StackOptions, run_stack
+from orchestrator.observe.logs import configure_logging
+from orchestrator.settings import Settings, load_settings
+
+__all__ = ["FAULTS", "ChaosOptions", "cli_main", "render", "run_chaos"]
+
+FAULTS: dict[str, Any] = {
+    "error_rate": {"*": 0.10},
+    "timeout_rate": {"*": 0.01},
+    "html_rate": {"*": 0.02},
+}
+FAULT_TIMEOUT_S = 6.0  # how long the portal holds a "timeout" request
+REQUEST_TIMEOUT_S = 5.0  # our client hangs up first, as on a real stalled request
+_TAIL_S = 15.0  # kept from --timeout for the accounting and the stop
+ACCOUNTING = (
+    "each event the ingress acknowledged (spooled ones included), identified by portal, dialog "
+    "and dedup key, is looked up in the dialog's history (handled: committed or dead-lettered), "
+    "its inbox (queued) and the spool files (still spooled); lost = acknowledged - handled - "
+    "queued - still spooled"
+)
+
+
+@dataclass
+class ChaosOptions:
+    """What to break, how often, and the bounds."""
+
+    dialogs: int = 2000
+    workers: int = 3
+    portals: int = 8
+    kill_every_s: float = 5.0
+    redis_down_s: float = 3.0
+    expire_every_s: float = 10.0
+    faults: bool = True
+    # sized for two cores: every process of the stack, the clients and Redis share them, and a
+    # CPU-starved run measures the machine, not the product (4/s left 1,472 clients waiting)
+    arrivals_per_s: float = 2.0
+    drain_s: float = 300.0
+    timeout_s: float = 2700.0
+    seed: int = 7
+    output: str = "chaos.json"
+    log_dir: str | None = None  # keep the child processes' logs here (default: dropped)
+
+
+def _chaos_settings(settings: Settings, tmp: str) -> Settings:
+    prefix = f"chaos{uuid.uuid4().hex[:6]}"
+    return settings.model_copy(
+        update={
+            "redis_url": None,  # always the embedded server: the run restarts it
+            "key_prefix": prefix,
+            "queue_name": f"{prefix}:queue",
+            "scenario_path": write_demo_scenario(Path(tmp) / "scenario.yaml"),
+            "spool_dir": str(Path(tmp) / "spool"),
+            "log_level": "WARNING",
+            "lease_ms": 3000,  # a killed worker's dialogs are free again after 3 s
+            "sweep_interval_s": 0.5,
+            "shutdown_grace_s": 2.0,
+            "b24_request_timeout_s": REQUEST_TIMEOUT_S,
+            # retries stay at the shipped defaults (MAX_ATTEMPTS, PATIENT_MAX_ATTEMPTS): the
+            # run proves what production gets
+        }
+    )
+
+
+async def run_chaos(settings: Settings, opts: ChaosOptions, console: Console) -> dict[str, Any]:
+    """A fresh stack, the chaos run, the accounting; returns the report (also written)."""
+    deadline = time.monotonic() + opts.timeout_s
+    ledger = EventLedger()
+    await ledger.start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="ol-chaos-") as tmp:
+            stack_opts = StackOptions(
+                workers=opts.workers,
+                log_dir=Path(opts.log_dir or tmp),
+                emulator={"portals": opts.portals, "fault_timeout_s": FAULT_TIMEOUT_S},
+                redis_persistent=True,
+                event_tap=ledger.tap,
+            )
+            console.print(
+                f"chaos: {opts.dialogs} dialogs on {opts.portals} portals, {opts.workers} workers"
+            )
+            async with run_stack(_chaos_settings(settings, tmp), stack_opts) as stack:
+                report = await _run(stack, opts, ledger, console, deadline)
+    finally:
+        await ledger.close()
+    text = json.dumps(report, indent=2) + "\n"
+    await asyncio.to_thread(Path(opts.output).write_text, text, "utf-8")
+    return report
+
+
+@dataclass
+class _Trouble:
+    killer: WorkerKiller
+    watch: RecoveryWatch
+    supervisor: Supervisor
+    tasks: list[asyncio.Task[Any]]
+    redis_down_s: float = 0.0
+
+
+async def _make_trouble(
+    stack: Stack, plays: list[PortalPlay], opts: ChaosOptions, stop: asyncio.Event
+) -> _Trouble:
+    import random
+
+    rng = random.Random(opts.seed)
+    if opts.faults:
+        for n, play in enumerate(plays):
+            await play.control.faults({**FAULTS, "seed": opts.seed + n})
+    killer = WorkerKiller(stack, opts.kill_every_s, rng)
+    trouble = _Trouble(killer, RecoveryWatch(stack, killer), Supervisor(stack), [])
+    # Redis goes down once, a third of the way through the arrivals
+    redis_at = opts.dialogs / opts.arrivals_per_s / 3
+
+    async def redis_once() -> None:
+        await asyncio.sleep(redis_at)
+        trouble.redis_down_s = await restart_redis(stack, opts.redis_down_s)
+
+    trouble.tasks = [
+        asyncio.create_task(killer.run(stop)),
+        asyncio.create_task(expire_tokens(plays, stop, opts.expire_every_s)),
+        asyncio.create_task(redis_once()),
+    ]
+    return trouble
+
+
+async def _chaos_phase(plays: list[PortalPlay], opts: ChaosOptions, bound_s: float) -> bool:
+    """Launch every client and wait for them all (bounded); False when the bound was hit."""
+    try:
+        async with asyncio.timeout(bound_s):
+            await launch(plays, opts.arrivals_per_s)
+            await asyncio.gather(*(t for p in plays for t in p.tasks), return_exceptions=True)
+    except TimeoutError:
+        return False
+    return True
+
+
+async def _run(
+    stack: Stack, opts: ChaosOptions, ledger: EventLedger, console: Console, deadline: float
+) -> dict[str, Any]:
+    counts = [
+        opts.dialogs // opts.portals + (n < opts.dialogs % opts.portals)
+        for n in range(opts.portals)
+    ]
+    plays = portal_plays(stack, counts)
+    people, chaos, watching = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    start_people(plays, people)
+    trouble = await _make_trouble(stack, plays, opts, chaos)
+    keepers = [
+        asyncio.create_task(trouble.watch.run(watching)),
+        asyncio.create_task(trouble.supervisor.run(watching)),
+    ]
+    try:
+        return await _phases(stack, plays, opts, ledger, console, deadline, trouble, chaos)
+    finally:
+        # on any exit, nothing may kill or start a worker once the stack stops its children
+        chaos.set()
+        watching.set()
+        for task in [*trouble.tasks, *keepers]:
+            task.cancel()
+        await asyncio.gather(*trouble.tasks, *keepers, return_exceptions=True)
+        await stop_people(plays, people)
+
+
+async def _phases(
+    stack: Stack,
+    plays: list[PortalPlay],
+    opts: ChaosOptions,
+    ledger: EventLedger,
+    console: Console,
+    deadline: float,
+    trouble: _Trouble,
+    chaos: asyncio.Event,
+) -> dict[str, Any]:
+    """Chaos while the clients play, then the drain, then the report."""
+    started = time.monotonic()
+    # what the bound leaves after the drain and the accounting and the stop
+    finished = await _chaos_phase(plays, opts, deadline - time.monotonic() - opts.drain_s - _TAIL_S)
+    walked_away(plays)
+    chaos.set()
+    results = await asyncio.gather(*trouble.tasks, return_exceptions=True)
+    for play in plays:
+        await play.control.clear_faults()
+    console.print("chaos stopped; draining...")
+    stuck = await wait_terminal(
+        stack, plays, min(opts.drain_s, deadline - time.monotonic() - _TAIL_S)
+    )
+    await trouble.watch.check()
+    report = await _report(stack, plays, opts, ledger, trouble)
+    report.update(
+        elapsed_s=round(time.monotonic() - started, 1),
+        stuck=stuck,
+        clients_finished_in_bound=finished,
+        token_expiry_rounds=results[1] if isinstance(results[1], int) else 0,
+        redis_down_s=round(trouble.redis_down_s, 2),
+    )
+    return report
+
+
+async def _report(
+    stack: Stack,
+    plays: list[PortalPlay],
+    opts: ChaosOptions,
+    ledger: EventLedger,
+    trouble: _Trouble,
+) -> dict[str, Any]:
+    accounting = await account(stack.redis, stack.settings, ledger)
+    stuck_kinds: Counter[str] = Counter()
+    checks = await verdicts(stack, plays)
+    counters = [await p.control.counters() for p in plays]
+    methods = [m for c in counters for m in c["methods"].values()]
+    posts = [await play_posts(stack.redis, stack.settings.key_prefix, p) for p in plays]
+    return {
+        "dialogs": opts.dialogs,
+        "portals": opts.portals,
+        "workers": opts.workers,
+        **asdict(accounting),
+        "accounting": ACCOUNTING,
+        "duplicate_leads": sum(v.duplicate_leads for v in checks),
+        # bot messages the portals show more often than the dialogs committed them (posts.py)
+        "duplicate_messages": sum(p.duplicates for p in posts),
+        "duplicate_message_examples": [d for p in posts for d in p.doubles][:10],
+        "clients_gave_up": sum(1 for p in plays for r in p.runs if r.error),
+        "dialogs_not_started": sum(1 for p in plays for r in p.runs if not r.chat_id),
+        **recovery_report(trouble.killer.kills),
+        "worker_restarts_after_exit": trouble.supervisor.restarts,
+        "faults": FAULTS if opts.faults else {},
+        "max_attempts": stack.settings.max_attempts,
+        "patient_max_attempts": stack.settings.patient_max_attempts,
+        "rest_requests": sum(int(c["requests"]) for c in counters),
+        "token_refreshes": sum(int(c["refreshes"]) for c in counters),
+        "status_503": sum(int(m.get("503", 0)) for m in methods),
+        "problems": [p for v in checks for p in v.problems][:20],
+        "stuck_details": await stuck_details(stack, plays, stuck_kinds),
+        "stuck_by_kind": stuck_kinds,
+    }
+
+
+def _triple(report: dict[str, Any], name: str) -> str:
+    return " / ".join(str(report[f"{name}_{q}_s"]) for q in ("p50", "p99", "max"))
+
+
+def verdict_ok(report: dict[str, Any]) -> bool:
+    """The invariants: nothing lost, no duplicate lead, nothing stuck."""
+    return bool(report["lost"] == 0 and report["duplicate_leads"] == 0 and report["stuck"] == 0)
+
+
+def render(report: dict[str, Any], console: Console) -> None:
+    """The table."""
+    table = Table(title=f"chaos: {report['dialogs']} dialogs in {report['elapsed_s']} s")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows = [
+        ("events acknowledged by the ingress", report["acknowledged"]),
+        ("  of them acknowledged into the spool (Redis down)", report["spooled_on_ack"]),
+        ("events handled (committed by workers)", report["handled"]),
+        ("  of them dead-lettered", report["dead_lettered"]),
+        ("events still queued", report["queued"]),
+        ("events still in the spool", report["still_spooled"]),
+        ("events lost", report["lost"]),
+        ("deliveries the ingress refused", report["refused"]),
+        ("duplicate leads", report["duplicate_leads"]),
+        (
+            "duplicate bot messages (shown more often than the dialogs posted them)",
+            report["duplicate_messages"],
+        ),
+        ("dialogs not terminal after the drain (stuck)", report["stuck"]),
+        ("  by kind (dead_effect: parked in the DLQ)", dict(report["stuck_by_kind"])),
+        ("clients who gave up waiting", report["clients_gave_up"]),
+        ("dialogs never started (bound hit first)", report["dialogs_not_started"]),
+        (
+            "workers SIGKILLed (holding dialogs)",
+            f"{report['kills']} ({report['kills_holding_dialogs']})",
+        ),
+        (
+            "dialogs they held with work (+ idle, not timed)",
+            f"{report['dialogs_held_at_kills']} (+{report['held_idle_at_kills']})",
+        ),
+        (
+            "resume: kill -> new lease, p50 / p99 / max s",
+            _triple(report, "recovery"),
+        ),
+        (
+            "progress: kill -> next commit, p50 / p99 / max s",
+            _triple(report, "progress"),
+        ),
+        (
+            "held dialogs never resumed / never progressed",
+            f"{report['unresumed']} / {report['unprogressed']}",
+        ),
+        ("Redis down (one restart), s", report["redis_down_s"]),
+        (
+            "token expiry rounds / refreshes",
+            f"{report['token_expiry_rounds']} / {report['token_refreshes']}",
+        ),
+        ("REST requests / 503", f"{report['rest_requests']} / {report['status_503']}"),
+    ]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    ok = verdict_ok(report)
+    table.add_row(
+        "verdict", "[green]lost 0, duplicate leads 0, stuck 0[/]" if ok else "[red]FAILED[/]"
+    )
+    console.print(table)
+    for line in report["lost_examples"] + report["stuck_details"] + report["problems"]:
+        console.print(f"[red]- {line}[/]")
+
+
+async def _main(opts: ChaosOptions, console: Console) -> dict[str, Any]:
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, task.cancel)  # clean up children on SIGTERM too
+    try:
+        async with asyncio.timeout(opts.timeout_s):
+            return await run_chaos(load_settings(), opts, console)
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    """`orchestrator chaos`."""
+    configure_logging("console", "WARNING")
+    console = Console()
+    opts = ChaosOptions(
+        dialogs=args.dialogs,
+        workers=args.workers,
+        portals=args.portals,
+        kill_every_s=args.kill_every,
+        redis_down_s=args.redis_down,
+        expire_every_s=args.expire_every,
+        faults=not args.no_faults,
+        arrivals_per_s=args.arrivals,
+        drain_s=args.drain,
+        timeout_s=args.timeout,
+        seed=args.seed,
+        output=args.output,
+        log_dir=args.log_dir,
+    )
+    room_s = opts.timeout_s - opts.drain_s - _TAIL_S
+    if room_s < opts.dialogs / opts.arrivals_per_s:
+        # else the clients' bound is spent before they arrive: nothing is tested, all "passes"
+        console.print(
+            f"[red]chaos: --timeout {opts.timeout_s:.0f} leaves {room_s:.0f} s for the clients "
+            f"after --drain {opts.drain_s:.0f}; their arrivals alone take "
+            f"{opts.dialogs / opts.arrivals_per_s:.0f} s: raise --timeout or lower --drain[/]"
+        )
+        return 2
+    try:
+        report = asyncio.run(_main(opts, console))
+    except TimeoutError:
+        console.print(f"[red]chaos: gave up after --timeout {opts.timeout_s:.0f} s[/]")
+        return 2
+    render(report, console)
+    console.print(f"wrote {opts.output}")
+    return 0 if verdict_ok(report) else 1

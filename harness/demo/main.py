@@ -1,0 +1,194 @@
+"""`orchestrator demo`: the product's main job on embedded defaults (what `make run` runs).
+
+Starts Redis (embedded unless REDIS_URL is set), the emulated portal, the ingress and worker
+processes; plays clients, operators and the portal's clock through whole dialog lifecycles with a
+progress bar; then checks our dialog states against the portal's own state and prints a summary.
+Exit code 0 only when every dialog reached a terminal state and everything agrees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import redis.asyncio as aioredis
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from harness.bench.e2e_watch import STEPS, StepWatch
+from harness.bench.play import PortalPlay
+from harness.demo.actors import Actors, ClientRun, client_runs
+from harness.demo.portal_setup import write_demo_scenario
+from harness.demo.report import Verdict, percentile, render, verify
+from harness.demo.stack import Stack, StackOptions, run_stack
+from orchestrator.dialog.state import TERMINAL, DialogState
+from orchestrator.observe.logs import configure_logging
+from orchestrator.pipeline.store import Store
+from orchestrator.settings import Settings, load_settings
+
+__all__ = ["DemoOptions", "cli_main", "play_on", "run_demo"]
+
+
+@dataclass
+class DemoOptions:
+    """What to play."""
+
+    dialogs: int = 200
+    workers: int = 2
+    timeout_s: float = 600.0
+    arrivals_per_s: float = 8.0
+    in_process: bool = False
+
+
+async def _states(stack: Stack, runs: list[ClientRun]) -> dict[int, DialogState | None]:
+    store = Store(stack.redis, stack.settings)
+    states: dict[int, DialogState | None] = {}
+    for run in runs:
+        if run.chat_id:
+            raw = (await store.state(store.dialog(stack.member_id, str(run.chat_id)))).data
+            states[run.chat_id] = DialogState.from_json(raw) if raw else None
+    return states
+
+
+def _finished(runs: list[ClientRun], states: dict[int, DialogState | None]) -> int:
+    return sum(1 for r in runs if (s := states.get(r.chat_id)) is not None and s.status in TERMINAL)
+
+
+async def _play(
+    stack: Stack,
+    opts: DemoOptions,
+    actors: Actors,
+    progress: Progress,
+    runs: list[ClientRun],
+    clients: list[asyncio.Task[None]],
+) -> None:
+    """Launch the clients, then watch our states until every dialog is terminal."""
+    bar = progress.add_task("dialogs finished", total=len(runs))
+    for run in runs:
+        clients.append(asyncio.create_task(actors.client(run)))
+        await asyncio.sleep(1 / opts.arrivals_per_s)
+        if run.index % 10 == 0:
+            progress.update(bar, completed=_finished(runs, await _states(stack, runs)))
+    await asyncio.gather(*clients)
+    while True:
+        done = _finished(runs, await _states(stack, runs))
+        progress.update(bar, completed=done)
+        if done == len(runs):
+            return
+        await asyncio.sleep(0.5)
+
+
+async def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> Verdict:
+    """Play the demo on a fresh stack; the verdict says whether everything agreed."""
+    with tempfile.TemporaryDirectory(prefix="ol-demo-") as tmp:
+        prefix = f"demo{uuid.uuid4().hex[:6]}"
+        settings = settings.model_copy(
+            update={
+                "key_prefix": prefix,
+                "queue_name": f"{prefix}:queue",
+                "scenario_path": write_demo_scenario(Path(tmp) / "scenario.yaml"),
+                "spool_dir": str(Path(tmp) / "spool"),
+                "log_level": "WARNING",
+            }
+        )
+        stack_opts = StackOptions(
+            workers=opts.workers, in_process=opts.in_process, log_dir=Path(tmp)
+        )
+        console.print(
+            f"Starting Redis, the emulated portal, the ingress and {opts.workers} workers..."
+        )
+        try:
+            async with run_stack(settings, stack_opts) as stack:
+                return await play_on(stack, opts, console)
+        finally:
+            if settings.redis_url:  # someone else's Redis: leave nothing of ours behind
+                await _forget(settings)
+
+
+async def _forget(settings: Settings) -> None:
+    """Delete the demo's keys (its own prefix and queue, and its arq job records)."""
+    client = aioredis.Redis.from_url(str(settings.redis_url))
+    try:
+        job_ids = await client.zrange(settings.queue_name, 0, -1)
+        if job_ids:
+            await client.delete(*(b"arq:job:" + j for j in job_ids))
+        async for key in client.scan_iter(match=f"{settings.key_prefix}*", count=1000):
+            await client.delete(key)
+    finally:
+        await client.aclose()
+
+
+async def play_on(stack: Stack, opts: DemoOptions, console: Console) -> Verdict:
+    """Play the demo's clients on a running stack and judge the outcome against the portal."""
+    actors = Actors(stack.control, stack.view)
+    stop = asyncio.Event()
+    runs = client_runs(opts.dialogs)
+    # The later steps (handoff -> accepted, finish -> vote, finish -> lead) are read off the
+    # in-process portal, the way `bench e2e` times them.
+    watch = StepWatch(
+        [
+            PortalPlay(r.identity.member_id, r, stack.control, actors, runs)
+            for r in stack.emu.portals
+        ]
+    )
+    helpers = [
+        asyncio.create_task(actors.operators(stop)),
+        asyncio.create_task(actors.clock(stop)),
+        asyncio.create_task(watch.run(stop)),
+    ]
+    clients: list[asyncio.Task[None]] = []
+    started = time.monotonic()
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    timed_out = False
+    with Progress(*columns, console=console) as progress:
+        try:
+            async with asyncio.timeout(opts.timeout_s):
+                await _play(stack, opts, actors, progress, runs, clients)
+        except TimeoutError:
+            timed_out = True
+    stop.set()
+    for task in clients:
+        task.cancel()
+    await asyncio.gather(*helpers, *clients, return_exceptions=True)
+    verdict = verify(
+        runs,
+        await _states(stack, runs),
+        await stack.control.state(),
+        await stack.control.counters(),
+        actors.step_s,
+    )
+    verdict.steps = {
+        f"{start} -> {end}": (percentile(spans, 50), percentile(spans, 99))
+        for start, end in STEPS.values()
+        for spans in [watch.durations(start, end)]
+    }
+    verdict.elapsed_s = time.monotonic() - started
+    if timed_out:
+        verdict.problems.append(f"timed out after {opts.timeout_s:.0f} s")
+    return verdict
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    """`orchestrator demo`."""
+    settings = load_settings()
+    configure_logging("console", "WARNING")
+    console = Console()
+    opts = DemoOptions(
+        dialogs=args.dialogs,
+        workers=args.workers,
+        timeout_s=args.timeout,
+        arrivals_per_s=args.arrivals,
+    )
+    verdict = asyncio.run(run_demo(settings, opts, console))
+    render(verdict, console)
+    return 0 if verdict.ok else 1

@@ -1,0 +1,287 @@
+"""The whole product on one machine: Redis (embedded unless configured), the ingress, N workers
+with the production handler, and the emulated portal whose events go to our ingress.
+
+    async with run_stack(settings, StackOptions(workers=2)) as stack:
+        await stack.control.client_message(1, "Hi")
+
+Workers and the ingress run as processes (`orchestrator ingress|worker`, as `serve` runs them)
+or, for tests, inside this process. The portal registers itself the production way: its
+ONAPPINSTALL reaches the ingress, which verifies it at the emulator's OAuth server and stores the
+portal (registry) and its tokens (credentials).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from emulator.server import EmulatorConfig, RunningEmulator, run_emulator
+from harness.demo.control import EmulatorControl, PortalView
+from harness.demo.portal_setup import prepare_portal
+from orchestrator.bitrix.auth import AuthStore
+from orchestrator.cli.serve import stop_children
+from orchestrator.errors import ConfigurationError
+from orchestrator.handler.handler import build_handler
+from orchestrator.ingress.app import start_ingress
+from orchestrator.pipeline.scripts import aw
+from orchestrator.redis.server import EmbeddedRedis
+from orchestrator.settings import Settings
+from worker.main import build_worker
+from worker.settings import HandlerFactory
+
+__all__ = ["HANDLER", "Stack", "StackOptions", "run_stack", "settings_env"]
+
+HANDLER = "orchestrator.handler:build_handler"
+_REGISTER_WITHIN_S = 30.0
+
+
+@dataclass
+class StackOptions:
+    """How to run the stack."""
+
+    workers: int = 2
+    in_process: bool = False  # True: ingress and workers in this process (tests)
+    log_dir: Path | None = None  # child process logs (default: a temporary directory)
+    emulator: dict[str, Any] = field(default_factory=dict)  # EmulatorConfig overrides
+    handler_factory: HandlerFactory = build_handler  # in-process workers only
+    redis_persistent: bool = False  # embedded Redis with AOF (everysec): restartable without loss
+    # maps the ingress's event URL to the one the portal posts to (e.g. a recording proxy)
+    event_tap: Callable[[str], str] | None = None
+
+
+@dataclass
+class Stack:
+    """A running stack: what the demo and the end-to-end tests drive and inspect."""
+
+    settings: Settings
+    emu: RunningEmulator
+    control: EmulatorControl
+    view: PortalView
+    ingress_url: str
+    member_id: str
+    redis: aioredis.Redis
+    http: aiohttp.ClientSession
+    log_dir: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    redis_server: EmbeddedRedis | None = None  # the embedded server, when the stack started one
+
+    @property
+    def member_ids(self) -> list[str]:
+        """Every emulated portal's member_id (the first is `member_id`)."""
+        return [runtime.identity.member_id for runtime in self.emu.portals]
+
+    @property
+    def worker_processes(self) -> list[subprocess.Popen[bytes]]:
+        """The worker processes running now (not the ingress)."""
+        return [p for p in self.processes if "worker" in list(p.args)]  # type: ignore[arg-type]
+
+    def spawn_worker(self) -> subprocess.Popen[bytes]:
+        """Start one more worker process (stopped with the stack)."""
+        proc = _spawn(
+            self.settings,
+            self.log_dir,
+            f"worker-{len(self.processes)}",
+            ["worker", "--handler", HANDLER],
+        )
+        self.processes.append(proc)
+        return proc
+
+    def kill_worker(self, proc: subprocess.Popen[bytes]) -> None:
+        """SIGKILL one worker process (no drain, no goodbye) and reap it."""
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        if proc in self.processes:
+            self.processes.remove(proc)
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that makes a child process read the same Settings."""
+    env = {**os.environ}
+    for name in Settings.model_fields:
+        value = getattr(settings, name)
+        if value is not None:
+            env[name.upper()] = str(value)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _spawn(
+    settings: Settings,
+    log_dir: Path,
+    name: str,
+    args: list[str],
+) -> subprocess.Popen[bytes]:
+    with open(log_dir / f"{name}.log", "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "orchestrator.cli", *args],
+            env=settings_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def _wait_http(http: aiohttp.ClientSession, url: str, within_s: float = 30.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while True:
+        with contextlib.suppress(aiohttp.ClientError):
+            async with http.get(url) as response:
+                if response.status == 200:
+                    return
+        if loop.time() > deadline:
+            raise ConfigurationError(f"{url} did not come up within {within_s} s")
+        await asyncio.sleep(0.1)
+
+
+async def _ingress(
+    stack: AsyncExitStack,
+    settings: Settings,
+    opts: StackOptions,
+    log_dir: Path,
+    procs: list[subprocess.Popen[bytes]],
+) -> str:
+    if opts.in_process:
+        server = await start_ingress(settings, "127.0.0.1", 0)
+        stack.push_async_callback(server.stop)
+        return server.url
+    port = _free_port()
+    procs.append(
+        _spawn(
+            settings, log_dir, "ingress", ["ingress", "--host", "127.0.0.1", "--port", str(port)]
+        )
+    )
+    return f"http://127.0.0.1:{port}"
+
+
+async def _workers(
+    stack: AsyncExitStack,
+    settings: Settings,
+    opts: StackOptions,
+    log_dir: Path,
+    procs: list[subprocess.Popen[bytes]],
+) -> None:
+    for index in range(opts.workers):
+        if not opts.in_process:
+            procs.append(
+                _spawn(settings, log_dir, f"worker-{index}", ["worker", "--handler", HANDLER])
+            )
+            continue
+        worker = build_worker(settings, opts.handler_factory, handle_signals=False)
+        task = asyncio.create_task(worker.async_run())
+
+        async def stop(worker: Any = worker, task: asyncio.Task[None] = task) -> None:
+            worker.handle_sig(signal.SIGTERM)
+            await asyncio.wait([task], timeout=settings.shutdown_grace_s + 5)
+            # arq's close() gathers its job tasks before on_shutdown: one cancelled at shutdown
+            # would re-raise there and skip on_shutdown, leaking the handler's client and pool.
+            # Settle them first, so close() runs whole.
+            await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
+            worker.tasks.clear()
+            await worker.close()
+
+        stack.push_async_callback(stop)
+
+
+async def _await_registration(stack_: Stack) -> None:
+    """The install event reached the ingress; wait until it stored the verified tokens."""
+    auth = AuthStore(stack_.redis, prefix=stack_.settings.key_prefix)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + _REGISTER_WITHIN_S
+    resent = False
+    waiting = list(stack_.member_ids)
+    while waiting:
+        # the registry (ingress) and the REST client's credentials share the portal's hash:
+        # the portal is usable once the client's fields are in it
+        waiting = [m for m in waiting if not await aw(stack_.redis.hget(auth.key(m), "kind"))]
+        if not waiting:
+            return
+        if loop.time() > deadline:
+            raise ConfigurationError("the portal's ONAPPINSTALL never registered it")
+        if not resent and loop.time() > deadline - _REGISTER_WITHIN_S / 2:
+            for member_id in waiting:  # the first delivery may have been refused
+                await EmulatorControl(stack_.http, stack_.emu.url, member_id).install()
+            resent = True
+        await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def run_stack(settings: Settings, opts: StackOptions | None = None) -> AsyncIterator[Stack]:
+    """Start everything, yield the running stack, stop everything (children killed if stuck)."""
+    opts = opts or StackOptions()
+    procs: list[subprocess.Popen[bytes]] = []
+    async with AsyncExitStack() as stack:
+        embedded: EmbeddedRedis | None = None
+        if not settings.redis_url:
+            embedded = stack.enter_context(EmbeddedRedis(persistent=opts.redis_persistent))
+            settings = settings.model_copy(update={"redis_url": embedded.url})
+        settings = settings.model_copy(update={"worker_handler": HANDLER})
+        log_dir = opts.log_dir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        log_dir.mkdir(parents=True, exist_ok=True)  # a --log-dir that does not exist yet
+        stack.callback(stop_children, procs, settings.shutdown_grace_s + 5)
+        redis = aioredis.Redis.from_url(str(settings.redis_url))
+        stack.push_async_callback(redis.aclose)
+        http = await stack.enter_async_context(
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+        )
+        # The ingress verifies the portal's install at the emulator's OAuth server, so it has to
+        # know our app and that server before the emulator starts (and posts ONAPPINSTALL).
+        app = {"client_id": f"local.{secrets.token_hex(7)}", "client_secret": secrets.token_hex(16)}
+        emu_port = int(opts.emulator.get("port") or _free_port())
+        settings = settings.model_copy(
+            update={
+                "b24_client_id": app["client_id"],
+                "b24_client_secret": app["client_secret"],
+                "b24_oauth_url": f"http://127.0.0.1:{emu_port}/oauth/token/",
+            }
+        )
+        ingress = await _ingress(stack, settings, opts, log_dir, procs)
+        await _wait_http(http, f"{ingress}/healthz")
+        event_url = f"{ingress}/b24/events"
+        emu_config = EmulatorConfig(
+            event_url=opts.event_tap(event_url) if opts.event_tap else event_url,
+            # one app on every portal, as a market app is: one client_id refreshes all tokens
+            **{"shared_app": True, **app, **opts.emulator, "port": emu_port},
+        )
+        emu = await stack.enter_async_context(run_emulator(emu_config))
+        runtime = emu.portals[0]
+        for each in emu.portals:
+            prepare_portal(each.portal)
+        creds = emu.credentials
+        await _workers(stack, settings, opts, log_dir, procs)
+        running = Stack(
+            settings,
+            emu,
+            EmulatorControl(http, emu.url),
+            PortalView(runtime.portal),
+            ingress,
+            creds["member_id"],
+            redis,
+            http,
+            log_dir,
+            procs,
+            embedded,
+        )
+        await _await_registration(running)
+        yield running

@@ -1,0 +1,289 @@
+"""Operator commands: `orchestrator dlq|sessions|portals|redis ...` (rich tables on stdout).
+
+Each `*_main(args)` reads Settings and runs; `run_*(args, settings)` is the same work for a
+caller that already holds Settings (tests, other commands).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import re
+from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
+from typing import Any
+
+import redis.asyncio as aioredis
+from rich.console import Console
+from rich.table import Table
+
+from orchestrator.errors import ConfigurationError
+from orchestrator.ingress.portals import Portals
+from orchestrator.pipeline.dlq import DeadLetters
+from orchestrator.pipeline.epoch import acknowledge_loss, persistence_mode, read_loss
+from orchestrator.pipeline.keys import Keys
+from orchestrator.pipeline.scripts import aw
+from orchestrator.pipeline.store import EffectRecord, Store
+from orchestrator.redis.client import open_client
+from orchestrator.settings import Settings, load_settings
+
+__all__ = [
+    "dlq_main",
+    "portals_main",
+    "redis_main",
+    "run_dlq",
+    "run_portals",
+    "run_redis",
+    "run_sessions",
+    "sessions_main",
+]
+
+console = Console()
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S") if ms else "-"
+
+
+def _client(settings: Settings) -> aioredis.Redis:
+    if not settings.redis_url:
+        raise ConfigurationError("REDIS_URL is not set")
+    return open_client(settings.redis_url)
+
+
+def _main(
+    run: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]],
+    args: argparse.Namespace,
+) -> int:
+    try:
+        return asyncio.run(run(args, load_settings()))
+    except ConfigurationError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+
+
+# --- dlq ---------------------------------------------------------------------------------------
+
+
+async def run_dlq(args: argparse.Namespace, settings: Settings) -> int:
+    """list | show | replay | purge."""
+    client = _client(settings)
+    try:
+        dlq = DeadLetters(client, settings)
+        action = args.dlq_command
+        if action == "list":
+            table = Table("entry id", "kind", "dialog", "ref", "attempts", "failed", "error")
+            for d in await dlq.entries(args.limit):
+                table.add_row(
+                    d.entry_id,
+                    d.kind,
+                    f"{d.member_id}/{d.chat_id}",
+                    d.ref,
+                    str(d.attempts),
+                    _when(d.failed_ms),
+                    d.error[:60],
+                )
+            console.print(table)
+            return 0
+        if action == "show":
+            letter = await dlq.get(args.entry_id)
+            if letter is None:
+                console.print(f"[red]no dead letter {args.entry_id}[/red]")
+                return 1
+            console.print_json(json.dumps(dataclasses.asdict(letter), ensure_ascii=False))
+            return 0
+        ids = await _selected(dlq, args)
+        if action == "replay":
+            done = [i for i in ids if await dlq.replay(i)]
+            console.print(f"replayed {len(done)} of {len(ids)}")
+            return 0 if len(done) == len(ids) else 1
+        gone = await dlq.purge(None if args.all else ids)
+        console.print(f"purged {gone}")
+        return 0
+    finally:
+        await client.aclose()
+
+
+async def _selected(dlq: DeadLetters, args: argparse.Namespace) -> list[str]:
+    if args.all:
+        return [d.entry_id for d in await dlq.entries(limit=1_000_000)]
+    if not args.entry_ids:
+        raise ConfigurationError("name entry ids, or pass --all")
+    return list(args.entry_ids)
+
+
+def dlq_main(args: argparse.Namespace) -> int:
+    """`orchestrator dlq ...`."""
+    return _main(run_dlq, args)
+
+
+# --- sessions ----------------------------------------------------------------------------------
+
+
+async def run_sessions(args: argparse.Namespace, settings: Settings) -> int:
+    """list | show."""
+    client = _client(settings)
+    try:
+        store = Store(client, settings)
+        if args.sessions_command == "list":
+            await _sessions_list(store, args.member_id, args.limit)
+            return 0
+        return await _session_show(store, args.member_id, args.chat_id, args.history)
+    finally:
+        await client.aclose()
+
+
+async def _sessions_list(store: Store, member_id: str | None, limit: int) -> None:
+    pattern = re.compile(rf"^{re.escape(store.keys.prefix)}:\{{(.+)\}}:dlg:(.+):state$")
+    table = Table("member id", "chat id", "version", "last seq", "inbox", "effects", "updated")
+    shown = 0
+    async for raw in store.redis.scan_iter(match=store.keys.state_pattern(), count=1000):
+        m = pattern.match(raw.decode())
+        if m is None or (member_id and m.group(1) != member_id):
+            continue
+        d = store.dialog(m.group(1), m.group(2))
+        state = await store.state(d)
+        table.add_row(
+            d.member_id,
+            d.chat_id,
+            str(state.version),
+            str(state.seq),
+            str(await aw(store.redis.llen(d.inbox))),
+            str(await aw(store.redis.llen(d.outbox))),
+            _when(state.updated_ms),
+        )
+        shown += 1
+        if shown >= limit:
+            break
+    console.print(table)
+
+
+async def _session_show(store: Store, member_id: str, chat_id: str, history: int) -> int:
+    d = store.dialog(member_id, chat_id)
+    state = await store.state(d)
+    if state.version == 0 and not await aw(store.redis.exists(d.inbox)):
+        console.print(f"[red]no dialog {member_id}/{chat_id}[/red]")
+        return 1
+    lease = await aw(store.redis.get(d.lease))
+    data = state.data.decode("utf-8", "replace") if state.data else None
+    console.print_json(
+        json.dumps(
+            {
+                "dialog": d.pending_member,
+                "version": state.version,
+                "last_seq": state.seq,
+                "updated": _when(state.updated_ms),
+                "state": data,
+                "inbox": await aw(store.redis.llen(d.inbox)),
+                "lease": lease.decode() if lease else None,
+                "scheduled": bool(await aw(store.redis.exists(d.sched))),
+            }
+        )
+    )
+    table = Table("seq", "event", "event id", "outcome", "effects", "at")
+    for raw in await aw(store.redis.lrange(d.history, -history, -1)):
+        rec = json.loads(raw)
+        table.add_row(
+            str(rec["seq"]),
+            rec["event"],
+            rec["event_id"],
+            rec["outcome"],
+            ", ".join(rec["effects"]),
+            _when(rec["at_ms"]),
+        )
+    console.print(table)
+    effects = Table("pending effect", "kind", "payload")
+    for effect in await store.pending_effects(d):
+        effects.add_row(effect.effect_id, effect.kind, _short(effect))
+    console.print(effects)
+    return 0
+
+
+def _short(effect: EffectRecord) -> str:
+    text = json.dumps(effect.payload, ensure_ascii=False)
+    return text if len(text) < 80 else text[:77] + "..."
+
+
+def sessions_main(args: argparse.Namespace) -> int:
+    """`orchestrator sessions ...`."""
+    return _main(run_sessions, args)
+
+
+# --- portals -----------------------------------------------------------------------------------
+
+
+async def run_portals(args: argparse.Namespace, settings: Settings) -> int:
+    """list | add | remove."""
+    client = _client(settings)
+    try:
+        portals = Portals(client, Keys(settings.key_prefix))
+        if args.portals_command == "list":
+            table = Table("member id", "domain", "source", "client endpoint", "installed")
+            for p in await portals.all():
+                table.add_row(
+                    p.member_id, p.domain, p.source, p.client_endpoint, _when(p.installed_ms)
+                )
+            console.print(table)
+            return 0
+        if args.portals_command == "add":
+            await portals.register(
+                args.member_id,
+                args.domain,
+                args.token,
+                client_endpoint=args.client_endpoint,
+                source="cli",
+            )
+            console.print(f"registered {args.member_id}")
+            return 0
+        removed = await portals.remove(args.member_id)
+        console.print(f"removed {args.member_id}" if removed else f"no portal {args.member_id}")
+        return 0 if removed else 1
+    finally:
+        await client.aclose()
+
+
+def portals_main(args: argparse.Namespace) -> int:
+    """`orchestrator portals ...`."""
+    return _main(run_portals, args)
+
+
+# --- redis -------------------------------------------------------------------------------------
+
+
+async def run_redis(args: argparse.Namespace, settings: Settings) -> int:
+    """status | ack-loss (orchestrator/pipeline/epoch.py)."""
+    client = _client(settings)
+    keys = Keys(settings.key_prefix)
+    try:
+        if args.redis_command == "ack-loss":
+            loss = await acknowledge_loss(client, keys)
+            if loss is None:
+                console.print("no unacknowledged loss of Redis's data")
+                return 1
+            console.print(
+                f"acknowledged the loss noticed {_when(loss.detected_ms)} by {loss.noticed_by}"
+            )
+            return 0
+        epoch = await aw(client.get(keys.epoch))
+        loss = await read_loss(client, keys)
+        table = Table("", "")
+        table.add_row("epoch", epoch.decode() if epoch else "- (no process has started yet)")
+        table.add_row("persistence", await persistence_mode(client))
+        table.add_row(
+            "data loss",
+            "none unacknowledged"
+            if loss is None
+            else f"noticed {_when(loss.detected_ms)} by {loss.noticed_by} "
+            f"(epoch {loss.previous_epoch} -> {loss.epoch}); `orchestrator redis ack-loss`",
+        )
+        console.print(table)
+        return 0 if loss is None else 1
+    finally:
+        await client.aclose()
+
+
+def redis_main(args: argparse.Namespace) -> int:
+    """`orchestrator redis ...`."""
+    return _main(run_redis, args)

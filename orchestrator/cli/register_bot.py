@@ -1,0 +1,126 @@
+"""`orchestrator register-bot`: our open-line bot on a portal, its handlers at our ingress.
+
+`imbot.register` (TYPE=O, OPENLINE=Y) answers the same id again for the same CODE, so the
+command can be re-run safely. `event.bind` of the Open Lines events works only for OAuth apps
+(bitrix24-api.md: `event.*` over a webhook is WRONG_AUTH_TYPE); on a webhook portal the
+binding is skipped and said so, and a bot registered over a webhook needs CLIENT_ID.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from orchestrator.cli.dialogs import add_member_id, fail, portal_client, print_json, run_cli
+from orchestrator.cli.lazy import lazy
+from orchestrator.errors import ConfigurationError, MethodError, OrchestratorError
+from orchestrator.settings import Settings
+
+if TYPE_CHECKING:
+    from orchestrator.bitrix import PortalApi
+
+    Sub: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
+
+__all__ = [
+    "OPENLINE_EVENTS",
+    "add_register_bot",
+    "bind_events",
+    "register_bot_main",
+    "run_register",
+]
+
+# The Open Lines events the dialog machine consumes besides the bot's own handlers.
+OPENLINE_EVENTS = ("ONOPENLINEMESSAGEADD", "ONSESSIONSTART", "ONSESSIONFINISH")
+WEBHOOK_NOTE = (
+    "event.bind is OAuth-only on Bitrix24: on a webhook portal the Open Lines events "
+    "(ONOPENLINEMESSAGEADD, ONSESSIONSTART, ONSESSIONFINISH) cannot be bound; binding skipped"
+)
+
+
+async def bind_events(api: PortalApi, handler: str) -> dict[str, list[str]]:
+    """Bind each Open Lines event to `handler` once; an existing binding is not an error."""
+    existing = {b.event.upper() for b in await api.event_get() if (b.handler or "") == handler}
+    bound: list[str] = []
+    already: list[str] = []
+    for event in OPENLINE_EVENTS:
+        if event in existing:
+            already.append(event)
+            continue
+        try:
+            await api.event_bind(event, handler)
+        except MethodError as exc:
+            # a bind racing another run: the portal says "Handler already binded"
+            if "already" not in exc.description.lower():
+                raise
+            already.append(event)
+            continue
+        bound.append(event)
+    return {"bound": bound, "already_bound": already}
+
+
+async def run_register(args: argparse.Namespace, settings: Settings) -> int:
+    """Register (or find) the bot and bind the events; print what was done as JSON."""
+    from orchestrator.bitrix.auth import OAUTH
+
+    try:
+        async with portal_client(settings) as client:
+            api = client.api(args.member_id, bot_client_id=args.client_id)
+            oauth = (await client.auth.get(api.member_id)).kind == OAUTH
+            if not oauth and not api.bot_client_id:
+                raise ConfigurationError(
+                    "a bot registered over a webhook needs --client-id (or B24_BOT_CLIENT_ID)"
+                )
+            report = await _register(api, args, oauth=oauth)
+    except OrchestratorError as exc:
+        return fail(exc)
+    print_json(report)
+    return 0
+
+
+async def _register(api: PortalApi, args: argparse.Namespace, *, oauth: bool) -> dict[str, Any]:
+    bot_id = await api.imbot_register(args.code, name=args.name, event_handler=args.ingress_url)
+    report: dict[str, Any] = {
+        "bot_id": bot_id,
+        "code": args.code,
+        "member_id": api.member_id,
+        "auth": "oauth" if oauth else "webhook",
+        "handler": args.ingress_url,
+    }
+    if oauth and not args.no_bind:
+        report.update(await bind_events(api, args.ingress_url))
+    else:
+        report.update({"bound": [], "already_bound": [], "skipped": list(OPENLINE_EVENTS)})
+        if not oauth:
+            report["note"] = WEBHOOK_NOTE
+            print(f"note: {WEBHOOK_NOTE}", file=sys.stderr)
+    return report
+
+
+def register_bot_main(args: argparse.Namespace) -> int:
+    """Entry of `orchestrator register-bot`."""
+    return run_cli(run_register, args)
+
+
+def add_register_bot(sub: Sub) -> None:
+    """`orchestrator register-bot --ingress-url URL ...`."""
+
+    p = sub.add_parser(
+        "register-bot",
+        help="imbot.register our open-line bot and event.bind the Open Lines events",
+    )
+    p.add_argument(
+        "--ingress-url",
+        required=True,
+        help="our public event endpoint, e.g. https://bot.example.com/b24/events",
+    )
+    p.add_argument("--code", default="openlines_orchestrator", help="the bot's CODE (its key)")
+    p.add_argument("--name", default="Support Bot", help="the bot's PROPERTIES[NAME]")
+    p.add_argument(
+        "--client-id",
+        default=None,
+        help="CLIENT_ID of a webhook-registered bot (default B24_BOT_CLIENT_ID)",
+    )
+    p.add_argument("--no-bind", action="store_true", help="register the bot only")
+    add_member_id(p)
+    p.set_defaults(func=lazy("orchestrator.cli.register_bot:register_bot_main"))

@@ -1,0 +1,208 @@
+"""The bot's side of a dialog: greeting, FAQ, data collection and the handoff decision."""
+
+from __future__ import annotations
+
+import re
+
+from orchestrator.dialog.effects import FinishBotSession, HandToQueue, Transfer
+from orchestrator.dialog.inputs import ClientMessage
+from orchestrator.dialog.scenario import FaqEntry, Target
+from orchestrator.dialog.state import DialogStatus
+from orchestrator.dialog.step import Step, render
+
+__all__ = ["begin", "finish_by_bot", "handoff", "on_client_message", "route"]
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def begin(step: Step, at: float) -> None:
+    """Open the bot's conversation once per session: greet, check the hours, ask the first field."""
+    st = step.state
+    st.started_at = st.started_at or at
+    if st.greeted:
+        return
+    st.greeted = True
+    step.greet()
+    if not step.scenario.hours.is_open(step.now):
+        st.after_hours = True
+        step.say(step.scenario.hours.outside_message)
+    _ask_next(step)
+    _arm_silence(step)
+
+
+def on_client_message(step: Step, msg: ClientMessage) -> None:
+    """React to the client while the bot owns the dialog."""
+    st = step.state
+    text = msg.text.strip()
+    # the session's opening message is the client's question, never an answer to our prompt
+    # (the welcome bot's join may reach us before or after it)
+    first = st.last_client_at is None
+    st.last_message, st.last_client_at = text, msg.at
+    begin(step, msg.at)
+    if st.closing:
+        # We asked the portal to close, but a client message during its vote wait cancels the
+        # wait (Update::checkVote) and the session stays open with nobody left to close it:
+        # stay quiet and ask again (the finish is a no-op on a closed session).
+        step.emit(FinishBotSession(chat_id=st.chat_id))
+        return
+    hand = step.scenario.handoff
+    if hand.client_zero and text == "0":
+        # the portal ended the bot session itself (endBotSession): expect the line's queue
+        _to_queue_state(step, "client_zero", msg.at)
+        return
+    if _has_keyword(text, hand.keywords):
+        if not st.after_hours:
+            handoff(step, "keyword", msg.at)
+            return
+        step.say(step.scenario.hours.outside_message)  # nobody to hand to: keep collecting
+        _reprompt(step)
+        _arm_silence(step)
+        return
+    if st.status is not DialogStatus.BOT:
+        return  # begin() may have closed the dialog (after hours with nothing to collect)
+    faq = _match_faq(text, step.scenario.faq)
+    if faq is not None:
+        st.unanswered = 0
+        step.say(faq.answer)
+        _reprompt(step)
+    elif st.asking and not first:
+        _take_answer(step, text, msg.at)
+    elif not st.asking and not first:
+        st.unanswered += 1
+        if st.unanswered >= hand.max_unanswered and not st.after_hours:
+            handoff(step, "unanswered", msg.at)
+            return
+        step.say(step.scenario.fallback)
+    if st.status is DialogStatus.BOT and not st.closing:
+        _arm_silence(step)
+
+
+def _take_answer(step: Step, text: str, at: float) -> None:
+    st = step.state
+    spec = step.scenario.collect.spec(st.asking or "")
+    if spec is None:  # the scenario changed under a live dialog: forget the question
+        st.asking = None
+        return
+    if spec.accepts(text):
+        setattr(st.data, spec.name, text)
+        step.say(step.scenario.collect.thanks if _all_done(step) else "")
+        _ask_next(step, at)
+        return
+    st.reasks += 1
+    if st.reasks > step.scenario.collect.max_reasks:
+        st.skipped.append(spec.name)
+        _ask_next(step, at)
+    else:
+        step.say(spec.invalid)
+
+
+def _all_done(step: Step) -> bool:
+    return _next_field(step) is None
+
+
+def _next_field(step: Step) -> str | None:
+    st = step.state
+    for spec in step.scenario.collect.fields:
+        if st.data.get(spec.name) is None and spec.name not in st.skipped:
+            return spec.name
+    return None
+
+
+def _ask_next(step: Step, at: float | None = None) -> None:
+    st = step.state
+    name = _next_field(step)
+    st.reasks = 0
+    if name is not None:
+        st.asking = name
+        spec = step.scenario.collect.spec(name)
+        step.say(spec.prompt if spec else "")
+        return
+    st.asking = None
+    if st.after_hours:
+        step.say(step.scenario.hours.goodbye)
+        finish_by_bot(step)
+    elif step.scenario.collect.fields and step.scenario.handoff.on_collected:
+        handoff(step, "collected", at if at is not None else step.now)
+
+
+def _reprompt(step: Step) -> None:
+    spec = step.scenario.collect.spec(step.state.asking or "")
+    if spec is not None:
+        step.say(spec.prompt)
+
+
+def _has_keyword(text: str, keywords: list[str]) -> bool:
+    words = {w.lower() for w in _WORD.findall(text)}
+    return any(k.lower() in words for k in keywords)
+
+
+def _match_faq(text: str, faq: list[FaqEntry]) -> FaqEntry | None:
+    words = {w.lower() for w in _WORD.findall(text)}
+    return next((entry for entry in faq if any(k in words for k in entry.keywords)), None)
+
+
+def _arm_silence(step: Step) -> None:
+    step.schedule("silence", step.scenario.timers.client_silence_s)
+
+
+def finish_by_bot(step: Step) -> None:
+    """Ask the portal to close the session (imopenlines.bot.session.finish)."""
+    step.state.closing = True
+    step.state.asking = None
+    step.cancel("silence")
+    step.emit(FinishBotSession(chat_id=step.state.chat_id))
+
+
+def route(step: Step) -> Target:
+    """The handoff target: the first matching route, else the scenario's default target."""
+    st = step.state
+    for rule in step.scenario.handoff.routes:
+        if rule.keywords and _has_keyword(st.last_message, rule.keywords):
+            return rule.target
+        value = st.data.get(rule.field) if rule.field else None
+        if value and rule.pattern and re.search(rule.pattern, value):
+            return rule.target
+    return step.scenario.handoff.target
+
+
+def handoff(step: Step, reason: str, at: float) -> None:
+    """Hand the dialog to humans: tell the client, leave the operator a note, call the portal."""
+    st = step.state
+    hand = step.scenario.handoff
+    target = route(step)
+    step.say(hand.message)
+    note = render(
+        hand.note,
+        {"reason": reason, "last_message": st.last_message, **st.data.model_dump()},
+    )
+    step.say(note, via="note")
+    if target.user_id is not None:
+        step.emit(Transfer(chat_id=st.chat_id, user_id=target.user_id, leave=hand.leave))
+    elif target.queue_id is not None:
+        step.emit(Transfer(chat_id=st.chat_id, queue_id=target.queue_id, leave=hand.leave))
+    else:
+        step.emit(HandToQueue(chat_id=st.chat_id))
+    if target.user_id is not None:
+        # a bot-mode transfer to a user answers at once (bitrix24-api.md §5.4)
+        st.status, st.operator_id, st.operator_accepted_at = (
+            DialogStatus.OPERATOR,
+            target.user_id,
+            at,
+        )
+        st.handoff_reason, st.handed_off_at, st.asking, st.closing = reason, at, None, False
+        step.cancel("silence")
+        return
+    _to_queue_state(step, reason, at)
+
+
+def _to_queue_state(step: Step, reason: str, at: float) -> None:
+    st = step.state
+    st.status, st.handoff_reason, st.handed_off_at, st.asking = (
+        DialogStatus.OPERATOR_QUEUE,
+        reason,
+        at,
+        None,
+    )
+    st.closing = False
+    step.cancel("silence")
+    step.schedule("accept", step.scenario.timers.accept_timeout_s)

@@ -1,0 +1,306 @@
+"""What the dialog machine reacts to: domain inputs built from portal events, timers and the
+results of our own effects, as frozen data; plus `inputs_from_event` and the stored form."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from orchestrator.events import models as ev
+
+__all__ = [
+    "INPUT_TYPES",
+    "BotJoined",
+    "ClientMessage",
+    "EffectFailed",
+    "Input",
+    "LeadCreated",
+    "MessageDeleted",
+    "MessageUpdated",
+    "OperatorMessage",
+    "SessionFinished",
+    "SessionStarted",
+    "TimerFired",
+    "TranscriptFetched",
+    "VoteSaved",
+    "input_from_record",
+    "input_record",
+    "inputs_from_event",
+]
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Input:
+    kind: ClassVar[str]
+    at: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class _FromPortal(_Input):
+    """Inputs built from portal events name their dialog, so a first one can create it."""
+
+    member_id: str = ""
+    chat_id: int = 0
+    session_id: int | None = None
+    line_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientMessage(_FromPortal):
+    """The client wrote in the Open Lines chat."""
+
+    kind: ClassVar[str] = "client_message"
+    text: str
+    message_id: int
+    user_id: int = 0
+    user_code: str = ""
+    bot_id: int = 0  # our bot the event was delivered for (0 when unknown)
+
+
+@dataclass(frozen=True, kw_only=True)
+class OperatorMessage(_FromPortal):
+    """A human (employee) wrote in the chat."""
+
+    kind: ClassVar[str] = "operator_message"
+    text: str
+    message_id: int
+    user_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class BotJoined(_FromPortal):
+    """Our bot was added to the chat (as the line's welcome bot or a transfer target)."""
+
+    kind: ClassVar[str] = "bot_joined"
+    bot_id: int = 0
+    user_code: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionStarted(_FromPortal):
+    """The portal opened a session in the chat."""
+
+    kind: ClassVar[str] = "session_started"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionFinished(_FromPortal):
+    """The portal closed the session (status 60; not the vote wait)."""
+
+    kind: ClassVar[str] = "session_finished"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageUpdated(_FromPortal):
+    """A message in the chat was edited."""
+
+    kind: ClassVar[str] = "message_updated"
+    message_id: int
+    text: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageDeleted(_FromPortal):
+    """A message in the chat was deleted."""
+
+    kind: ClassVar[str] = "message_deleted"
+    message_id: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimerFired(_Input):
+    """One of our timers came due; ignored unless `token` is the dialog's current one."""
+
+    kind: ClassVar[str] = "timer_fired"
+    name: str
+    token: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Result(_Input):
+    """Results of our effects name the session they were for; others' are stale."""
+
+    session_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TranscriptFetched(_Result):
+    """The session's history: what the evaluation needs that the bot could not see."""
+
+    kind: ClassVar[str] = "transcript_fetched"
+    operator_id: int | None = None
+    operator_accepted_at: float | None = None
+    first_operator_response_at: float | None = None
+    closed_at: float | None = None
+    client_vote: int | None = None  # the session's VOTE: 5 like, 1 dislike, None/0 none
+    message_count: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoteSaved(_Result):
+    """imopenlines.session.head.vote succeeded."""
+
+    kind: ClassVar[str] = "vote_saved"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LeadCreated(_Result):
+    """The session's lead exists (found or created); lead_id None when the portal gave none."""
+
+    kind: ClassVar[str] = "lead_created"
+    lead_id: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EffectFailed(_Result):
+    """An effect failed for good after the runner's retries (error_code: WRONG_CHAT, ...)."""
+
+    kind: ClassVar[str] = "effect_failed"
+    effect_kind: str
+    error_code: str = ""
+    effect_id: str = ""
+
+
+Input = (
+    ClientMessage
+    | OperatorMessage
+    | BotJoined
+    | SessionStarted
+    | SessionFinished
+    | MessageUpdated
+    | MessageDeleted
+    | TimerFired
+    | TranscriptFetched
+    | VoteSaved
+    | LeadCreated
+    | EffectFailed
+)
+
+INPUT_TYPES: dict[str, type[Input]] = {
+    cls.kind: cls
+    for cls in (
+        ClientMessage,
+        OperatorMessage,
+        BotJoined,
+        SessionStarted,
+        SessionFinished,
+        MessageUpdated,
+        MessageDeleted,
+        TimerFired,
+        TranscriptFetched,
+        VoteSaved,
+        LeadCreated,
+        EffectFailed,
+    )
+}
+
+
+def input_record(inp: Input) -> tuple[str, dict[str, Any]]:
+    """The stored form of an input: (kind, JSON-able payload)."""
+    return inp.kind, dataclasses.asdict(inp)
+
+
+def input_from_record(kind: str, payload: dict[str, Any]) -> Input:
+    """Rebuild an input from its stored form; ValueError for an unknown kind or bad fields."""
+    cls = INPUT_TYPES.get(kind)
+    if cls is None:
+        raise ValueError(f"unknown input kind {kind!r}")
+    try:
+        return cls(**payload)
+    except TypeError as exc:
+        raise ValueError(f"bad {kind} payload: {exc}") from exc
+
+
+def inputs_from_event(event: ev.Event) -> list[Input]:
+    """The domain inputs one portal event means (none for portal-level or non-Open-Lines ones)."""
+    at = float(event.ts)
+    if isinstance(event, ev.BotMessageAdd):
+        return _from_bot_message(event, at)
+    if isinstance(event, ev.BotMessageUpdate | ev.BotMessageDelete):
+        params = event.data.PARAMS
+        if not params.is_lines:
+            return []
+        base = _portal(event, params.chat_id, params.session_id, params.line_id, at)
+        if isinstance(event, ev.BotMessageDelete):
+            return [MessageDeleted(message_id=params.MESSAGE_ID, **base)]
+        return [MessageUpdated(message_id=params.MESSAGE_ID, text=params.MESSAGE, **base)]
+    if isinstance(event, ev.BotJoinChat):
+        p = event.data.PARAMS
+        if p.CHAT_ENTITY_TYPE != "LINES" and p.CHAT_TYPE != "L":
+            return []
+        base = _portal(event, p.CHAT_ID, None, p.line_id, at)
+        return [BotJoined(bot_id=event.bot_id, user_code=p.CHAT_ENTITY_ID, **base)]
+    if isinstance(event, ev.OpenLineMessageAdd):
+        return _from_openline_message(event, at)
+    if isinstance(event, ev.SessionStart | ev.SessionFinish):
+        data = event.data.DATA
+        base = _portal(event, data.chat_id, event.session_id, data.line_id, at)
+        if isinstance(event, ev.SessionStart):
+            return [SessionStarted(**base)]
+        return [SessionFinished(**base)]
+    return []  # ONIMBOTDELETE, ONAPPINSTALL, ONAPPUNINSTALL: portal-level, not dialog inputs
+
+
+def _portal(
+    event: ev.BaseEvent, chat_id: int, session_id: int | None, line_id: int | None, at: float
+) -> dict[str, Any]:
+    return {
+        "member_id": event.member_id,
+        "chat_id": chat_id,
+        "session_id": session_id,
+        "line_id": line_id,
+        "at": at,
+    }
+
+
+def _from_bot_message(event: ev.BotMessageAdd, at: float) -> list[Input]:
+    params = event.data.PARAMS
+    if not params.is_lines or params.SYSTEM or not params.FROM_USER_ID:
+        return []  # private chats are not dialogs; system notices are the portal talking
+    base = _portal(event, params.chat_id, params.session_id, params.line_id, at)
+    author = params.FROM_USER_ID
+    user = event.data.USER
+    # The client is a connector user; without USER, the user code's last part is the client.
+    is_client = user.IS_CONNECTOR if user else params.user_code.endswith(f"|{author}")
+    if is_client:
+        return [
+            ClientMessage(
+                text=params.MESSAGE,
+                message_id=params.MESSAGE_ID,
+                user_id=author,
+                user_code=params.user_code,
+                bot_id=next(iter(event.bot_ids), 0),
+                **base,
+            )
+        ]
+    if user and user.IS_BOT:
+        return []
+    return [
+        OperatorMessage(text=params.MESSAGE, message_id=params.MESSAGE_ID, user_id=author, **base)
+    ]
+
+
+def _from_openline_message(event: ev.OpenLineMessageAdd, at: float) -> list[Input]:
+    packet = event.data.DATA
+    if packet.message.system or not packet.portal_chat_id:
+        return []  # a notice, or only external ids: we cannot tell which dialog it belongs to
+    line_id = packet.connector.line_id or None
+    base = _portal(event, packet.portal_chat_id, None, line_id, at)
+    if event.data.outbound:  # going out to the connector: an operator (or the bot) wrote
+        return [
+            OperatorMessage(
+                text=packet.message.text,
+                message_id=packet.portal_message_id,
+                user_id=packet.message.user_id,
+                **base,
+            )
+        ]
+    return [
+        ClientMessage(
+            text=packet.message.text,
+            message_id=packet.portal_message_id,
+            user_id=packet.message.user_id,
+            **base,
+        )
+    ]

@@ -1,0 +1,75 @@
+"""The working context of one transition: the state copy, the scenario, the effects so far."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.dialog.effects import CancelTimer, Effect, ScheduleTimer, SendMessage, Via
+from orchestrator.dialog.scenario import Scenario
+from orchestrator.dialog.state import DialogState
+
+__all__ = ["Step", "render"]
+
+_GREETING_VIA: dict[str, Via] = {
+    "imopenlines.bot.session.message.send": "session",
+    "imbot.message.add": "bot",
+}
+
+
+@dataclass
+class Step:
+    """Mutable while one transition is computed; the machine freezes the outcome."""
+
+    state: DialogState
+    scenario: Scenario
+    now: float
+    effects: list[Effect] = field(default_factory=list)
+
+    def emit(self, effect: Effect) -> None:
+        """Append an effect."""
+        self.effects.append(effect)
+
+    def say(self, text: str, via: Via = "bot") -> None:
+        """Post a message into the chat (skipped when the scenario leaves the text empty)."""
+        if text:
+            self.emit(SendMessage(chat_id=self.state.chat_id, text=text, via=via))
+
+    def greet(self) -> None:
+        """Post the scenario's greeting the way it says."""
+        greeting = self.scenario.greeting
+        self.say(greeting.text, _GREETING_VIA[greeting.via])
+
+    def schedule(self, name: str, delay_s: float | None) -> None:
+        """(Re)arm a timer; the token is unique per transition so older firings go stale."""
+        if delay_s is None:
+            return
+        token = f"{name}:{self.state.epoch}:{self.state.seq + 1}"
+        self.state.timers[name] = token
+        # one arming per timer per transition: the last one wins
+        self.effects = [
+            e for e in self.effects if not (isinstance(e, ScheduleTimer) and e.name == name)
+        ]
+        self.emit(ScheduleTimer(name=name, delay_s=float(delay_s), token=token))
+
+    def cancel(self, name: str) -> None:
+        """Disarm a timer if it is armed."""
+        if self.state.timers.pop(name, None) is not None:
+            self.emit(CancelTimer(name=name))
+
+    def cancel_all(self) -> None:
+        """Disarm every timer."""
+        for name in sorted(self.state.timers):
+            self.cancel(name)
+
+
+class _Blank(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "-"
+
+
+def render(template: str, values: Mapping[str, Any]) -> str:
+    """Fill a scenario template; unknown or empty placeholders read as '-'."""
+    filled = _Blank({k: v for k, v in values.items() if v not in (None, "")})
+    return template.format_map(filled)

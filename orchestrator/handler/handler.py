@@ -1,0 +1,132 @@
+"""The production DialogHandler: the dialog machine decides, the REST client and timers act.
+
+`decide` (pure, sync): stored event -> inputs (`parse_stored_event` + `inputs_from_event` for portal
+events; `input_from_record` for our own follow-ups and timers, queued as `input:<kind>`) ->
+`machine.transition` with the line's scenario -> the new state JSON and the effects as records.
+`execute` runs one effect (orchestrator/handler/executor.py) and returns follow-up inputs.
+
+The workers build it with `build_handler` (WORKER_HANDLER=orchestrator.handler:build_handler):
+one REST client per process, the scenario file, and a timer poller that lives as long as the
+handler (`aclose` stops it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+
+import redis.asyncio as aioredis
+import structlog
+from structlog.contextvars import bound_contextvars
+
+from orchestrator.bitrix.client import BitrixClient
+from orchestrator.dialog.effects import effect_payload
+from orchestrator.dialog.inputs import Input, input_from_record, inputs_from_event
+from orchestrator.dialog.machine import scenario_for, transition
+from orchestrator.dialog.scenario import ScenarioSet, load_scenario
+from orchestrator.dialog.state import DialogState
+from orchestrator.errors import IllegalTransition
+from orchestrator.events.models import parse_stored_event
+from orchestrator.handler.executor import PATIENT_KINDS, EffectExecutor
+from orchestrator.pipeline.keys import PORTAL_DIALOG
+from orchestrator.pipeline.runner import Decision, FollowUp
+from orchestrator.pipeline.store import EffectRecord, Store, StoredEvent
+from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX, TimerStore, poll_timers_forever
+from orchestrator.settings import Settings
+
+__all__ = ["TIMER_POLL_S", "DialogMachineHandler", "build_handler", "decode_inputs"]
+
+log = structlog.get_logger(__name__)
+
+TIMER_POLL_S = 0.25
+
+
+def decode_inputs(event: StoredEvent) -> list[Input]:
+    """The machine inputs one stored event means (none for portal-level events)."""
+    if event.name.startswith(INPUT_EVENT_PREFIX):
+        return [input_from_record(event.name.removeprefix(INPUT_EVENT_PREFIX), event.payload)]
+    return inputs_from_event(parse_stored_event(event.payload))
+
+
+class DialogMachineHandler:
+    """Implements orchestrator.pipeline.runner.DialogHandler for Open Lines dialogs."""
+
+    def __init__(self, scenarios: ScenarioSet, executor: EffectExecutor | None) -> None:
+        self.scenarios = scenarios
+        self.executor = executor
+        self._closers: list[Callable[[], Awaitable[None]]] = []
+
+    def decide(self, state: bytes | None, event: StoredEvent) -> Decision:
+        """The next state and effects for one event; illegal inputs are logged and dropped."""
+        if event.chat_id == PORTAL_DIALOG:
+            return self._portal_event(state, event)
+        current = DialogState.from_json(state) if state else None
+        records: list[EffectRecord] = []
+        changes: list[tuple[str, str]] = []
+        for inp in decode_inputs(event):
+            now = float(event.ts) if event.ts else time.time()
+            scenario = scenario_for(self.scenarios, current, inp)
+            before = current.status.value if current is not None else "none"
+            with bound_contextvars(session_id=current.session_id if current else None):
+                try:
+                    outcome = transition(current, inp, scenario, now)
+                except IllegalTransition as exc:
+                    log.warning("illegal_transition", input=inp.kind, reason=str(exc))
+                    continue
+            current = outcome.state
+            if current.status.value != before:
+                changes.append((before, current.status.value))
+            records += [
+                EffectRecord(
+                    e.effect_id, e.kind, effect_payload(e), patient=e.kind in PATIENT_KINDS
+                )
+                for e in outcome.effects
+            ]
+        new_state = current.to_json().encode() if current is not None else (state or b"")
+        return Decision(new_state=new_state, effects=records, transitions=tuple(changes))
+
+    def _portal_event(self, state: bytes | None, event: StoredEvent) -> Decision:
+        """Portal-level events (install, uninstall, bot delete) drive no dialog: the ingress has
+        applied them already (a verified install's credentials, an uninstall's removal)."""
+        log.info("portal_event", name=event.name)
+        return Decision(new_state=state or b"")
+
+    async def execute(self, effect: EffectRecord) -> Sequence[FollowUp] | None:
+        """Run one effect; raises on transient failures so the runner retries it."""
+        if self.executor is None:
+            raise RuntimeError("this handler was built without an executor (decide only)")
+        return await self.executor.run(effect)
+
+    def give_up(self, effect: EffectRecord, error_code: str) -> list[FollowUp] | None:
+        """What stands in for an effect out of tries (see EffectExecutor.give_up)."""
+        return None if self.executor is None else self.executor.give_up(effect, error_code)
+
+    def on_close(self, closer: Callable[[], Awaitable[None]]) -> None:
+        """Register an async callable run by `aclose` (last registered, first run)."""
+        self._closers.append(closer)
+
+    async def aclose(self) -> None:
+        """Stop the timer poller and close the REST client (the worker's on_shutdown)."""
+        while self._closers:
+            await self._closers.pop()()
+
+
+async def build_handler(settings: Settings, redis: aioredis.Redis) -> DialogMachineHandler:
+    """The workers' handler factory: REST client, timers and their poller, the scenario."""
+    scenarios = load_scenario(settings.scenario_path)
+    client = await BitrixClient.from_settings(settings, redis).open()
+    timers = TimerStore(redis, settings.key_prefix)
+    handler = DialogMachineHandler(scenarios, EffectExecutor(client, timers))
+    handler.on_close(client.close)
+    stopping = asyncio.Event()
+    poller = asyncio.create_task(
+        poll_timers_forever(timers, Store(redis, settings), TIMER_POLL_S, stopping)
+    )
+
+    async def stop_poller() -> None:
+        stopping.set()
+        await asyncio.wait([poller])
+
+    handler.on_close(stop_poller)
+    return handler

@@ -1,0 +1,204 @@
+"""Verify an event against the portal registry and queue it: the path shared by the ingress and
+the spool replayer, so a replayed event is checked exactly like a live one.
+
+An event counts when its portal is registered and its `application_token` matches the stored
+hash. A portal is registered only by a verified install (orchestrator/ingress/install.py: the OAuth
+server says who it is), by the settings (the webhook portal) or by an operator (`portals add`).
+What is queued carries no token: application, access and refresh tokens are stripped at every
+depth, so the inbox, history and dead letters never hold one (the credentials hash is the only
+place tokens live, orchestrator/bitrix/auth.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from orchestrator.bitrix.auth import AuthStore
+from orchestrator.errors import InvalidEvent
+from orchestrator.events.formdata import decode_form
+from orchestrator.events.models import AppInstall, Event, parse_event
+from orchestrator.ingress.install import InstallVerifier
+from orchestrator.ingress.portals import ConfiguredPortal, Portal, Portals
+from orchestrator.pipeline.keys import PORTAL_DIALOG
+from orchestrator.pipeline.store import IngestResult, Store
+
+__all__ = [
+    "ERROR_CODES",
+    "PORTAL_CACHE_S",
+    "TOKEN_KEYS",
+    "Intake",
+    "error_code",
+    "parse_body",
+    "spooled_body",
+    "stored_payload",
+]
+
+# How long an ingress trusts its copy of a portal's record: saves a Redis round trip per event.
+# A token mismatch always re-reads the registry, so a re-key is seen at once; an uninstall done
+# through another ingress replica is seen here within this many seconds.
+PORTAL_CACHE_S = 2.0
+
+# The `error` field of a 4xx body, by status (the `reason` field says more).
+ERROR_CODES = {
+    400: "malformed",
+    401: "forged_token",
+    403: "unknown_portal",
+    408: "body_timeout",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "unknown_event",
+}
+
+
+# Secrets an event may carry (top level `auth`, and per bot in `data[BOT][<id>]` and its `AUTH`):
+# verified or of no use to us, and never stored.
+TOKEN_KEYS = frozenset({"application_token", "access_token", "refresh_token"})
+
+
+def error_code(exc: InvalidEvent) -> str:
+    """The short code a refused event is counted and answered under."""
+    return exc.code or ERROR_CODES.get(exc.status, "rejected")
+
+
+def parse_body(body: bytes, content_type: str) -> tuple[dict[str, Any], Event]:
+    """Decode and validate a body; raises InvalidEvent (pure, no I/O)."""
+    payload = decode_form(body, content_type)
+    return payload, parse_event(payload)
+
+
+def stored_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The payload as queued: without any token (TOKEN_KEYS), at any depth."""
+    return _without(payload, TOKEN_KEYS)  # type: ignore[no-any-return]
+
+
+def spooled_body(event: Event, payload: Mapping[str, Any]) -> bytes:
+    """What the spool keeps of an event it takes while Redis is out of reach (as JSON, which
+    `parse_body` reads back): the application token, to verify it at replay, and no access or
+    refresh token — but an install's refresh token, which is its proof (install.py)."""
+    drop = _SPOOL_DROP_INSTALL if isinstance(event, AppInstall) else _SPOOL_DROP
+    return json.dumps(_without(payload, drop), separators=(",", ":")).encode()
+
+
+_SPOOL_DROP = TOKEN_KEYS - {"application_token"}
+_SPOOL_DROP_INSTALL = frozenset({"access_token"})
+
+
+def _without(value: Any, keys: frozenset[str]) -> Any:
+    # most values are strings: they are copied without a call (this runs on every event)
+    if isinstance(value, Mapping):
+        return {
+            k: v if isinstance(v, str) else _without(v, keys)
+            for k, v in value.items()
+            if k not in keys
+        }
+    if isinstance(value, list):
+        return [v if isinstance(v, str) else _without(v, keys) for v in value]
+    return value
+
+
+class Intake:
+    """The portal check and the one-call ingest."""
+
+    def __init__(
+        self,
+        store: Store,
+        portals: Portals,
+        installs: InstallVerifier,
+        credentials: AuthStore,
+        configured: ConfiguredPortal | None = None,
+    ) -> None:
+        self.store = store
+        self.portals = portals
+        self.installs = installs
+        self.credentials = credentials
+        self.configured = configured
+        self._cache: dict[str, tuple[float, Portal]] = {}
+
+    async def ensure_configured(self) -> None:
+        """Register the portal the settings name, if any (at start; after a loss of Redis)."""
+        if self.configured is not None:
+            await self.portals.ensure(self.configured)
+            self._cache.pop(self.configured.member_id, None)
+
+    async def _portal(self, member_id: str, *, fresh: bool = False) -> Portal | None:
+        now = time.monotonic()
+        cached = None if fresh else self._cache.get(member_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        portal = await self.portals.get(member_id)
+        if portal is None and self.configured and member_id == self.configured.member_id:
+            # the settings vouch for it: a Redis that lost its data loses no configured portal
+            portal = await self.portals.ensure(self.configured)
+        if portal is None:
+            self._cache.pop(member_id, None)
+        else:
+            self._cache[member_id] = (now + PORTAL_CACHE_S, portal)
+        return portal
+
+    async def accept(
+        self, event: Event, payload: Mapping[str, Any], received_ms: int | None = None
+    ) -> IngestResult:
+        """Verify the event (an install at the OAuth server), then dedup + append + schedule."""
+        if isinstance(event, AppInstall):
+            return await self._install(event, payload, received_ms)
+        portal = await self._portal(event.member_id)
+        if portal is not None and not portal.verify(event.application_token):
+            portal = await self._portal(event.member_id, fresh=True)  # re-keyed meanwhile?
+        if portal is None:
+            raise InvalidEvent(f"portal {event.member_id[:40]!r} is not registered", status=403)
+        if not portal.verify(event.application_token):
+            raise InvalidEvent("application_token does not match the portal's", status=401)
+        result = await self._ingest(event, payload, received_ms)
+        if event.name == "ONAPPUNINSTALL":
+            await self.portals.remove(event.member_id)  # its credentials go with it
+            self._cache.pop(event.member_id, None)
+        return result
+
+    async def _install(
+        self, event: AppInstall, payload: Mapping[str, Any], received_ms: int | None
+    ) -> IngestResult:
+        """Register the portal the OAuth server vouches for (a re-install rotates its tokens and
+        may bring a new application_token), then queue the event."""
+        portal = await self._portal(event.member_id, fresh=True)  # Redis down: spooled as is
+        if (
+            portal is not None
+            and portal.verify(event.application_token)
+            and await self.store.accepted_before(event.member_id, event.dedup_key)
+        ):
+            # a re-delivery of an install we applied: its refresh token is spent by now
+            return IngestResult.DUPLICATE
+        verified = await self.installs.verify(event)
+        await self.credentials.register_oauth(
+            verified.member_id,
+            verified.client_endpoint,
+            access_token=verified.access_token,
+            refresh_token=verified.refresh_token,
+            expires=verified.expires,
+        )
+        await self.portals.register(
+            verified.member_id,
+            verified.domain,
+            event.application_token,
+            client_endpoint=verified.client_endpoint,
+            server_endpoint=verified.server_endpoint,
+            source="install",
+        )
+        self._cache.pop(event.member_id, None)
+        return await self._ingest(event, payload, received_ms)
+
+    async def _ingest(
+        self, event: Event, payload: Mapping[str, Any], received_ms: int | None
+    ) -> IngestResult:
+        result, _ = await self.store.ingest(
+            event.member_id,
+            event.dialog_id or PORTAL_DIALOG,
+            event.dedup_key,
+            event.name,
+            event.ts,
+            stored_payload(payload),
+            received_ms,
+        )
+        return result

@@ -1,0 +1,145 @@
+"""Dialog timers: a due-time ZSET per portal in Redis and a poller that turns due timers into
+`timer_fired` inputs in the dialog's own inbox (so they are ordered and durable like events).
+
+    {prefix}:timer-portals                 SET   member ids that have timers armed
+    {prefix}:{<member>}:timers             ZSET  "<chat>|<name>" -> due time (Unix ms)
+    {prefix}:{<member>}:timer-tokens       HASH  "<chat>|<name>" -> token of the armed timer
+
+One timer per (dialog, name): arming again replaces it, as the machine re-arms by name. Every
+worker polls; the ingest's dedup key (`timer:<member>:<chat>:<token>`) makes a timer fire once
+even when two pollers see it, and a timer is removed only if its token is still the one armed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from typing import cast
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from orchestrator.dialog.inputs import TimerFired, input_record
+from orchestrator.pipeline.scripts import aw
+from orchestrator.pipeline.store import Store
+
+__all__ = ["INPUT_EVENT_PREFIX", "TimerStore", "poll_timers_forever"]
+
+log = structlog.get_logger(__name__)
+
+# The inbox event name of an internal input: "input:<kind>" (see orchestrator/handler/handler.py).
+INPUT_EVENT_PREFIX = "input:"
+
+# Remove a fired timer only if it was not re-armed meanwhile (its token still matches).
+_DISARM_IF = """
+if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  redis.call('HDEL', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
+
+
+class TimerStore:
+    """Arm, disarm and collect due timers."""
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self._disarm_if = redis.register_script(_DISARM_IF)
+
+    @property
+    def portals_key(self) -> str:
+        """SET of member ids with armed timers."""
+        return f"{self.prefix}:timer-portals"
+
+    def due_key(self, member_id: str) -> str:
+        """ZSET of one portal's timers by due time."""
+        return f"{self.prefix}:{{{member_id}}}:timers"
+
+    def tokens_key(self, member_id: str) -> str:
+        """HASH of one portal's armed tokens."""
+        return f"{self.prefix}:{{{member_id}}}:timer-tokens"
+
+    async def schedule(
+        self,
+        member_id: str,
+        chat_id: str,
+        name: str,
+        token: str,
+        delay_s: float,
+        now: float | None = None,
+    ) -> None:
+        """Arm (or re-arm) a dialog's timer `name` to fire after `delay_s`."""
+        due_ms = int(((time.time() if now is None else now) + delay_s) * 1000)
+        field = f"{chat_id}|{name}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self.tokens_key(member_id), field, token)
+            pipe.zadd(self.due_key(member_id), {field: due_ms})
+            pipe.sadd(self.portals_key, member_id)
+            await pipe.execute()
+
+    async def cancel(self, member_id: str, chat_id: str, name: str) -> None:
+        """Disarm a dialog's timer `name` (a no-op when none is armed)."""
+        field = f"{chat_id}|{name}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(self.due_key(member_id), field)
+            pipe.hdel(self.tokens_key(member_id), field)
+            await pipe.execute()
+
+    async def armed(self, member_id: str) -> dict[str, str]:
+        """`"<chat>|<name>" -> token` of a portal's armed timers."""
+        raw = await aw(self.redis.hgetall(self.tokens_key(member_id)))
+        return {k.decode(): v.decode() for k, v in cast(dict[bytes, bytes], raw).items()}
+
+    async def fire_due(self, store: Store, now: float | None = None, limit: int = 200) -> int:
+        """Ingest every due timer as a `timer_fired` input; returns how many fired."""
+        now_ms = int((time.time() if now is None else now) * 1000)
+        fired = 0
+        for raw in await aw(self.redis.smembers(self.portals_key)):
+            member_id = raw.decode()
+            due = await self.redis.zrangebyscore(
+                self.due_key(member_id), "-inf", now_ms, start=0, num=limit
+            )
+            for field in due:
+                fired += await self._fire(store, member_id, field.decode(), now_ms)
+        return fired
+
+    async def _fire(self, store: Store, member_id: str, field: str, now_ms: int) -> int:
+        token = cast(bytes | None, await aw(self.redis.hget(self.tokens_key(member_id), field)))
+        chat_id, _, name = field.partition("|")
+        if token is None:  # cancelled between the two reads
+            await self.redis.zrem(self.due_key(member_id), field)
+            return 0
+        fired = TimerFired(name=name, token=token.decode(), at=now_ms / 1000)
+        kind, payload = input_record(fired)
+        await store.ingest(
+            member_id,
+            chat_id,
+            f"timer:{member_id}:{chat_id}:{fired.token}",
+            INPUT_EVENT_PREFIX + kind,
+            now_ms // 1000,
+            payload,
+        )
+        await self._disarm_if(
+            keys=[self.due_key(member_id), self.tokens_key(member_id)], args=[field, fired.token]
+        )
+        return 1
+
+
+async def poll_timers_forever(
+    timers: TimerStore, store: Store, interval_s: float, stopping: asyncio.Event
+) -> None:
+    """Fire due timers every `interval_s` until `stopping` is set (one poller per worker)."""
+    while not stopping.is_set():
+        try:
+            count = await timers.fire_due(store)
+            if count:
+                log.debug("timers_fired", count=count)
+        except RedisError as exc:
+            log.warning("timer_poll_failed", error=str(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), timeout=interval_s)
