@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from emulator import payloads
-from emulator.registry import RestError
+from emulator.primitives import RestError
 from emulator.state import (
     VOTE_DISLIKE,
     VOTE_LIKE,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from emulator import payloads
 from emulator.lifecycle import answer, end_bot_session, route_new_session, set_status, start_session
-from emulator.registry import RestError
+from emulator.primitives import RestError
 from emulator.state import ROLE_CLIENT, Bot, Chat, Line, Message, Session, Status, User
 
 if TYPE_CHECKING:

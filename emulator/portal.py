@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from emulator import lifecycle, messaging, payloads
-from emulator.registry import Clock, EventSink, PortalIdentity, RestError
+from emulator.primitives import Clock, EventSink, PortalIdentity, RestError
 from emulator.state import (
     ROLE_ADMIN,
     ROLE_BOT,

@@ -7,7 +7,8 @@ from typing import Any
 
 from emulator.methods._common import caller, can_join, is_head, php_empty, php_int
 from emulator.portal import Portal, iso_date
-from emulator.registry import CallContext, RestError, method
+from emulator.primitives import RestError
+from emulator.registry import CallContext, method
 from emulator.state import Chat, Message, Session
 
 
