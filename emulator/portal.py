@@ -5,12 +5,12 @@ emulator.payloads; REST handlers in emulator.methods."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from emulator import lifecycle, messaging, payloads
+from emulator.payloads import TokenIssuer
 from emulator.primitives import Clock, EventSink, PortalIdentity, RestError
 from emulator.state import (
     ROLE_ADMIN,
@@ -32,10 +32,6 @@ from emulator.state import (
 def iso_date(ts: float) -> str:
     """A portal date as the REST API prints it (ISO-8601 with offset)."""
     return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
-
-
-# (user_id, app client_id) -> token fields for a bot's `data[BOT][id]` block; set by the platform.
-TokenIssuer = Callable[[int, str], dict[str, Any]]
 
 BOT_EVENT_PARAMS = {
     "EVENT_MESSAGE_ADD": "ONIMBOTMESSAGEADD",
