@@ -11,7 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from emulator.dispatch import EMULATOR
-from emulator.registry import RestError
+from emulator.primitives import RestError
 from emulator.runtime import Emulator, PortalRuntime
 from emulator.transport import json_response
 

@@ -15,7 +15,8 @@ from aiohttp import web
 
 from emulator.batch import run_batch
 from emulator.faults import Decision
-from emulator.registry import METHODS, CallContext, MethodSpec, RestError
+from emulator.primitives import RestError
+from emulator.registry import METHODS, CallContext, MethodSpec
 from emulator.runtime import GLOBAL_SCOPES, Caller, Emulator, PortalRuntime
 from emulator.transport import (
     error_response,

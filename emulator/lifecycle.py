@@ -1,14 +1,14 @@
 """Open Lines session lifecycle (bitrix24-api.md §4.4-§4.5): start, welcome bot, queue, answer,
-finish, votes and the timers (messages are in emulator.messaging). Functions over a Portal; the
-REST handlers and the control API both go through here, so a transition behaves the same
-whoever triggers it."""
+finish, votes and the timers (messages are in emulator.messaging). Functions over a portal's
+store (emulator.store); the REST handlers and the control API both go through here, so a
+transition behaves the same whoever triggers it."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
 from emulator import payloads
-from emulator.registry import RestError
+from emulator.primitives import RestError
 from emulator.state import (
     VOTE_DISLIKE,
     VOTE_LIKE,
@@ -21,10 +21,10 @@ from emulator.state import (
 )
 
 if TYPE_CHECKING:
-    from emulator.portal import Portal
+    from emulator.store import PortalStore
 
 
-def set_status(portal: Portal, session: Session, status: int) -> None:
+def set_status(portal: PortalStore, session: Session, status: int) -> None:
     """Change a session's status and keep its history (only real changes are recorded)."""
     if session.history and session.status == status:
         return
@@ -39,7 +39,7 @@ def set_status(portal: Portal, session: Session, status: int) -> None:
 
 
 def start_session(
-    portal: Portal, chat: Chat, line: Line, *, mode: str, parent_id: int = 0
+    portal: PortalStore, chat: Chat, line: Line, *, mode: str, parent_id: int = 0
 ) -> Session:
     """Create a session for the chat and fire OnSessionStart: status 0 for an incoming
     dialog, 10 for an outgoing one; START_ID is the "started" system message."""
@@ -70,7 +70,7 @@ def start_session(
     return session
 
 
-def route_new_session(portal: Portal, chat: Chat, line: Line, session: Session) -> None:
+def route_new_session(portal: PortalStore, chat: Chat, line: Line, session: Session) -> None:
     """The welcome bot takes a new dialog when configured; otherwise it goes to the queue."""
     bot = portal.bots.get(line.welcome_bot_id)
     first_session = all(
@@ -91,7 +91,7 @@ def route_new_session(portal: Portal, chat: Chat, line: Line, session: Session) 
     join_chat(portal, chat, bot.id, context_user_id=chat.client_id)
 
 
-def join_chat(portal: Portal, chat: Chat, user_id: int, *, context_user_id: int) -> None:
+def join_chat(portal: PortalStore, chat: Chat, user_id: int, *, context_user_id: int) -> None:
     """Add a member; a bot that joins gets ONIMBOTJOINCHAT."""
     if user_id in chat.members:
         return
@@ -109,7 +109,7 @@ def leave_chat(chat: Chat, user_id: int) -> None:
         chat.members.remove(user_id)
 
 
-def _bot_steps_down(portal: Portal, session: Session) -> None:
+def _bot_steps_down(portal: PortalStore, session: Session) -> None:
     """Account the bot's time when a bot operator hands over (TIME_BOT, DATE_OPERATOR)."""
     session.time_bot = int(portal.now() - session.date_create)
     session.date_operator = portal.now()
@@ -123,7 +123,11 @@ def remove_bot(chat: Chat, line: Line, bot_id: int) -> None:
 
 
 def to_queue(
-    portal: Portal, session: Session, line: Line | None = None, *, remove_operator_bot: bool = True
+    portal: PortalStore,
+    session: Session,
+    line: Line | None = None,
+    *,
+    remove_operator_bot: bool = True,
 ) -> None:
     """Send the dialog to a line's queue: no operator, WAIT_ANSWER=Y, status 5."""
     chat = portal.chats[session.chat_id]
@@ -140,7 +144,7 @@ def to_queue(
     set_status(portal, session, Status.SKIP)
 
 
-def end_bot_session(portal: Portal, chat: Chat) -> bool:
+def end_bot_session(portal: PortalStore, chat: Chat) -> bool:
     """Chat::endBotSession: the bot operator hands the dialog to the queue; False if no bot."""
     session = portal.open_session(chat)
     if session is None or not session.operator_is_bot:
@@ -154,7 +158,7 @@ def end_bot_session(portal: Portal, chat: Chat) -> bool:
 
 
 def answer(
-    portal: Portal,
+    portal: PortalStore,
     session: Session,
     user: User,
     *,
@@ -196,7 +200,7 @@ def answer(
 # ---- finish, votes, timers ----------------------------------------------------------------
 
 
-def finish(portal: Portal, session: Session) -> None:
+def finish(portal: PortalStore, session: Session) -> None:
     """Session::finish: ask for the vote (status 50) when the line wants one, else close."""
     chat = portal.chats[session.chat_id]
     line = portal.lines[session.config_id]
@@ -228,7 +232,7 @@ def finish(portal: Portal, session: Session) -> None:
 
 
 def connector_notice(
-    portal: Portal, chat: Chat, author_id: int, text: str, params: dict[str, Any]
+    portal: PortalStore, chat: Chat, author_id: int, text: str, params: dict[str, Any]
 ) -> Message:
     """A system message the client receives too (IMPORTANT_CONNECTOR=Y)."""
     message = portal.post_message(
@@ -238,7 +242,7 @@ def connector_notice(
     return message
 
 
-def close(portal: Portal, session: Session, text: str = "The conversation is closed") -> None:
+def close(portal: PortalStore, session: Session, text: str = "The conversation is closed") -> None:
     """CLOSED=Y: status 60, END_ID, times; bots leave; OnSessionFinish fires."""
     chat = portal.chats[session.chat_id]
     portal.post_message(
@@ -264,7 +268,7 @@ def close(portal: Portal, session: Session, text: str = "The conversation is clo
     portal.emit_app_event("ONSESSIONFINISH", payloads.session_event(portal, session))
 
 
-def client_vote(portal: Portal, session: Session, vote: str) -> None:
+def client_vote(portal: PortalStore, session: Session, vote: str) -> None:
     """Session::voteAsUser: like 5 / dislike 1; a vote awaited on a closing-delay line closes."""
     if session.closed:
         return  # only an open (or vote-reopened) session takes a vote
@@ -280,7 +284,7 @@ def client_vote(portal: Portal, session: Session, vote: str) -> None:
     set_status(portal, session, Status.WAIT_CLIENT)
 
 
-def tick(portal: Portal) -> None:
+def tick(portal: PortalStore) -> None:
     """Fire due timers: the welcome bot's queue timeout and the vote time limit."""
     now = portal.now()
     for session in [s for s in portal.sessions.values() if not s.closed]:
@@ -298,7 +302,7 @@ def tick(portal: Portal) -> None:
             close(portal, session)
 
 
-def create_chat_lead(portal: Portal, chat: Chat, *, assigned_by: int) -> int:
+def create_chat_lead(portal: PortalStore, chat: Chat, *, assigned_by: int) -> int:
     """Create a lead from the chat's client and bind it (ENTITY_DATA_1/2)."""
     client = portal.users[chat.client_id]
     line = portal.lines[chat.line_id]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emulator.registry import Clock
+from emulator.primitives import Clock
 
 # plan -> (bucket size X, drain rate Y per second) [bitrix24-api.md §2.1]
 PLANS: dict[str, tuple[float, float]] = {

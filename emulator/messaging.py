@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 from emulator import payloads
 from emulator.lifecycle import answer, end_bot_session, route_new_session, set_status, start_session
-from emulator.registry import RestError
+from emulator.primitives import RestError
 from emulator.state import ROLE_CLIENT, Bot, Chat, Line, Message, Session, Status, User
 
 if TYPE_CHECKING:
-    from emulator.portal import Portal
+    from emulator.store import PortalStore
 
 
 def client_message(
-    portal: Portal, line_id: int, text: str, user_code: str | None, name: str | None
+    portal: PortalStore, line_id: int, text: str, user_code: str | None, name: str | None
 ) -> dict[str, Any]:
     """A client message from the line's connector; opens user, chat and session as needed."""
     line = portal.lines.get(int(line_id))
@@ -43,7 +43,7 @@ def client_message(
 
 
 def _client_chat(
-    portal: Portal, line: Line, user_code: str | None, name: str | None
+    portal: PortalStore, line: Line, user_code: str | None, name: str | None
 ) -> tuple[Chat, User]:
     """The client's user and LINES chat for a user code, created on first contact."""
     if user_code is not None:
@@ -78,7 +78,7 @@ def _client_chat(
     return chat, client
 
 
-def _client_status(portal: Portal, chat: Chat, session: Session) -> None:
+def _client_status(portal: PortalStore, chat: Chat, session: Session) -> None:
     """Session update for a client message: WAIT_ACTION=N; unless the dialog waits in the
     queue, 25 when the status was >= 40 (so also from 50), else 20 (also from 25)."""
     session.wait_action = chat.wait_action = False
@@ -88,7 +88,7 @@ def _client_status(portal: Portal, chat: Chat, session: Session) -> None:
     _set_message_status(portal, session, status)
 
 
-def _set_message_status(portal: Portal, session: Session, status: int) -> None:
+def _set_message_status(portal: PortalStore, session: Session, status: int) -> None:
     """Apply a message-driven status; below 50 a pending vote is dropped (Update::checkVote)."""
     if status < Status.WAIT_CLIENT and session.wait_vote:
         session.wait_vote = False
@@ -96,7 +96,9 @@ def _set_message_status(portal: Portal, session: Session, status: int) -> None:
     set_status(portal, session, status)
 
 
-def _deliver_client_message(portal: Portal, chat: Chat, client: User, message: Message) -> None:
+def _deliver_client_message(
+    portal: PortalStore, chat: Chat, client: User, message: Message
+) -> None:
     """Every OPENLINE bot in the chat gets the message; '0' ends a bot session instead."""
     bots = openline_bots(portal, chat)
     if message.text.strip() == "0" and bots and end_bot_session(portal, chat):
@@ -107,12 +109,12 @@ def _deliver_client_message(portal: Portal, chat: Chat, client: User, message: M
         )
 
 
-def openline_bots(portal: Portal, chat: Chat) -> list[Bot]:
+def openline_bots(portal: PortalStore, chat: Chat) -> list[Bot]:
     """Bots with OPENLINE=Y among the chat's members."""
     return [portal.bots[m] for m in chat.members if m in portal.bots and portal.bots[m].openline]
 
 
-def _staff_status(portal: Portal, session: Session, author: User, message: Message) -> None:
+def _staff_status(portal: PortalStore, session: Session, author: User, message: Message) -> None:
     """Session update for an operator/bot message: in the queue 20/25, waiting for the
     client's action 50, otherwise 40."""
     if not author.is_bot and session.date_first_answer is None:
@@ -132,7 +134,7 @@ def _staff_status(portal: Portal, session: Session, author: User, message: Messa
 
 
 def staff_message(
-    portal: Portal,
+    portal: PortalStore,
     chat: Chat,
     author: User,
     text: str,
@@ -162,7 +164,7 @@ def staff_message(
     return message
 
 
-def message_changed(portal: Portal, message: Message, *, deleted: bool) -> None:
+def message_changed(portal: PortalStore, message: Message, *, deleted: bool) -> None:
     """ONIMBOTMESSAGEUPDATE/DELETE to the chat's OPENLINE bots; a bot's own edits notify no bot."""
     chat = portal.chats[message.chat_id]
     author = portal.get_user(message.author_id)

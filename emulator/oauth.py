@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from emulator.registry import Clock, RestError
+from emulator.primitives import Clock, RestError
 
 REFRESH_TTL_S = 180 * 24 * 3600.0  # refresh tokens live 180 days
 CODE_TTL_S = 30.0  # authorization codes are short-lived and one-shot

@@ -1,14 +1,39 @@
 """Outbound event payloads (bitrix24-api.md §8), built as the nested dicts the platform
-form-encodes with PHP brackets. Scalars are strings because that is how they arrive on the wire."""
+form-encodes with PHP brackets. Scalars are strings because that is how they arrive on the wire.
+
+The builders read a portal only through `PortalView`, the little they need of it, so the portal
+can use them without this module knowing the portal."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
-from emulator.state import Bot, Chat, Message, Session, User
+from emulator.primitives import PortalIdentity
+from emulator.state import Bot, Chat, Line, Message, Session, User
 
-if TYPE_CHECKING:
-    from emulator.portal import Portal
+# (user_id, app client_id) -> token fields for a bot's `data[BOT][id]` block; set by the platform.
+TokenIssuer = Callable[[int, str], dict[str, Any]]
+
+
+class PortalView(Protocol):
+    """What event payloads read of a portal: who it is, where it answers, the tokens it hands
+    its bots, its lines and its users."""
+
+    @property
+    def identity(self) -> PortalIdentity: ...
+
+    @property
+    def client_endpoint(self) -> str: ...
+
+    @property
+    def token_issuer(self) -> TokenIssuer | None: ...
+
+    @property
+    def lines(self) -> Mapping[int, Line]: ...
+
+    def get_user(self, user_id: int) -> User | None: ...
+
 
 SERVER_ENDPOINT = "https://oauth.bitrix.info/rest/"
 
@@ -30,7 +55,7 @@ def envelope(
     }
 
 
-def event_auth(portal: Portal, application_token: str) -> dict[str, Any]:
+def event_auth(portal: PortalView, application_token: str) -> dict[str, Any]:
     """The top-level `auth` block of an event with no acting user: no tokens (§8)."""
     return {
         "domain": portal.identity.domain,
@@ -42,7 +67,7 @@ def event_auth(portal: Portal, application_token: str) -> dict[str, Any]:
     }
 
 
-def bot_block(portal: Portal, bot: Bot) -> dict[str, Any]:
+def bot_block(portal: PortalView, bot: Bot) -> dict[str, Any]:
     """`data[BOT]`: the bot's own auth keyed by its id; webhook bots only get BOT_ID/BOT_CODE."""
     ident = {"BOT_ID": str(bot.id), "BOT_CODE": bot.code}
     if bot.client_id is not None:
@@ -104,7 +129,7 @@ def chat_fields(chat: Chat) -> dict[str, Any]:
 
 
 def bot_message(
-    portal: Portal, bot: Bot, chat: Chat, message: Message, author: User | None
+    portal: PortalView, bot: Bot, chat: Chat, message: Message, author: User | None
 ) -> dict[str, Any]:
     """ONIMBOTMESSAGEADD `data` for a message in a LINES chat (§8.1)."""
     params = {
@@ -139,7 +164,13 @@ def bot_message(
 
 
 def bot_message_change(
-    portal: Portal, bot: Bot, chat: Chat, message: Message, author: User | None, *, deleted: bool
+    portal: PortalView,
+    bot: Bot,
+    chat: Chat,
+    message: Message,
+    author: User | None,
+    *,
+    deleted: bool,
 ) -> dict[str, Any]:
     """ONIMBOTMESSAGEUPDATE / ONIMBOTMESSAGEDELETE `data` (§8.2)."""
     text = "This message was deleted." if deleted else message.text
@@ -172,7 +203,7 @@ def bot_message_change(
     return {"BOT": bot_block(portal, bot), "PARAMS": params, "USER": user_block(author)}
 
 
-def bot_join(portal: Portal, bot: Bot, chat: Chat, user_id: int) -> dict[str, Any]:
+def bot_join(portal: PortalView, bot: Bot, chat: Chat, user_id: int) -> dict[str, Any]:
     """ONIMBOTJOINCHAT `data` (§8.3): the joining bot, the chat and the context user."""
     params = {
         "CHAT_TYPE": chat.type,
@@ -199,7 +230,7 @@ def bot_delete(bot: Bot) -> dict[str, Any]:
     return {"BOT_ID": str(bot.id), "BOT_CODE": bot.code}
 
 
-def session_event(portal: Portal, session: Session) -> dict[str, Any]:
+def session_event(portal: PortalView, session: Session) -> dict[str, Any]:
     """OnSessionStart / OnSessionFinish `data`, the code's `prepareEventsParams` shape (§8.6)."""
     line = portal.lines[session.config_id]
     return {
@@ -233,7 +264,7 @@ def _im(chat: Chat, message: Message) -> dict[str, str]:
     return {"chat_id": str(chat.id), "message_id": str(message.id)}
 
 
-def client_message(portal: Portal, chat: Chat, message: Message) -> dict[str, Any]:
+def client_message(portal: PortalView, chat: Chat, message: Message) -> dict[str, Any]:
     """OnOpenLineMessageAdd for a message received from the client's connector (§8.6)."""
     connector = _connector(chat)
     return {
@@ -256,7 +287,7 @@ def client_message(portal: Portal, chat: Chat, message: Message) -> dict[str, An
     }
 
 
-def outgoing_message(portal: Portal, chat: Chat, message: Message) -> dict[str, Any]:
+def outgoing_message(portal: PortalView, chat: Chat, message: Message) -> dict[str, Any]:
     """OnOpenLineMessageAdd for an operator/bot message going out to the connector (§8.6)."""
     connector = _connector(chat)
     return {

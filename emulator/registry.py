@@ -1,5 +1,6 @@
 """The seam between the emulator's platform (transport, auth, limits, batch) and its portal
-domain (state and method handlers): the method registry, the call context and the REST error.
+domain (state and method handlers): the method registry and the call context a handler gets.
+The types both sides share live one level down, in emulator.primitives.
 
 Shares NO code with orchestrator/bitrix on purpose: one misreading of the portal contract must not
 hide in both.
@@ -7,58 +8,14 @@ hide in both.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any
+
+from emulator.primitives import AuthType, RestError
 
 if TYPE_CHECKING:
     from emulator.portal import Portal
-
-AuthType = Literal["oauth", "webhook"]
-
-
-class RestError(Exception):
-    """An error envelope: {"error": code, "error_description": description, **extra}."""
-
-    def __init__(self, code: str, description: str = "", status: int = 400, **extra: Any) -> None:
-        super().__init__(f"{code}: {description}")
-        self.code = code
-        self.description = description
-        self.status = status
-        self.extra = extra
-
-    def envelope(self) -> dict[str, Any]:
-        return {"error": self.code, "error_description": self.description, **self.extra}
-
-
-@dataclass(frozen=True)
-class PortalIdentity:
-    """What names a portal: its member_id, its domain and the token its events carry."""
-
-    member_id: str
-    domain: str
-    application_token: str
-
-
-class EventSink(Protocol):
-    """Where the portal drops outbound events; the platform POSTs each once, never retried."""
-
-    def post(self, url: str, payload: dict[str, Any]) -> None:
-        """Queue `payload` (event, event_handler_id, data, ts, auth) for delivery to `url`."""
-
-
-class Clock:
-    """The portal's clock: wall time plus an offset the control API can advance."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def now(self) -> float:
-        return time.time() + self.offset
-
-    def advance(self, seconds: float) -> None:
-        self.offset += seconds
 
 
 @dataclass

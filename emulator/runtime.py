@@ -14,7 +14,7 @@ from emulator.delivery import EventDelivery
 from emulator.faults import Faults
 from emulator.limits import PLANS, LeakyBucket, OperatingBudget
 from emulator.oauth import TokenPair, TokenStore, token_fields
-from emulator.registry import AuthType, Clock, EventSink, PortalIdentity, RestError
+from emulator.primitives import AuthType, Clock, EventSink, PortalIdentity, RestError
 from emulator.transport import Credentials
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from urllib.parse import quote_plus, unquote_plus
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from emulator.registry import RestError
+from emulator.primitives import RestError
 
 # Keys an OAuth provider reads and strips from the method's params [bitrix24-api.md §1.1].
 OAUTH_PARAM_KEYS = ("auth", "access_token", "auth_connector")

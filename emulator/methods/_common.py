@@ -6,7 +6,8 @@ import re
 from typing import Any
 
 from emulator.portal import Portal
-from emulator.registry import CallContext, RestError
+from emulator.primitives import RestError
+from emulator.registry import CallContext
 from emulator.state import ROLE_ADMIN, ROLE_SUPERVISOR, Bot, Chat, Line, Session, User
 
 _LEADING_INT = re.compile(r"^\s*[+-]?\d+")

@@ -6,7 +6,8 @@ from typing import Any
 
 from emulator.methods._common import php_int
 from emulator.methods._listing import apply_filter, apply_order, page
-from emulator.registry import CallContext, RestError, method
+from emulator.primitives import RestError
+from emulator.registry import CallContext, method
 
 MULTIFIELDS = ("PHONE", "EMAIL", "WEB", "IM")
 

@@ -6,7 +6,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from emulator.methods._common import php_int
-from emulator.registry import CallContext, RestError, method
+from emulator.primitives import RestError
+from emulator.registry import CallContext, method
 from emulator.state import ROLE_ADMIN, EventBinding
 
 OAUTH_ONLY = frozenset({"oauth"})

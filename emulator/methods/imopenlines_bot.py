@@ -7,7 +7,8 @@ from typing import Any
 
 from emulator import lifecycle
 from emulator.methods._common import app_bot, chat_id_or_fail, open_session, php_int
-from emulator.registry import CallContext, RestError, method
+from emulator.primitives import RestError
+from emulator.registry import CallContext, method
 from emulator.state import Status
 
 

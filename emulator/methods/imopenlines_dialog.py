@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from emulator.methods._common import caller, can_join, is_head, php_empty, php_int
-from emulator.portal import Portal, iso_date
-from emulator.registry import CallContext, RestError, method
+from emulator.portal import Portal
+from emulator.primitives import RestError
+from emulator.registry import CallContext, method
 from emulator.state import Chat, Message, Session
+from emulator.store import iso_date
 
 
 def _resolve_dialog_chat(portal: Portal, params: dict[str, Any]) -> Chat | None:

@@ -6,7 +6,8 @@ from typing import Any
 
 from emulator.methods._common import check_access, php_empty
 from emulator.portal import Portal
-from emulator.registry import CallContext, RestError, method
+from emulator.primitives import RestError
+from emulator.registry import CallContext, method
 from emulator.state import Chat, Session, Status
 
 

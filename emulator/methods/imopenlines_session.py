@@ -16,7 +16,8 @@ from emulator.methods._common import (
     php_int,
     require_user,
 )
-from emulator.registry import CallContext, RestError, method
+from emulator.primitives import RestError
+from emulator.registry import CallContext, method
 
 COMMENT_LIMIT = 10_000
 

@@ -7,14 +7,8 @@ from typing import Any
 
 import emulator.methods  # noqa: F401  (registers the handlers)
 from emulator.portal import Portal
-from emulator.registry import (
-    METHODS,
-    AuthType,
-    CallContext,
-    Clock,
-    PortalIdentity,
-    RestError,
-)
+from emulator.primitives import AuthType, Clock, PortalIdentity, RestError
+from emulator.registry import METHODS, CallContext
 
 EVENT_URL = "http://hooks.test/b24/events"
 APP_TOKEN = "app-token-1"

@@ -9,7 +9,8 @@ from typing import Any
 
 import aiohttp
 
-from emulator.registry import METHODS, CallContext, RestError, method
+from emulator.primitives import RestError
+from emulator.registry import METHODS, CallContext, method
 
 # Every name is prefixed so it can never clash with a real portal method.
 ECHO = "platformtest.echo"

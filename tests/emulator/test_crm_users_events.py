@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from emulator.portal import Portal
-from emulator.registry import METHODS, RestError
+from emulator.primitives import RestError
+from emulator.registry import METHODS
 from tests.emulator._domain import ALL_SCOPES, EVENT_URL, call, listing, make_portal
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from emulator.portal import Portal
-from emulator.registry import RestError
+from emulator.primitives import RestError
 from tests.emulator._domain import BOT, call, make_portal
 
 URL = "http://hooks.test/bot"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from emulator.registry import RestError
+from emulator.primitives import RestError
 from tests.emulator._domain import BOT, OPERATORS, call, make_portal
 
 OP = OPERATORS[0]

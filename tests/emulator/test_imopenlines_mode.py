@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from emulator.portal import Portal
-from emulator.registry import RestError
+from emulator.primitives import RestError
 from tests.emulator._domain import OPERATORS, call, make_portal
 
 OP = OPERATORS[0]

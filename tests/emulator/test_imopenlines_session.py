@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from emulator.portal import Portal
-from emulator.registry import RestError
+from emulator.primitives import RestError
 from emulator.state import ROLE_CLIENT
 from tests.emulator._domain import OPERATORS, SUPERVISOR, call, make_portal
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from emulator.registry import RestError
+from emulator.primitives import RestError
 from tests.emulator._domain import BOT, OPERATORS, call, make_portal, statuses
 
 OP = OPERATORS[0]
