@@ -1,6 +1,6 @@
 """`batch`, as CRestProvider::methodsBatch runs it: up to 50 `"method?query"` commands, each a
 sub-call with the caller's auth, `$result[key][field]` back-references, optional `halt`
-[bitrix24-api.md §9]."""
+[docs/bitrix24.md §9]."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Outbound events: the portal's queue server. Each payload is form-encoded like PHP
-`http_build_query` and POSTed once — never retried, as on the real portal [bitrix24-api.md §8]."""
+`http_build_query` and POSTed once — never retried, as on the real portal [docs/bitrix24.md §8]."""
 
 from __future__ import annotations
 

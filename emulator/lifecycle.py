@@ -1,4 +1,4 @@
-"""Open Lines session lifecycle (bitrix24-api.md §4.4-§4.5): start, welcome bot, queue, answer,
+"""Open Lines session lifecycle (docs/bitrix24.md §4.4-§4.5): start, welcome bot, queue, answer,
 finish, votes and the timers (messages are in emulator.messaging). Functions over a portal's
 store (emulator.store); the REST handlers and the control API both go through here, so a
 transition behaves the same whoever triggers it."""

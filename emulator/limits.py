@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from emulator.primitives import Clock
 
-# plan -> (bucket size X, drain rate Y per second) [bitrix24-api.md §2.1]
+# plan -> (bucket size X, drain rate Y per second) [docs/bitrix24.md §2.1]
 PLANS: dict[str, tuple[float, float]] = {
     "standard": (50.0, 2.0),
     "enterprise": (250.0, 5.0),

@@ -1,4 +1,4 @@
-"""Messages in an open-line chat (bitrix24-api.md §4.5, §8.1): a client message opens or
+"""Messages in an open-line chat (docs/bitrix24.md §4.5, §8.1): a client message opens or
 continues a session, operator and bot messages move its status, and each message reaches the
 chat's open-line bots and the connector events. Session transitions live in emulator.lifecycle."""
 

@@ -1,6 +1,6 @@
 """OAuth as the portal and oauth.bitrix.info play it: one installed app per portal, access
 tokens that expire, refresh tokens that rotate (the old one dies when used), and the
-`/oauth/token/` endpoint with its request and answer shapes [bitrix24-api.md §3].
+`/oauth/token/` endpoint with its request and answer shapes [docs/bitrix24.md §3].
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Outbound event payloads (bitrix24-api.md §8), built as the nested dicts the platform
+"""Outbound event payloads (docs/bitrix24.md §8), built as the nested dicts the platform
 form-encodes with PHP brackets. Scalars are strings because that is how they arrive on the wire.
 
 The builders read a portal only through `PortalView`, the little they need of it, so the portal

@@ -1,7 +1,7 @@
 """The portal's records: users, bots, open lines, chats, sessions, messages, leads, bindings.
 
 Plain dataclasses with no behaviour beyond derived views; the Portal owns and mutates them.
-Field names follow the portal's tables (bitrix24-api.md §4) so the state dump reads like the DB.
+Field names follow the portal's tables (docs/bitrix24.md §4) so the state dump reads like the DB.
 """
 
 from __future__ import annotations

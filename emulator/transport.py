@@ -21,7 +21,7 @@ from multidict import CIMultiDictProxy
 
 from emulator.primitives import RestError
 
-# Keys an OAuth provider reads and strips from the method's params [bitrix24-api.md §1.1].
+# Keys an OAuth provider reads and strips from the method's params [docs/bitrix24.md §1.1].
 OAUTH_PARAM_KEYS = ("auth", "access_token", "auth_connector")
 
 

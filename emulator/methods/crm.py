@@ -1,4 +1,4 @@
-"""`crm.lead.add|get|list` (bitrix24-api.md §7.2): leads with PHONE/EMAIL multifields."""
+"""`crm.lead.add|get|list` (docs/bitrix24.md §7.2): leads with PHONE/EMAIL multifields."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""`event.bind|get|unbind` (bitrix24-api.md §7.3): an app's online handlers; OAuth only."""
+"""`event.bind|get|unbind` (docs/bitrix24.md §7.3): an app's online handlers; OAuth only."""
 
 from __future__ import annotations
 

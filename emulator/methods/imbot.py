@@ -1,4 +1,4 @@
-"""`imbot.*` chat-bot platform v1 (bitrix24-api.md §6): register, unregister, messages, typing."""
+"""`imbot.*` chat-bot platform v1 (docs/bitrix24.md §6): register, unregister, messages, typing."""
 
 from __future__ import annotations
 

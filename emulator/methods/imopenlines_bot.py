@@ -1,4 +1,4 @@
-"""`imopenlines.bot.session.*` (bitrix24-api.md §5.1-§5.4): what an open-line bot does with its
+"""`imopenlines.bot.session.*` (docs/bitrix24.md §5.1-§5.4): what an open-line bot does with its
 dialog: finish it, post an automatic message, hand it to operators or transfer it."""
 
 from __future__ import annotations

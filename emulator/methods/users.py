@@ -1,4 +1,4 @@
-"""`user.get` / `user.search` (bitrix24-api.md §7.1): employees only, prefixed filters, paging."""
+"""`user.get` / `user.search` (docs/bitrix24.md §7.1): employees only, prefixed filters, paging."""
 
 from __future__ import annotations
 

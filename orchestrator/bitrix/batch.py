@@ -1,9 +1,9 @@
 """`batch`: the explicit form (a typed `BatchResult`) and the per-portal coalescer.
 
-The coalescer follows DESIGN.md §4: one sender per portal per process; each time the limiter grants
-a request the sender takes up to 50 queued calls. With no backlog a call goes out alone (as a plain
-request); under load the queue fills while the sender waits for its slot, so batches fill up by
-themselves and one request of budget carries up to 50 calls.
+The coalescer follows docs/design.md §4: one sender per portal per process; each time the limiter
+grants a request the sender takes up to 50 queued calls. With no backlog a call goes out alone (as a
+plain request); under load the queue fills while the sender waits for its slot, so batches fill up
+by themselves and one request of budget carries up to 50 calls.
 """
 
 from __future__ import annotations

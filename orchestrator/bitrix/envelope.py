@@ -1,6 +1,6 @@
 """The REST envelope: parse a portal answer into `Envelope` or raise the classified `PortalError`.
 
-The portal's HTTP statuses disagree with its docs (bitrix24-api.md §1.5), so the `error` code alone
+The portal's HTTP statuses disagree with its docs (docs/bitrix24.md §1.5), so the `error` code alone
 decides the exception class; the status only separates 5xx answers with no usable code.
 """
 
@@ -54,7 +54,7 @@ _ACCESS_DENIED = frozenset(
 _SERVER = frozenset({"INTERNAL_SERVER_ERROR", "ERROR_UNEXPECTED_ANSWER", "WRONG_ENCODING"})
 
 # Retry hints for the two throttles: the bucket drains one slot per 0.5 s on the standard plan;
-# the operating budget moves in 60 s buckets (bitrix24-api.md §2).
+# the operating budget moves in 60 s buckets (docs/bitrix24.md §2).
 _QUERY_LIMIT_RETRY_S = 1.0
 _OPERATION_LIMIT_RETRY_S = 60.0
 

@@ -1,4 +1,4 @@
-"""The shared rate budget of a portal, in Redis: one Lua script per acquisition (DESIGN.md §4).
+"""The shared rate budget of a portal, in Redis: one Lua script per acquisition (docs/design.md §4).
 
 Two budgets per portal (`member_id`), both shared by every process of the fleet:
 * the request bucket (GCRA over the portal's leaky bucket, `lua/rate.lua`): the script reserves a

@@ -1,6 +1,6 @@
 """Typed async wrappers, one per REST method, bound to one portal (`client.api(member_id)`).
 
-Parameter keys are sent in the case each handler reads (bitrix24-api.md §5–§7): upper-case for
+Parameter keys are sent in the case each handler reads (docs/bitrix24.md §5–§7): upper-case for
 `imopenlines.*` and `imbot.*`, lower-case `fields`/`filter`/`event`... for `crm.*` and `event.*`.
 `CLIENT_ID` (webhook-registered bots) is added to the bot methods when configured.
 """

@@ -20,7 +20,7 @@ from orchestrator.errors import (
     TransportError,
 )
 
-# Writes whose replay can have a second effect (bitrix24-api.md §5–§7). One row per method:
+# Writes whose replay can have a second effect (docs/bitrix24.md §5–§7). One row per method:
 NON_IDEMPOTENT: dict[str, str] = {
     "imbot.message.add": "every call posts a new message",
     "imopenlines.bot.session.message.send": "every DEFAULT call posts a new system message",

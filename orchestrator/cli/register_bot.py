@@ -2,7 +2,7 @@
 
 `imbot.register` (TYPE=O, OPENLINE=Y) answers the same id again for the same CODE, so the
 command can be re-run safely. `event.bind` of the Open Lines events works only for OAuth apps
-(bitrix24-api.md: `event.*` over a webhook is WRONG_AUTH_TYPE); on a webhook portal the
+(docs/bitrix24.md: `event.*` over a webhook is WRONG_AUTH_TYPE); on a webhook portal the
 binding is skipped and said so, and a bot registered over a webhook needs CLIENT_ID.
 """
 

@@ -183,7 +183,7 @@ def handoff(step: Step, reason: str, at: float) -> None:
     else:
         step.emit(HandToQueue(chat_id=st.chat_id))
     if target.user_id is not None:
-        # a bot-mode transfer to a user answers at once (bitrix24-api.md §5.4)
+        # a bot-mode transfer to a user answers at once (docs/bitrix24.md §5.4)
         st.status, st.operator_id, st.operator_accepted_at = (
             DialogStatus.OPERATOR,
             target.user_id,

@@ -163,7 +163,7 @@ class Handoff(_Strict):
     """When and where the bot hands the dialog to humans, and what it tells them."""
 
     keywords: list[str] = Field(default_factory=lambda: ["operator", "human"])
-    # The portal itself ends the bot session when the client types "0" (bitrix24-api.md §4.5):
+    # The portal itself ends the bot session when the client types "0" (docs/bitrix24.md §4.5):
     # we then expect the queue and must not call imopenlines.bot.session.operator again.
     client_zero: bool = True
     max_unanswered: int = Field(default=2, ge=1)

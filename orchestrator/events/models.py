@@ -1,6 +1,6 @@
 """Pydantic models of the Bitrix24 events we receive, and `parse_event(payload) -> Event`.
 
-Shapes follow bitrix24-api.md §8 (every scalar arrives as a string; ids are accepted as numeric
+Shapes follow docs/bitrix24.md §8 (every scalar arrives as a string; ids are accepted as numeric
 strings). Each event exposes the same surface: `name`, `member_id`, `domain`,
 `application_token`, `ts`, `dialog_id` (the portal chat id: the per-dialog queue key; None for
 portal-level events) and `dedup_key` (stable across re-deliveries of the same occurrence):

@@ -1,4 +1,4 @@
-"""Models of the Open Lines events (bitrix24-api.md §8.6): OnOpenLineMessageAdd, OnSession*.
+"""Models of the Open Lines events (docs/bitrix24.md §8.6): OnOpenLineMessageAdd, OnSession*.
 
 The code and the docs disagree on their shapes; both are accepted (see each model).
 """

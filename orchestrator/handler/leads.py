@@ -1,6 +1,6 @@
 """The lead step: exactly one CRM lead per session, whatever crashes and retries happen.
 
-Order (bitrix24-api.md §5.16, §7.2; DESIGN.md §3):
+Order (docs/bitrix24.md §5.16, §7.2; docs/design.md §3):
 1. look up a lead we made for the session (`crm.lead.list` by ORIGINATOR_ID + ORIGIN_ID);
 2. else the chat's own CRM binding (the line's CRM_CREATE, or an earlier
    `imopenlines.crm.lead.create`) is the session's lead;

@@ -263,7 +263,7 @@ async def healthz(_: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     """Ready while an event can still be accepted durably: in Redis, or else in the spool."""
     # Redis down alone must not make the replica unready: a load balancer would then drop the
-    # portal's events before they reach the spool (DESIGN.md §2, item 5); none is re-sent.
+    # portal's events before they reach the spool (docs/design.md §2, item 5); none is re-sent.
     redis_up = await _redis_answers(request.app[REDIS])
     problem = await asyncio.to_thread(request.app[SPOOL].check)
     accepting = redis_up or problem is None

@@ -1,4 +1,4 @@
-"""`batch` as CRestProvider::methodsBatch runs it (bitrix24-api.md §9)."""
+"""`batch` as CRestProvider::methodsBatch runs it (docs/bitrix24.md §9)."""
 
 from __future__ import annotations
 

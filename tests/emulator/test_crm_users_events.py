@@ -1,4 +1,4 @@
-"""`crm.lead.add|get|list`, `user.get|search` and `event.bind|get|unbind` (bitrix24-api.md §7)."""
+"""`crm.lead.add|get|list`, `user.get|search` and `event.bind|get|unbind` (docs/bitrix24.md §7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Event delivery as a receiver sees it (bitrix24-api.md §8): one form-encoded POST per event,
+"""Event delivery as a receiver sees it (docs/bitrix24.md §8): one form-encoded POST per event,
 PHP http_build_query keys, strings only, no retries; ONAPPINSTALL on start and on demand."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Event payloads as built for the sink (bitrix24-api.md §8): envelope, auth, BOT/PARAMS/USER,
+"""Event payloads as built for the sink (docs/bitrix24.md §8): envelope, auth, BOT/PARAMS/USER,
 join/delete, Open Lines session and message events."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""`imbot.register|unregister|message.add|update|delete|chat.sendTyping` (bitrix24-api.md §6)."""
+"""`imbot.register|unregister|message.add|update|delete|chat.sendTyping` (docs/bitrix24.md §6)."""
 
 from __future__ import annotations
 

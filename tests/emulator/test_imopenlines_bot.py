@@ -1,4 +1,4 @@
-"""`imopenlines.bot.session.finish|message.send|operator|transfer` (bitrix24-api.md §5.1-§5.4)."""
+"""`imopenlines.bot.session.finish|message.send|operator|transfer` (docs/bitrix24.md §5.1-§5.4)."""
 
 from __future__ import annotations
 

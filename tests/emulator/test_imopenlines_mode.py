@@ -1,4 +1,4 @@
-"""`imopenlines.session.mode.pin|unpin|pinAll|unpinAll|silent` (bitrix24-api.md §5.12-§5.14)."""
+"""`imopenlines.session.mode.pin|unpin|pinAll|unpinAll|silent` (docs/bitrix24.md §5.12-§5.14)."""
 
 from __future__ import annotations
 

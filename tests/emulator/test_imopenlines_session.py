@@ -1,5 +1,5 @@
 """`imopenlines.session.*`, `imopenlines.dialog.get`, `imopenlines.message.session.start` and
-`imopenlines.crm.lead.create` (bitrix24-api.md §5 common notes, §5.5-§5.11, §5.15, §5.16)."""
+`imopenlines.crm.lead.create` (docs/bitrix24.md §5 common notes, §5.5-§5.11, §5.15, §5.16)."""
 
 from __future__ import annotations
 

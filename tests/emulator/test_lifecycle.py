@@ -1,4 +1,4 @@
-"""The Open Lines session lifecycle (bitrix24-api.md §4.4-§4.5), driven through the domain
+"""The Open Lines session lifecycle (docs/bitrix24.md §4.4-§4.5), driven through the domain
 actions the control API calls, checked against the session's status history."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Rate limits (bitrix24-api.md §2): the per-portal leaky bucket (503 QUERY_LIMIT_EXCEEDED) and
+"""Rate limits (docs/bitrix24.md §2): the per-portal leaky bucket (503 QUERY_LIMIT_EXCEEDED) and
 the per-(webhook or app, method) operating-time budget (429 OPERATION_TIME_LIMIT).
 
 Portal clocks are frozen in these tests, so draining and window expiry happen only through

@@ -1,4 +1,4 @@
-"""OAuth (bitrix24-api.md §3): the token endpoint, rotating refresh tokens, expiring access
+"""OAuth (docs/bitrix24.md §3): the token endpoint, rotating refresh tokens, expiring access
 tokens and the portal's 401s for them."""
 
 from __future__ import annotations

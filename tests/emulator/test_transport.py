@@ -1,5 +1,5 @@
 """Transport as the real portal speaks it: URL forms, encodings, envelopes, auth and the error
-matrix (bitrix24-api.md §1)."""
+matrix (docs/bitrix24.md §1)."""
 
 from __future__ import annotations
 

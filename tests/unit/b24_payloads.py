@@ -1,4 +1,4 @@
-"""Event payloads as the portal sends them (bitrix24-api.md §8): nested dicts of strings."""
+"""Event payloads as the portal sends them (docs/bitrix24.md §8): nested dicts of strings."""
 
 from __future__ import annotations
 

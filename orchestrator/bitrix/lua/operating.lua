@@ -61,7 +61,7 @@ if mode == 'report' then
     end
   end
   if processing >= 0 then
-    -- Only calls longer than 0.1 s are charged by the portal (bitrix24-api.md section 2.2).
+    -- Only calls longer than 0.1 s are charged by the portal (docs/bitrix24.md §2.2).
     -- The estimate rises at once and decays slowly: overestimating only holds back earlier.
     local charged = 0
     if processing > 0.1 then charged = processing end
