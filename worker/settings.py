@@ -26,6 +26,7 @@ from orchestrator.errors import ConfigurationError
 from orchestrator.pipeline.queue import DRAIN_FUNCTION, job_deserializer, job_serializer
 from orchestrator.pipeline.runner import DialogHandler, Runner
 from orchestrator.pipeline.store import Store
+from orchestrator.pipeline.timers import TIMER_POLL_S, TimerStore, poll_timers_forever
 from orchestrator.settings import Settings
 from worker.jobs import drain
 from worker.sweeper import sweep_forever
@@ -60,7 +61,8 @@ def load_handler_factory(path: str) -> HandlerFactory:
 
 
 async def startup(ctx: dict[str, Any]) -> None:
-    """Open the store, the handler, the runner and the sweeper into ctx."""
+    """Open the store, the handler and the runner into ctx; start the sweeper and the timer
+    poller, which live as long as this arq worker."""
     settings: Settings = ctx["settings"]
     store = Store(ctx["redis"], settings)
     handler = ctx["handler_factory"](settings, ctx["redis"])
@@ -69,20 +71,31 @@ async def startup(ctx: dict[str, Any]) -> None:
     ctx["handler"] = handler
     owner = f"{socket.gethostname()}:{os.getpid()}"
     ctx["runner"] = Runner(store, handler, settings, owner=owner, stopping=ctx["stopping"])
-    ctx["sweeper"] = asyncio.create_task(sweep_forever(store, settings, ctx["stopping"]))
+    ctx["background_stop"] = stop = asyncio.Event()
+    timers = TimerStore(ctx["redis"], settings.key_prefix)
+    ctx["background"] = [
+        asyncio.create_task(sweep_forever(store, settings, stop), name="sweeper"),
+        asyncio.create_task(poll_timers_forever(timers, store, TIMER_POLL_S, stop), name="timers"),
+    ]
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
-    """Stop the sweeper and close the handler's resources (once)."""
+    """Stop the sweeper and the timer poller and close the handler's resources (once)."""
     if ctx.pop("runner", None) is None:
         return
-    sweeper: asyncio.Task[None] | None = ctx.get("sweeper")
-    if sweeper is not None:
-        sweeper.cancel()
-        await asyncio.wait([sweeper])
-        if not sweeper.cancelled() and sweeper.exception() is not None:
-            # retrieved here, or asyncio reports "Task exception was never retrieved"
-            log.error("sweeper_failed", error=repr(sweeper.exception()))
+    tasks: list[asyncio.Task[None]] = ctx.get("background", [])
+    if tasks:
+        # the event first: on Python 3.11 a cancel can be lost inside redis-py's wait_for
+        ctx["background_stop"].set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks)
+        for task in tasks:
+            if not task.cancelled() and task.exception() is not None:
+                # retrieved here, or asyncio reports "Task exception was never retrieved"
+                log.error(
+                    "background_task_failed", task=task.get_name(), error=repr(task.exception())
+                )
     handler: DialogHandler | None = ctx.get("handler")
     close = getattr(handler, "aclose", None)
     if close is not None:

@@ -25,7 +25,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from harness.bench.play import PortalPlay
-from orchestrator.handler.executor import stored_sends
+from orchestrator.handler.resend import stored_sends
 from orchestrator.pipeline.keys import Keys
 
 __all__ = [

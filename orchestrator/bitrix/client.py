@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
@@ -31,6 +31,7 @@ from orchestrator.bitrix.batch import (
 )
 from orchestrator.bitrix.envelope import Envelope, parse_response
 from orchestrator.bitrix.limiter import BucketConfig, Limiter
+from orchestrator.bitrix.methods import PortalApi
 from orchestrator.bitrix.retry import Action, backoff, decide, is_idempotent
 from orchestrator.bitrix.transport import Transport
 from orchestrator.errors import (
@@ -44,9 +45,6 @@ from orchestrator.errors import (
     TokenExpired,
 )
 from orchestrator.settings import Settings
-
-if TYPE_CHECKING:
-    from orchestrator.bitrix.methods import PortalApi
 
 log = structlog.get_logger(__name__)
 _THROTTLE_STATUSES = frozenset({429, 503})
@@ -140,8 +138,6 @@ class BitrixClient:
 
     def api(self, member_id: str | None = None, *, bot_client_id: str | None = None) -> PortalApi:
         """Typed wrappers bound to one portal (CLIENT_ID for webhook bots from settings)."""
-        from orchestrator.bitrix.methods import PortalApi
-
         return PortalApi(
             self,
             self._member(member_id),

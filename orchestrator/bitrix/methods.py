@@ -8,7 +8,7 @@ Parameter keys are sent in the case each handler reads (docs/bitrix24.md §5–�
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from orchestrator.bitrix.batch import BatchResult, Command
 from orchestrator.bitrix.envelope import Envelope, as_int
@@ -22,9 +22,6 @@ from orchestrator.bitrix.models import (
     User,
 )
 from orchestrator.errors import MethodError
-
-if TYPE_CHECKING:
-    from orchestrator.bitrix.client import BitrixClient
 
 YN = Literal["Y", "N"]
 
@@ -44,11 +41,24 @@ def _int(env: Envelope) -> int:
     return value
 
 
+class RestClient(Protocol):
+    """What the wrappers need of the REST client (orchestrator/bitrix/client.py's BitrixClient):
+    the seam that keeps this module from importing the client back."""
+
+    async def call(
+        self, method: str, params: Mapping[str, Any] | None = None, *, member_id: str | None = None
+    ) -> Envelope: ...
+
+    async def batch(
+        self, commands: Mapping[str, Command], *, halt: bool = False, member_id: str | None = None
+    ) -> BatchResult: ...
+
+
 class PortalApi:
     """The REST methods of one portal, typed."""
 
     def __init__(
-        self, client: BitrixClient, member_id: str, *, bot_client_id: str | None = None
+        self, client: RestClient, member_id: str, *, bot_client_id: str | None = None
     ) -> None:
         self.client = client
         self.member_id = member_id

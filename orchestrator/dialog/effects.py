@@ -1,8 +1,9 @@
 """What the dialog machine asks the world to do, as frozen data (the runner does the I/O).
 
-Every effect carries a deterministic `effect_id` built from (member_id, chat_id, session_id,
-transition seq, index in the transition), so replaying a transition after a crash yields the
-same ids and the runner's done-marks make each effect happen once.
+Every effect carries a deterministic `EffectId` (member_id, chat_id, session_id, transition seq,
+index in the transition), so replaying a transition after a crash yields the same ids and the
+runner's done-marks make each effect happen once. The pipeline keeps the id as its string form
+(`str(effect_id)`, the effect's key in Redis); `EffectId.parse` is the one reader of that form.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ __all__ = [
     "CancelTimer",
     "CreateLead",
     "Effect",
+    "EffectId",
     "FetchTranscript",
     "FinishBotSession",
     "HandToQueue",
@@ -23,10 +25,7 @@ __all__ = [
     "SendMessage",
     "Transfer",
     "effect_from_record",
-    "effect_id",
     "effect_payload",
-    "effect_seq",
-    "effect_session_id",
     "with_ids",
 ]
 
@@ -36,10 +35,44 @@ __all__ = [
 Via = Literal["session", "bot", "note"]
 
 
+@dataclass(frozen=True, slots=True)
+class EffectId:
+    """Which effect: the `index`-th of transition `seq` of a dialog, minted in a session."""
+
+    member_id: str
+    chat_id: int
+    session_id: int | None
+    seq: int
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.member_id}:{self.chat_id}:{self.session_id or 0}:{self.seq}:{self.index}"
+
+    @classmethod
+    def parse(cls, text: str) -> EffectId:
+        """The id a string form names; ValueError for a string that is not one (the member id
+        may hold anything but the four last fields are numbers)."""
+        parts = text.rsplit(":", 4)
+        if len(parts) != 5 or not all(p.lstrip("-").isdigit() for p in parts[1:]):
+            raise ValueError(f"{text!r} is not an effect id")
+        member_id, chat, session, seq, index = parts
+        return cls(member_id, int(chat), int(session) or None, int(seq), int(index))
+
+    @property
+    def dialog_key(self) -> str:
+        """The dialog's key in the pipeline (its chat id)."""
+        return str(self.chat_id)
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Commit order: seqs grow over the dialog's whole life, indexes within a transition."""
+        return self.seq, self.index
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Effect:
     kind: ClassVar[str]
-    effect_id: str = ""
+    effect_id: EffectId | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,31 +195,12 @@ EFFECT_TYPES: dict[str, type[Effect]] = {
 }
 
 
-def effect_id(member_id: str, chat_id: int, session_id: int | None, seq: int, index: int) -> str:
-    """The deterministic id of the `index`-th effect of transition `seq`."""
-    return f"{member_id}:{chat_id}:{session_id or 0}:{seq}:{index}"
-
-
-def effect_session_id(effect_id: str) -> int | None:
-    """The session an effect id was minted for (for EffectFailed.session_id); None if unknown."""
-    parts = effect_id.rsplit(":", 4)
-    if len(parts) == 5 and parts[2].isdigit() and int(parts[2]) > 0:
-        return int(parts[2])
-    return None
-
-
-def effect_seq(effect_id: str) -> int | None:
-    """The transition seq an effect id was minted at; None if the id is not ours."""
-    parts = effect_id.rsplit(":", 4)
-    return int(parts[3]) if len(parts) == 5 and parts[3].isdigit() else None
-
-
 def with_ids(
     effects: list[Effect], member_id: str, chat_id: int, session_id: int | None, seq: int
 ) -> list[Effect]:
     """Stamp each effect with its deterministic id."""
     return [
-        dataclasses.replace(e, effect_id=effect_id(member_id, chat_id, session_id, seq, i))
+        dataclasses.replace(e, effect_id=EffectId(member_id, chat_id, session_id, seq, i))
         for i, e in enumerate(effects)
     ]
 
@@ -198,7 +212,9 @@ def effect_payload(effect: Effect) -> dict[str, Any]:
     return data
 
 
-def effect_from_record(kind: str, payload: dict[str, Any], effect_id: str = "") -> Effect:
+def effect_from_record(
+    kind: str, payload: dict[str, Any], effect_id: EffectId | None = None
+) -> Effect:
     """Rebuild an effect from its kind and payload (the runner's stored form)."""
     try:
         cls = EFFECT_TYPES[kind]

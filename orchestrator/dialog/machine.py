@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from orchestrator.dialog import evaluation
 from orchestrator.dialog.bot import begin, finish_by_bot, handoff, on_client_message
-from orchestrator.dialog.effects import Effect, HandToQueue, Transfer, effect_seq, with_ids
+from orchestrator.dialog.effects import Effect, EffectId, HandToQueue, Transfer, with_ids
 from orchestrator.dialog.inputs import (
     BotJoined,
     ClientMessage,
@@ -298,8 +298,12 @@ def _result(step: Step, res: Result) -> bool:
 
 
 def _minted_before_session(st: DialogState, res: Result) -> bool:
-    seq = effect_seq(res.effect_id) if isinstance(res, EffectFailed) else None
-    return seq is not None and seq < st.session_seq
+    if not isinstance(res, EffectFailed):
+        return False
+    try:
+        return EffectId.parse(res.effect_id).seq < st.session_seq
+    except ValueError:  # not one of ours: nothing to tell it by
+        return False
 
 
 def _failed(step: Step, failure: EffectFailed) -> bool:

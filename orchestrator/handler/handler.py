@@ -1,18 +1,16 @@
 """The production DialogHandler: the dialog machine decides, the REST client and timers act.
 
-`decide` (pure, sync): stored event -> inputs (`parse_stored_event` + `inputs_from_event` for portal
-events; `input_from_record` for our own follow-ups and timers, queued as `input:<kind>`) ->
+`decide` (pure, sync): stored event -> inputs (the ingress queued a portal event's inputs,
+events/convert.py; our own follow-ups and timers are queued as `input:<kind>`) ->
 `machine.transition` with the line's scenario -> the new state JSON and the effects as records.
 `execute` runs one effect (orchestrator/handler/executor.py) and returns follow-up inputs.
 
 The workers build it with `build_handler` (WORKER_HANDLER=orchestrator.handler:build_handler):
-one REST client per process, the scenario file, and a timer poller that lives as long as the
-handler (`aclose` stops it).
+one REST client per process and the scenario file (`aclose` closes the client).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -22,31 +20,29 @@ from structlog.contextvars import bound_contextvars
 
 from orchestrator.bitrix.client import BitrixClient
 from orchestrator.dialog.effects import effect_payload
-from orchestrator.dialog.inputs import Input, input_from_record, inputs_from_event
+from orchestrator.dialog.inputs import Input, input_from_record
 from orchestrator.dialog.machine import scenario_for, transition
 from orchestrator.dialog.scenario import ScenarioSet, load_scenario
 from orchestrator.dialog.state import DialogState
 from orchestrator.errors import IllegalTransition
-from orchestrator.events.models import parse_stored_event
-from orchestrator.handler.executor import PATIENT_KINDS, EffectExecutor
+from orchestrator.events.convert import inputs_of_stored
+from orchestrator.handler.executor import EffectExecutor, is_patient
 from orchestrator.pipeline.keys import PORTAL_DIALOG
 from orchestrator.pipeline.runner import Decision, FollowUp
 from orchestrator.pipeline.store import EffectRecord, Store, StoredEvent
-from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX, TimerStore, poll_timers_forever
+from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX, TimerStore
 from orchestrator.settings import Settings
 
-__all__ = ["TIMER_POLL_S", "DialogMachineHandler", "build_handler", "decode_inputs"]
+__all__ = ["DialogMachineHandler", "build_handler", "decode_inputs"]
 
 log = structlog.get_logger(__name__)
-
-TIMER_POLL_S = 0.25
 
 
 def decode_inputs(event: StoredEvent) -> list[Input]:
     """The machine inputs one stored event means (none for portal-level events)."""
     if event.name.startswith(INPUT_EVENT_PREFIX):
         return [input_from_record(event.name.removeprefix(INPUT_EVENT_PREFIX), event.payload)]
-    return inputs_from_event(parse_stored_event(event.payload))
+    return inputs_of_stored(event.payload)
 
 
 class DialogMachineHandler:
@@ -78,9 +74,7 @@ class DialogMachineHandler:
             if current.status.value != before:
                 changes.append((before, current.status.value))
             records += [
-                EffectRecord(
-                    e.effect_id, e.kind, effect_payload(e), patient=e.kind in PATIENT_KINDS
-                )
+                EffectRecord(str(e.effect_id), e.kind, effect_payload(e), patient=is_patient(e))
                 for e in outcome.effects
             ]
         new_state = current.to_json().encode() if current is not None else (state or b"")
@@ -107,26 +101,18 @@ class DialogMachineHandler:
         self._closers.append(closer)
 
     async def aclose(self) -> None:
-        """Stop the timer poller and close the REST client (the worker's on_shutdown)."""
+        """Close the REST client (the worker's on_shutdown)."""
         while self._closers:
             await self._closers.pop()()
 
 
 async def build_handler(settings: Settings, redis: aioredis.Redis) -> DialogMachineHandler:
-    """The workers' handler factory: REST client, timers and their poller, the scenario."""
+    """The workers' handler factory: the REST client, the effect log and timers, the scenario."""
     scenarios = load_scenario(settings.scenario_path)
     client = await BitrixClient.from_settings(settings, redis).open()
-    timers = TimerStore(redis, settings.key_prefix)
-    handler = DialogMachineHandler(scenarios, EffectExecutor(client, timers))
-    handler.on_close(client.close)
-    stopping = asyncio.Event()
-    poller = asyncio.create_task(
-        poll_timers_forever(timers, Store(redis, settings), TIMER_POLL_S, stopping)
+    executor = EffectExecutor(
+        client.api, Store(redis, settings), TimerStore(redis, settings.key_prefix)
     )
-
-    async def stop_poller() -> None:
-        stopping.set()
-        await asyncio.wait([poller])
-
-    handler.on_close(stop_poller)
+    handler = DialogMachineHandler(scenarios, executor)
+    handler.on_close(client.close)
     return handler

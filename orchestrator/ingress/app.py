@@ -199,7 +199,7 @@ async def handle_event(request: web.Request) -> web.Response:
         content_type = request.headers.get("Content-Type", "")
         payload, event = parse_body(body, content_type)
         try:
-            result = await app[INTAKE].accept(event, payload, received)
+            result = await app[INTAKE].accept(event, received)
         except UNREACHABLE as exc:
             try:
                 record = SpoolRecord(spooled_body(event, payload), "application/json", received)

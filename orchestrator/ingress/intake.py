@@ -4,9 +4,9 @@ the spool replayer, so a replayed event is checked exactly like a live one.
 An event counts when its portal is registered and its `application_token` matches the stored
 hash. A portal is registered only by a verified install (orchestrator/ingress/install.py: the OAuth
 server says who it is), by the settings (the webhook portal) or by an operator (`portals add`).
-What is queued carries no token: application, access and refresh tokens are stripped at every
-depth, so the inbox, history and dead letters never hold one (the credentials hash is the only
-place tokens live, orchestrator/bitrix/auth.py).
+What is queued is the event's domain inputs (events/convert.py), converted once here, so a
+worker never parses the wire event again, and the inbox, history and dead letters hold no token
+(the credentials hash is the only place tokens live, orchestrator/bitrix/auth.py).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 from orchestrator.bitrix.auth import AuthStore
 from orchestrator.errors import InvalidEvent
+from orchestrator.events.convert import stored_inputs
 from orchestrator.events.formdata import decode_form
 from orchestrator.events.models import AppInstall, Event, parse_event
 from orchestrator.ingress.install import InstallVerifier
@@ -33,7 +34,6 @@ __all__ = [
     "error_code",
     "parse_body",
     "spooled_body",
-    "stored_payload",
 ]
 
 # How long an ingress trusts its copy of a portal's record: saves a Redis round trip per event.
@@ -67,11 +67,6 @@ def parse_body(body: bytes, content_type: str) -> tuple[dict[str, Any], Event]:
     """Decode and validate a body; raises InvalidEvent (pure, no I/O)."""
     payload = decode_form(body, content_type)
     return payload, parse_event(payload)
-
-
-def stored_payload(payload: Mapping[str, Any]) -> dict[str, Any]:
-    """The payload as queued: without any token (TOKEN_KEYS), at any depth."""
-    return _without(payload, TOKEN_KEYS)  # type: ignore[no-any-return]
 
 
 def spooled_body(event: Event, payload: Mapping[str, Any]) -> bytes:
@@ -138,12 +133,10 @@ class Intake:
             self._cache[member_id] = (now + PORTAL_CACHE_S, portal)
         return portal
 
-    async def accept(
-        self, event: Event, payload: Mapping[str, Any], received_ms: int | None = None
-    ) -> IngestResult:
+    async def accept(self, event: Event, received_ms: int | None = None) -> IngestResult:
         """Verify the event (an install at the OAuth server), then dedup + append + schedule."""
         if isinstance(event, AppInstall):
-            return await self._install(event, payload, received_ms)
+            return await self._install(event, received_ms)
         portal = await self._portal(event.member_id)
         if portal is not None and not portal.verify(event.application_token):
             portal = await self._portal(event.member_id, fresh=True)  # re-keyed meanwhile?
@@ -151,15 +144,13 @@ class Intake:
             raise InvalidEvent(f"portal {event.member_id[:40]!r} is not registered", status=403)
         if not portal.verify(event.application_token):
             raise InvalidEvent("application_token does not match the portal's", status=401)
-        result = await self._ingest(event, payload, received_ms)
+        result = await self._ingest(event, received_ms)
         if event.name == "ONAPPUNINSTALL":
             await self.portals.remove(event.member_id)  # its credentials go with it
             self._cache.pop(event.member_id, None)
         return result
 
-    async def _install(
-        self, event: AppInstall, payload: Mapping[str, Any], received_ms: int | None
-    ) -> IngestResult:
+    async def _install(self, event: AppInstall, received_ms: int | None) -> IngestResult:
         """Register the portal the OAuth server vouches for (a re-install rotates its tokens and
         may bring a new application_token), then queue the event."""
         portal = await self._portal(event.member_id, fresh=True)  # Redis down: spooled as is
@@ -187,18 +178,16 @@ class Intake:
             source="install",
         )
         self._cache.pop(event.member_id, None)
-        return await self._ingest(event, payload, received_ms)
+        return await self._ingest(event, received_ms)
 
-    async def _ingest(
-        self, event: Event, payload: Mapping[str, Any], received_ms: int | None
-    ) -> IngestResult:
+    async def _ingest(self, event: Event, received_ms: int | None) -> IngestResult:
         result, _ = await self.store.ingest(
             event.member_id,
             event.dialog_id or PORTAL_DIALOG,
             event.dedup_key,
             event.name,
             event.ts,
-            stored_payload(payload),
+            stored_inputs(event),
             received_ms,
         )
         return result

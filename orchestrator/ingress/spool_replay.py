@@ -109,8 +109,8 @@ class SpoolReplayer:
         records = await asyncio.to_thread(lambda: list(Spool.read(path)))
         for record in records:
             try:
-                payload, event = parse_body(record.body, record.content_type)
-                await self.intake.accept(event, payload, record.received_ms)
+                _, event = parse_body(record.body, record.content_type)
+                await self.intake.accept(event, record.received_ms)
             except InvalidEvent as exc:
                 # verified only now (the registry was out of reach): a forged one is dropped here
                 metrics.SPOOL_REPLAYED.labels(outcome="rejected").inc()

@@ -267,6 +267,13 @@ class Store:
         records = await aw(self.redis.hmget(d.effects, ids))
         return [EffectRecord.from_json(r) for r in records if r is not None]
 
+    async def effect_records(self, member_id: str, chat_id: str) -> dict[bytes, bytes]:
+        """A dialog's stored effects: id -> record JSON (the effect log)."""
+        records: dict[bytes, bytes] = await aw(
+            self.redis.hgetall(self.dialog(member_id, chat_id).effects)
+        )
+        return records
+
     async def effect_status(self, d: DialogKeys, effect_id: str) -> str | None:
         """pending, done, dead, or None for an unknown effect."""
         raw = cast(bytes | None, await aw(self.redis.hget(d.fxstatus, effect_id)))

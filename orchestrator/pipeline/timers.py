@@ -25,12 +25,13 @@ from orchestrator.dialog.inputs import TimerFired, input_record
 from orchestrator.pipeline.scripts import aw
 from orchestrator.pipeline.store import Store
 
-__all__ = ["INPUT_EVENT_PREFIX", "TimerStore", "poll_timers_forever"]
+__all__ = ["INPUT_EVENT_PREFIX", "TIMER_POLL_S", "TimerStore", "poll_timers_forever"]
 
 log = structlog.get_logger(__name__)
 
 # The inbox event name of an internal input: "input:<kind>" (see orchestrator/handler/handler.py).
 INPUT_EVENT_PREFIX = "input:"
+TIMER_POLL_S = 0.25  # how often each worker looks for due timers
 
 # Remove a fired timer only if it was not re-armed meanwhile (its token still matches).
 _DISARM_IF = """

@@ -28,6 +28,15 @@ return 1
 """
 
 
+def _text(payload: dict[str, Any]) -> str:
+    """The message text of a queued event: the inputs the ingress queued (events/convert.py), or
+    a wire-shaped payload a test queued itself."""
+    for _, fields in payload.get("inputs", []):
+        if "text" in fields:
+            return str(fields["text"])
+    return str(payload.get("data", {}).get("PARAMS", {}).get("MESSAGE", ""))
+
+
 class RecordingHandler:
     """Counts events into the state; records each once through its effect."""
 
@@ -51,7 +60,7 @@ class RecordingHandler:
         return f"{self.prefix}:rec:applied"
 
     def decide(self, state: bytes | None, event: StoredEvent) -> Decision:
-        text = str(event.payload.get("data", {}).get("PARAMS", {}).get("MESSAGE", ""))
+        text = _text(event.payload)
         if self.poisoned and text.startswith("poison"):
             raise ValueError(f"poison event {event.event_id}")
         count = json.loads(state)["n"] if state else 0

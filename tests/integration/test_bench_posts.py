@@ -51,8 +51,8 @@ class Chat:
         self.state, self.seq = result.state, self.seq + 1
         effects = with_ids(list(result.effects), MEMBER, self.chat_id, self.session_id, self.seq)
         for e in effects:
-            record = EffectRecord(e.effect_id, e.kind, effect_payload(e))
-            await aw(self.redis.hset(self.effects_key, e.effect_id, record.to_json()))
+            record = EffectRecord(str(e.effect_id), e.kind, effect_payload(e))
+            await aw(self.redis.hset(self.effects_key, record.effect_id, record.to_json()))
         said = [e for e in effects if isinstance(e, SendMessage)]
         self.sent += said
         return said

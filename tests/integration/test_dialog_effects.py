@@ -29,7 +29,7 @@ from orchestrator.dialog.inputs import (
 )
 from orchestrator.handler import leads
 from orchestrator.handler.executor import EffectExecutor
-from orchestrator.pipeline.store import EffectRecord
+from orchestrator.pipeline.store import EffectRecord, Store
 from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX, TimerStore
 from orchestrator.settings import Settings
 from tests.integration.client_support import control, method_counts, oauth_client
@@ -50,7 +50,9 @@ async def client(
 @pytest.fixture
 def executor(client: BitrixClient, redis: aioredis.Redis, settings: Settings) -> EffectExecutor:
     """The production effect executor on that client and the test Redis."""
-    return EffectExecutor(client, TimerStore(redis, settings.key_prefix))
+    return EffectExecutor(
+        client.api, Store(redis, settings), TimerStore(redis, settings.key_prefix)
+    )
 
 
 async def _open_dialog(emulator: Any, *, crm: bool) -> tuple[int, int]:

@@ -54,7 +54,7 @@ async def executor(
 ) -> AsyncIterator[EffectExecutor]:
     """The production executor on an OAuth client of the emulated portal."""
     client: BitrixClient = await oauth_client(quick, emulator.credentials)
-    yield EffectExecutor(client, TimerStore(redis, quick.key_prefix))
+    yield EffectExecutor(client.api, Store(redis, quick), TimerStore(redis, quick.key_prefix))
     await client.close()
 
 

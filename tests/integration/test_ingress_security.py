@@ -21,6 +21,7 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given
 from hypothesis import settings as fuzz_settings
 
+from orchestrator.events.convert import inputs_of_stored
 from orchestrator.ingress.app import IngressServer, start_ingress
 from orchestrator.ingress.portals import Portals
 from orchestrator.pipeline.keys import Keys
@@ -268,7 +269,8 @@ class _Transcript:
 
     def decide(self, state: bytes | None, event: StoredEvent) -> Decision:
         seen = json.loads(state) if state else []
-        text = event.payload["data"]["PARAMS"]["MESSAGE"]
+        [inp] = inputs_of_stored(event.payload)  # what the ingress queued for the message
+        text = getattr(inp, "text", None)
         seen.append([event.member_id, text])
         return Decision(json.dumps(seen).encode())
 

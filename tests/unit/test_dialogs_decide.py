@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator.dialog.effects import EffectId
 from orchestrator.dialog.inputs import BotJoined, LeadCreated, TimerFired, input_record
 from orchestrator.dialog.scenario import load_scenario
 from orchestrator.dialog.state import DialogState, DialogStatus
-from orchestrator.handler.executor import dialog_of
 from orchestrator.handler.handler import DialogMachineHandler, decode_inputs
 from orchestrator.pipeline.keys import PORTAL_DIALOG
 from orchestrator.pipeline.store import StoredEvent
@@ -55,7 +55,8 @@ def test_bot_join_greets_asks_and_arms_the_silence_timer(handler: DialogMachineH
     assert state.greeted
     kinds = [e.kind for e in decision.effects]
     assert kinds == ["SendMessage", "SendMessage", "ScheduleTimer"]
-    assert all(dialog_of(e.effect_id) == (p.MEMBER, "901") for e in decision.effects)
+    ids = [EffectId.parse(e.effect_id) for e in decision.effects]
+    assert all((i.member_id, i.dialog_key) == (p.MEMBER, "901") for i in ids)
 
 
 def test_decide_is_deterministic_so_a_replay_mints_the_same_effect_ids(

@@ -8,7 +8,7 @@ import pytest
 
 from orchestrator.dialog import effects as fx
 from orchestrator.dialog import inputs as ins
-from orchestrator.dialog.inputs import inputs_from_event
+from orchestrator.events.convert import inputs_from_event
 from orchestrator.events.models import parse_event
 from tests.unit import b24_payloads as p
 from tests.unit.machine_fixtures import input_of
@@ -142,8 +142,10 @@ def test_effect_records_round_trip(effect: fx.Effect) -> None:
     [stamped] = fx.with_ids([effect], "m1", 1, 5, 7)
     rebuilt = fx.effect_from_record(stamped.kind, fx.effect_payload(stamped), stamped.effect_id)
     assert rebuilt == stamped
-    assert fx.effect_session_id(stamped.effect_id) == 5
-    assert fx.effect_seq(stamped.effect_id) == 7
+    assert stamped.effect_id is not None
+    assert stamped.effect_id.session_id == 5
+    assert stamped.effect_id.seq == 7
+    assert fx.EffectId.parse(str(stamped.effect_id)) == stamped.effect_id
 
 
 def test_every_effect_kind_is_registered() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from orchestrator.dialog.effects import effect_seq
+from orchestrator.dialog.effects import EffectId
 from orchestrator.dialog.inputs import (
     BotJoined,
     ClientMessage,
@@ -74,14 +74,14 @@ def test_replaying_a_whole_transition_yields_the_same_effect_ids() -> None:
     a = transition(state, input_of("session_finished"), scenario(), T0)
     b = transition(state, input_of("session_finished"), scenario(), T0)
     assert a.effects == b.effects
-    assert [e.effect_id for e in a.effects] == [
+    assert [str(e.effect_id) for e in a.effects] == [
         f"{MEMBER}:{CHAT}:{SESSION}:{state.seq + 1}:{i}" for i in range(len(a.effects))
     ]
 
 
 def test_effect_ids_never_repeat_across_a_dialog() -> None:
     """Every effect of a whole dialog has its own id."""
-    ids: list[str] = []
+    ids: list[EffectId | None] = []
     state = None
     for inp in [
         BotJoined(bot_id=BOT, at=T0, **PORTAL),
@@ -154,7 +154,7 @@ def test_a_failure_minted_before_the_new_session_is_ignored() -> None:
         effect_id=f"{MEMBER}:{CHAT}:{SESSION}:2:0",
         session_id=SESSION,
     )
-    assert effect_seq(failed.effect_id) == 2
+    assert EffectId.parse(failed.effect_id).seq == 2
     assert not transition(state, failed, scenario(), T0).changed
 
 

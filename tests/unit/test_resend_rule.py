@@ -1,14 +1,16 @@
 """The rule a SendMessage retry uses to tell its own earlier post from the bot saying the same
-text again on purpose (orchestrator/handler/executor.py): skip when the chat shows more copies
+text again on purpose (orchestrator/handler/resend.py): skip when the chat shows more copies
 than the dialog meant to post before this effect."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from orchestrator.bitrix.models import SessionHistory
-from orchestrator.dialog.effects import SendMessage, Via, effect_id, effect_payload
-from orchestrator.handler.executor import already_posted, earlier_sends
+from orchestrator.dialog.effects import EffectId, SendMessage, Via, effect_payload
+from orchestrator.handler.resend import already_posted, earlier_sends
 from orchestrator.pipeline.store import EffectRecord
 
 MEMBER = "m1"
@@ -21,7 +23,7 @@ ASK = "What is your e-mail?"
 
 def _send(seq: int, text: str = ASK, via: Via = "bot", index: int = 0, session: int = 5) -> Any:
     return SendMessage(
-        effect_id=effect_id(MEMBER, CHAT, session, seq, index), chat_id=CHAT, text=text, via=via
+        effect_id=EffectId(MEMBER, CHAT, session, seq, index), chat_id=CHAT, text=text, via=via
     )
 
 
@@ -116,7 +118,7 @@ def test_an_earlier_message_that_was_never_posted_makes_it_repeat_not_skip() -> 
 
 def _records(*effects: SendMessage) -> dict[bytes, bytes]:
     return {
-        e.effect_id.encode(): EffectRecord(e.effect_id, e.kind, effect_payload(e))
+        str(e.effect_id).encode(): EffectRecord(str(e.effect_id), e.kind, effect_payload(e))
         .to_json()
         .encode()
         for e in effects
@@ -140,5 +142,8 @@ def test_earlier_sends_are_the_messages_committed_before_in_every_session() -> N
 
 
 def test_earlier_sends_of_an_id_we_did_not_mint_are_none() -> None:
-    """An id that is not `<member>:<chat>:<session>:<seq>:<index>` has no order: nothing before."""
-    assert earlier_sends("not-an-effect-id", _records(_send(1))) == []
+    """An id that is not `<member>:<chat>:<session>:<seq>:<index>` has no order: nothing before
+    (it does not parse, and an effect without an id has none)."""
+    with pytest.raises(ValueError):
+        EffectId.parse("not-an-effect-id")
+    assert earlier_sends(None, _records(_send(1))) == []

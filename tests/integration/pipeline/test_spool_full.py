@@ -16,6 +16,8 @@ import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
+from orchestrator.dialog.inputs import ClientMessage, OperatorMessage
+from orchestrator.events.convert import inputs_of_stored
 from orchestrator.ingress.portals import Portals
 from orchestrator.pipeline.keys import Keys
 from orchestrator.pipeline.store import Store, StoredEvent
@@ -84,7 +86,11 @@ async def _queued(client: aioredis.Redis, store: Store) -> set[int]:
     for chat in CHATS:
         for entry in await client.lrange(store.dialog(MEMBER, str(chat)).inbox, 0, -1):
             event = StoredEvent.from_entry(MEMBER, str(chat), entry)
-            found.add(int(event.payload["data"]["PARAMS"]["MESSAGE_ID"]))
+            found |= {
+                inp.message_id
+                for inp in inputs_of_stored(event.payload)
+                if isinstance(inp, OperatorMessage | ClientMessage)
+            }
     return found
 
 
