@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 
 from emulator.batch import run_batch
-from emulator.faults import Decision
+from emulator.faults import FaultDecision
 from emulator.primitives import RestError
 from emulator.registry import METHODS, CallContext, MethodSpec
 from emulator.runtime import GLOBAL_SCOPES, Caller, Emulator, PortalRuntime
@@ -79,7 +79,7 @@ async def handle_rest(request: web.Request) -> web.StreamResponse:
 
 
 async def _apply_transport_fault(
-    emu: Emulator, runtime: PortalRuntime, method: str, decision: Decision
+    emu: Emulator, runtime: PortalRuntime, method: str, decision: FaultDecision
 ) -> web.StreamResponse | None:
     """Timeouts, HTML pages and latency: trouble in front of the handler."""
     if decision.kind == "timeout":
@@ -128,7 +128,11 @@ def _check_access(runtime: PortalRuntime, caller: Caller, spec: MethodSpec) -> N
 
 
 async def execute(
-    runtime: PortalRuntime, caller: Caller, method: str, params: dict[str, Any], decision: Decision
+    runtime: PortalRuntime,
+    caller: Caller,
+    method: str,
+    params: dict[str, Any],
+    decision: FaultDecision,
 ) -> dict[str, Any]:
     """Run one method for an authenticated caller: the success body, or an error envelope
     carrying its HTTP status under "_status"."""
@@ -140,7 +144,11 @@ async def execute(
 
 
 async def _execute(
-    runtime: PortalRuntime, caller: Caller, method: str, params: dict[str, Any], decision: Decision
+    runtime: PortalRuntime,
+    caller: Caller,
+    method: str,
+    params: dict[str, Any],
+    decision: FaultDecision,
 ) -> dict[str, Any]:
     spec = METHODS.get(method.lower())
     if spec is None:

@@ -13,7 +13,7 @@ FaultKind = Literal["none", "error", "html", "timeout"]
 
 
 @dataclass(frozen=True)
-class Decision:
+class FaultDecision:
     """What happens to one call."""
 
     kind: FaultKind = "none"
@@ -81,7 +81,7 @@ class Faults:
         # Draw only when a rate is set, so an unrelated method does not shift the sequence.
         return rate > 0 and self._rng.random() < rate
 
-    def decide(self, method: str) -> Decision:
+    def decide(self, method: str) -> FaultDecision:
         """Draw the fate of one call of `method`."""
         latency = self.plan.value("latency_ms", method) / 1000.0
         exec_time = self.plan.value("exec_time_s", method)
@@ -93,4 +93,4 @@ class Faults:
             kind, html_status = "html", self._rng.choice((502, 503))
         elif self._hits("error_rate", method):
             kind = "error"
-        return Decision(kind, html_status, latency, exec_time)
+        return FaultDecision(kind, html_status, latency, exec_time)

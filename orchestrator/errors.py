@@ -25,7 +25,8 @@
 Control-flow signals are not failures and live apart, under `Signal`:
 
     Signal
-    └── LeaseLost                   another drainer owns the dialog now; stop quietly
+    ├── LeaseLost                   another drainer owns the dialog now; stop quietly
+    └── RetryLater                  an effect's next try is far off: hand the dialog back
 """
 
 from __future__ import annotations
@@ -171,3 +172,12 @@ class Signal(Exception):
 
 class LeaseLost(Signal):
     """Another drainer holds the dialog's lease now; the current one must stop."""
+
+
+class RetryLater(Signal):
+    """An effect waits longer than the runner waits inline for its next try: the dialog is
+    handed back and comes back after `wait_s`."""
+
+    def __init__(self, wait_s: float) -> None:
+        self.wait_s = wait_s
+        super().__init__(f"retry in {wait_s:.1f} s")

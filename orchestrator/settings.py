@@ -1,19 +1,35 @@
-"""One settings object: the only reader of the environment (see README, deploy/env.example)."""
+"""The settings: one reader of the environment (`load_settings`), split into sub-configs.
+
+Each sub-config is one concern's fields (Redis, the portal, the REST client, the ingress, the
+worker, the dialogs, the logs); `Settings` is all of them, read from the environment once, at the
+edge, and passed down. A component that needs one concern takes its sub-config (e.g. the install
+verifier a `PortalConfig`); every environment variable keeps its plain name (README,
+deploy/env.example).
+"""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+__all__ = [
+    "DialogConfig",
+    "IngressConfig",
+    "LogConfig",
+    "PortalConfig",
+    "RedisConfig",
+    "RestConfig",
+    "Settings",
+    "WorkerConfig",
+    "load_settings",
+]
 
-class Settings(BaseSettings):
-    """Everything configurable, read once at the edge and passed down."""
 
-    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
+class RedisConfig(BaseModel):
+    """Where our data lives and how long it is kept."""
 
-    # --- Redis ---------------------------------------------------------------------------
     redis_url: str | None = Field(
         default=None,
         description="Redis URL; unset -> an embedded server is started (make run/test)",
@@ -34,7 +50,11 @@ class Settings(BaseSettings):
         default=100_000, ge=0, description="dead letters kept, oldest trimmed first; 0: no cap"
     )
 
-    # --- The portal (single-portal setups; OAuth portals register via ONAPPINSTALL) --------
+
+class PortalConfig(BaseModel):
+    """Which portals: the webhook portal of a single-portal setup, and the OAuth app whose
+    portals register by a verified ONAPPINSTALL."""
+
     b24_webhook_url: str | None = Field(
         default=None, description="inbound webhook, e.g. https://x.bitrix24.com/rest/1/code/"
     )
@@ -57,7 +77,10 @@ class Settings(BaseSettings):
         default=None, description="CLIENT_ID of a webhook-registered bot (imbot.* over webhooks)"
     )
 
-    # --- REST client -----------------------------------------------------------------------
+
+class RestConfig(BaseModel):
+    """The REST client: the portal's plan (its rate budget), timeouts, batching, retries."""
+
     b24_plan: Literal["standard", "enterprise"] = "standard"
     b24_bucket_capacity: int | None = Field(default=None, description="override the plan's bucket")
     b24_drain_per_s: float | None = Field(default=None, description="override the plan's drain")
@@ -68,7 +91,10 @@ class Settings(BaseSettings):
     b24_coalesce_window_ms: float = Field(default=2.0, description="wait to fill a batch")
     b24_max_retries: int = 5
 
-    # --- Ingress ---------------------------------------------------------------------------
+
+class IngressConfig(BaseModel):
+    """The event ingress: where it listens, what it accepts, its spool."""
+
     ingress_host: str = "0.0.0.0"
     ingress_port: int = 8080
     ingress_max_body_bytes: int = 256 * 1024
@@ -95,7 +121,10 @@ class Settings(BaseSettings):
     )
     dedup_ttl_s: int = 7 * 24 * 3600
 
-    # --- Worker ----------------------------------------------------------------------------
+
+class WorkerConfig(BaseModel):
+    """The workers: arq, drains, leases, retries, the sweeper, shutdown, their endpoint."""
+
     queue_name: str = Field(default="ol:queue", description="arq queue name")
     worker_concurrency: int = 50
     worker_poll_delay_s: float = 0.02
@@ -130,12 +159,33 @@ class Settings(BaseSettings):
         description="module:callable(settings, redis) -> the workers' DialogHandler",
     )
 
-    # --- Dialogs ---------------------------------------------------------------------------
+
+class DialogConfig(BaseModel):
+    """What the bot says and does."""
+
     scenario_path: str | None = Field(default=None, description="YAML scenario; default shipped")
 
-    # --- Logs ------------------------------------------------------------------------------
+
+class LogConfig(BaseModel):
+    """How the processes log."""
+
     log_format: Literal["json", "console"] = "json"
     log_level: str = "INFO"
+
+
+class Settings(
+    RedisConfig,
+    PortalConfig,
+    RestConfig,
+    IngressConfig,
+    WorkerConfig,
+    DialogConfig,
+    LogConfig,
+    BaseSettings,
+):
+    """Everything configurable, read once at the edge and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", case_sensitive=False)
 
     @model_validator(mode="after")
     def _retention_outlives_dedup(self) -> Settings:

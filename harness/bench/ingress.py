@@ -54,10 +54,9 @@ from harness.bench.wrk import available as wrk_available
 from harness.bench.wrk import wrk_closed_loop
 from orchestrator.ingress.portals import Portals
 from orchestrator.pipeline.keys import Keys
+from orchestrator.pipeline.records import EffectRecord, StoredEvent
 from orchestrator.pipeline.runner import Decision, FollowUp
-from orchestrator.pipeline.scripts import aw
-from orchestrator.pipeline.store import EffectRecord, StoredEvent
-from orchestrator.redis.client import open_client
+from orchestrator.redis.client import aw, open_client
 from orchestrator.redis.server import EmbeddedRedis
 from orchestrator.settings import Settings, load_settings
 

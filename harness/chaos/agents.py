@@ -19,7 +19,7 @@
   Dialogs the dead worker leased with nothing left to do (between its last effect and the exit
   handshake) have nothing to resume; they are counted, not timed. Both times are polled (every
   0.1 s) and stamped after the read, so each is an upper bound within one poll.
-* `Supervisor`: starts a worker again when one exited on its own (as Kubernetes would), counted.
+* `WorkerKeeper`: starts a worker again when one exited on its own (as Kubernetes would), counted.
 * `restart_redis`, `expire_tokens`: the one Redis restart, and forced token expiry.
 """
 
@@ -40,13 +40,13 @@ from harness.bench.play import PortalPlay
 from harness.demo.report import percentile
 from harness.demo.stack import Stack
 from orchestrator.pipeline.keys import DialogKeys, Keys
-from orchestrator.pipeline.scripts import aw
+from orchestrator.redis.client import aw
 
 __all__ = [
     "HeldDialog",
     "Kill",
     "RecoveryWatch",
-    "Supervisor",
+    "WorkerKeeper",
     "WorkerKiller",
     "expire_tokens",
     "held_by",
@@ -256,7 +256,7 @@ def _round(value: float | None) -> float | None:
 
 
 @dataclass
-class Supervisor:
+class WorkerKeeper:
     """Keeps the worker count: a worker that exited on its own is started again."""
 
     stack: Stack

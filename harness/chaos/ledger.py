@@ -28,7 +28,8 @@ from orchestrator.errors import InvalidEvent
 from orchestrator.ingress.intake import parse_body
 from orchestrator.ingress.spool import Spool
 from orchestrator.pipeline.keys import PORTAL_DIALOG
-from orchestrator.pipeline.store import Store, StoredEvent
+from orchestrator.pipeline.records import StoredEvent
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
 
 __all__ = ["Accounting", "EventLedger", "account"]

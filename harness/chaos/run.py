@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from harness.bench.play import (
     PortalPlay,
@@ -59,13 +58,14 @@ from harness.bench.play import (
 from harness.bench.posts import play_posts
 from harness.chaos.agents import (
     RecoveryWatch,
-    Supervisor,
+    WorkerKeeper,
     WorkerKiller,
     expire_tokens,
     recovery_report,
     restart_redis,
 )
 from harness.chaos.ledger import EventLedger, account
+from harness.chaos.report import render, verdict_ok
 from harness.chaos.stuck import stuck_details
 from harness.demo.portal_setup import write_demo_scenario
 from harness.demo.stack import Stack, StackOptions, run_stack
@@ -161,7 +161,7 @@ async def run_chaos(settings: Settings, opts: ChaosOptions, console: Console) ->
 class _Trouble:
     killer: WorkerKiller
     watch: RecoveryWatch
-    supervisor: Supervisor
+    keeper: WorkerKeeper
     tasks: list[asyncio.Task[Any]]
     redis_down_s: float = 0.0
 
@@ -176,7 +176,7 @@ async def _make_trouble(
         for n, play in enumerate(plays):
             await play.control.faults({**FAULTS, "seed": opts.seed + n})
     killer = WorkerKiller(stack, opts.kill_every_s, rng)
-    trouble = _Trouble(killer, RecoveryWatch(stack, killer), Supervisor(stack), [])
+    trouble = _Trouble(killer, RecoveryWatch(stack, killer), WorkerKeeper(stack), [])
     # Redis goes down once, a third of the way through the arrivals
     redis_at = opts.dialogs / opts.arrivals_per_s / 3
 
@@ -216,7 +216,7 @@ async def _run(
     trouble = await _make_trouble(stack, plays, opts, chaos)
     keepers = [
         asyncio.create_task(trouble.watch.run(watching)),
-        asyncio.create_task(trouble.supervisor.run(watching)),
+        asyncio.create_task(trouble.keeper.run(watching)),
     ]
     try:
         return await _phases(stack, plays, opts, ledger, console, deadline, trouble, chaos)
@@ -291,7 +291,7 @@ async def _report(
         "clients_gave_up": sum(1 for p in plays for r in p.runs if r.error),
         "dialogs_not_started": sum(1 for p in plays for r in p.runs if not r.chat_id),
         **recovery_report(trouble.killer.kills),
-        "worker_restarts_after_exit": trouble.supervisor.restarts,
+        "worker_restarts_after_exit": trouble.keeper.restarts,
         "faults": FAULTS if opts.faults else {},
         "max_attempts": stack.settings.max_attempts,
         "patient_max_attempts": stack.settings.patient_max_attempts,
@@ -302,76 +302,6 @@ async def _report(
         "stuck_details": await stuck_details(stack, plays, stuck_kinds),
         "stuck_by_kind": stuck_kinds,
     }
-
-
-def _triple(report: dict[str, Any], name: str) -> str:
-    return " / ".join(str(report[f"{name}_{q}_s"]) for q in ("p50", "p99", "max"))
-
-
-def verdict_ok(report: dict[str, Any]) -> bool:
-    """The invariants: nothing lost, no duplicate lead, nothing stuck."""
-    return bool(report["lost"] == 0 and report["duplicate_leads"] == 0 and report["stuck"] == 0)
-
-
-def render(report: dict[str, Any], console: Console) -> None:
-    """The table."""
-    table = Table(title=f"chaos: {report['dialogs']} dialogs in {report['elapsed_s']} s")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    rows = [
-        ("events acknowledged by the ingress", report["acknowledged"]),
-        ("  of them acknowledged into the spool (Redis down)", report["spooled_on_ack"]),
-        ("events handled (committed by workers)", report["handled"]),
-        ("  of them dead-lettered", report["dead_lettered"]),
-        ("events still queued", report["queued"]),
-        ("events still in the spool", report["still_spooled"]),
-        ("events lost", report["lost"]),
-        ("deliveries the ingress refused", report["refused"]),
-        ("duplicate leads", report["duplicate_leads"]),
-        (
-            "duplicate bot messages (shown more often than the dialogs posted them)",
-            report["duplicate_messages"],
-        ),
-        ("dialogs not terminal after the drain (stuck)", report["stuck"]),
-        ("  by kind (dead_effect: parked in the DLQ)", dict(report["stuck_by_kind"])),
-        ("clients who gave up waiting", report["clients_gave_up"]),
-        ("dialogs never started (bound hit first)", report["dialogs_not_started"]),
-        (
-            "workers SIGKILLed (holding dialogs)",
-            f"{report['kills']} ({report['kills_holding_dialogs']})",
-        ),
-        (
-            "dialogs they held with work (+ idle, not timed)",
-            f"{report['dialogs_held_at_kills']} (+{report['held_idle_at_kills']})",
-        ),
-        (
-            "resume: kill -> new lease, p50 / p99 / max s",
-            _triple(report, "recovery"),
-        ),
-        (
-            "progress: kill -> next commit, p50 / p99 / max s",
-            _triple(report, "progress"),
-        ),
-        (
-            "held dialogs never resumed / never progressed",
-            f"{report['unresumed']} / {report['unprogressed']}",
-        ),
-        ("Redis down (one restart), s", report["redis_down_s"]),
-        (
-            "token expiry rounds / refreshes",
-            f"{report['token_expiry_rounds']} / {report['token_refreshes']}",
-        ),
-        ("REST requests / 503", f"{report['rest_requests']} / {report['status_503']}"),
-    ]
-    for name, value in rows:
-        table.add_row(name, str(value))
-    ok = verdict_ok(report)
-    table.add_row(
-        "verdict", "[green]lost 0, duplicate leads 0, stuck 0[/]" if ok else "[red]FAILED[/]"
-    )
-    console.print(table)
-    for line in report["lost_examples"] + report["stuck_details"] + report["problems"]:
-        console.print(f"[red]- {line}[/]")
 
 
 async def _main(opts: ChaosOptions, console: Console) -> dict[str, Any]:

@@ -9,8 +9,8 @@ from collections import Counter
 from harness.bench.play import PortalPlay, dialog_states
 from harness.demo.stack import Stack
 from orchestrator.dialog.state import TERMINAL
-from orchestrator.pipeline.scripts import aw
 from orchestrator.pipeline.store import Store
+from orchestrator.redis.client import aw
 
 __all__ = ["stuck_details"]
 

@@ -38,7 +38,7 @@ from orchestrator.cli.serve import stop_children
 from orchestrator.errors import ConfigurationError
 from orchestrator.handler.handler import build_handler
 from orchestrator.ingress.app import start_ingress
-from orchestrator.pipeline.scripts import aw
+from orchestrator.redis.client import aw
 from orchestrator.redis.server import EmbeddedRedis
 from orchestrator.settings import Settings
 from worker.main import build_worker

@@ -44,7 +44,7 @@ from orchestrator.errors import (
     RateLimited,
     TokenExpired,
 )
-from orchestrator.settings import Settings
+from orchestrator.settings import PortalConfig, Settings
 
 log = structlog.get_logger(__name__)
 _THROTTLE_STATUSES = frozenset({429, 503})
@@ -52,7 +52,7 @@ _THROTTLE_STATUSES = frozenset({429, 503})
 WEBHOOK_MEMBER_ID = "webhook"
 
 
-def configured_webhooks(settings: Settings) -> dict[str, str]:
+def configured_webhooks(settings: PortalConfig) -> dict[str, str]:
     """member_id -> URL of the webhook portal the settings name (none, or one)."""
     if not settings.b24_webhook_url:
         return {}

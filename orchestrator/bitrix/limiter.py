@@ -18,7 +18,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from orchestrator.bitrix import metrics
-from orchestrator.settings import Settings
+from orchestrator.settings import RestConfig
 
 PLANS: dict[str, tuple[int, float]] = {"standard": (50, 2.0), "enterprise": (250, 5.0)}
 # Never reserve a slot further ahead than this; a longer wait is re-asked after sleeping.
@@ -44,7 +44,7 @@ class BucketConfig:
     margin: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> BucketConfig:
+    def from_settings(cls, settings: RestConfig) -> BucketConfig:
         """The plan's numbers, overridden by b24_bucket_capacity / b24_drain_per_s."""
         capacity, drain = PLANS[settings.b24_plan]
         return cls(

@@ -74,24 +74,24 @@ class Action(StrEnum):
 
 
 @dataclass(frozen=True)
-class Decision:
+class RetryDecision:
     """The action for one failure and, for RETRY, the reason label."""
 
     action: Action
     reason: str = ""
 
 
-def decide(exc: BaseException, method: str, *, idempotent: bool | None = None) -> Decision:
+def decide(exc: BaseException, method: str, *, idempotent: bool | None = None) -> RetryDecision:
     """The action for `exc` raised by an attempt of `method` (attempt counting is the caller's)."""
     if isinstance(exc, RateLimited):
-        return Decision(Action.RETRY, "rate_limited")
+        return RetryDecision(Action.RETRY, "rate_limited")
     if isinstance(exc, TokenExpired):
-        return Decision(Action.REFRESH, "token_expired")
+        return RetryDecision(Action.REFRESH, "token_expired")
     if isinstance(exc, TransportError | ServerError):
         if is_idempotent(method) if idempotent is None else idempotent:
-            return Decision(Action.RETRY, "transient")
-        return Decision(Action.UNKNOWN)
-    return Decision(Action.RAISE)
+            return RetryDecision(Action.RETRY, "transient")
+        return RetryDecision(Action.UNKNOWN)
+    return RetryDecision(Action.RAISE)
 
 
 def backoff(attempt: int, *, base_s: float = 0.25, cap_s: float = 10.0) -> float:

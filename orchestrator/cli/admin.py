@@ -24,9 +24,9 @@ from orchestrator.ingress.portals import Portals
 from orchestrator.pipeline.dlq import DeadLetters
 from orchestrator.pipeline.epoch import acknowledge_loss, persistence_mode, read_loss
 from orchestrator.pipeline.keys import Keys
-from orchestrator.pipeline.scripts import aw
-from orchestrator.pipeline.store import EffectRecord, Store
-from orchestrator.redis.client import open_client
+from orchestrator.pipeline.records import EffectRecord
+from orchestrator.pipeline.store import Store
+from orchestrator.redis.client import aw, open_client
 from orchestrator.settings import Settings, load_settings
 
 __all__ = [

@@ -42,15 +42,17 @@ def tool(sub: Sub, command: str, help_text: str, arguments: str, target: str) ->
     """Add `command`, its flags from `arguments` (`module:add_arguments`) and its runner
     `target`; when the tool is not importable, the command is there and says why it cannot run."""
     module_name, attr = arguments.split(":")
-    parser = sub.add_parser(command, help=help_text)
     try:
         add_arguments: Callable[[argparse.ArgumentParser], None] = getattr(
             importlib.import_module(module_name), attr
         )
     except ImportError:
-        parser.add_argument("rest", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
-        parser.set_defaults(func=_missing(f"orchestrator {command}", module_name))
+        # takes whatever flags were given (none is an option here), and says why it cannot run
+        missing = sub.add_parser(command, help=help_text, prefix_chars="\0", add_help=False)
+        missing.add_argument("given", nargs="*", help=argparse.SUPPRESS)
+        missing.set_defaults(func=_missing(f"orchestrator {command}", module_name))
         return
+    parser = sub.add_parser(command, help=help_text)
     add_arguments(parser)
     parser.set_defaults(func=lazy(target))
 

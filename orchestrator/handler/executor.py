@@ -50,8 +50,8 @@ from orchestrator.dialog.inputs import (
 from orchestrator.errors import AccessDenied, MethodError
 from orchestrator.handler import leads, resend
 from orchestrator.observe import metrics
+from orchestrator.pipeline.records import EffectRecord
 from orchestrator.pipeline.runner import FollowUp
-from orchestrator.pipeline.store import EffectRecord
 from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX, TimerStore
 
 __all__ = [

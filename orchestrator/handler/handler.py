@@ -28,8 +28,9 @@ from orchestrator.errors import IllegalTransition
 from orchestrator.events.convert import inputs_of_stored
 from orchestrator.handler.executor import EffectExecutor, is_patient
 from orchestrator.pipeline.keys import PORTAL_DIALOG
+from orchestrator.pipeline.records import EffectRecord, StoredEvent
 from orchestrator.pipeline.runner import Decision, FollowUp
-from orchestrator.pipeline.store import EffectRecord, Store, StoredEvent
+from orchestrator.pipeline.store import Store
 from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX, TimerStore
 from orchestrator.settings import Settings
 

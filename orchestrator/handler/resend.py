@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from orchestrator.bitrix.models import HistoryMessage, SessionHistory
 from orchestrator.dialog.effects import EffectId, SendMessage, effect_from_record
-from orchestrator.pipeline.store import EffectRecord
+from orchestrator.pipeline.records import EffectRecord
 
 __all__ = ["MAX_SESSIONS", "already_posted", "earlier_sends", "sessions_to_read", "stored_sends"]
 

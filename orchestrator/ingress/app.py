@@ -45,7 +45,8 @@ from orchestrator.observe import metrics
 from orchestrator.pipeline.epoch import EpochWatch
 from orchestrator.pipeline.keys import Keys
 from orchestrator.pipeline.queue import now_ms
-from orchestrator.pipeline.store import IngestResult, Store
+from orchestrator.pipeline.records import IngestResult
+from orchestrator.pipeline.store import Store
 from orchestrator.redis.client import open_client
 from orchestrator.settings import Settings, load_settings
 

@@ -32,7 +32,7 @@ from orchestrator.bitrix.transport import Transport
 from orchestrator.errors import InstallRefused, OAuthError, TransportError
 from orchestrator.events.models import AppInstall
 from orchestrator.observe import metrics
-from orchestrator.settings import Settings
+from orchestrator.settings import PortalConfig
 
 __all__ = ["VERIFY_BURST", "VERIFY_PER_S", "VERIFY_TIMEOUT_S", "InstallVerifier", "VerifiedInstall"]
 
@@ -82,7 +82,7 @@ def _patterns(raw: str) -> tuple[str, ...]:
 class InstallVerifier:
     """Checks an ONAPPINSTALL at the OAuth server (the only place we learn who a portal is)."""
 
-    def __init__(self, settings: Settings, transport: Transport) -> None:
+    def __init__(self, settings: PortalConfig, transport: Transport) -> None:
         self.client_id = settings.b24_client_id
         self.client_secret = settings.b24_client_secret
         self.oauth_url = settings.b24_oauth_url

@@ -24,7 +24,8 @@ from orchestrator.events.models import AppInstall, Event, parse_event
 from orchestrator.ingress.install import InstallVerifier
 from orchestrator.ingress.portals import ConfiguredPortal, Portal, Portals
 from orchestrator.pipeline.keys import PORTAL_DIALOG
-from orchestrator.pipeline.store import IngestResult, Store
+from orchestrator.pipeline.records import IngestResult
+from orchestrator.pipeline.store import Store
 
 __all__ = [
     "ERROR_CODES",

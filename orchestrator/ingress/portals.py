@@ -14,8 +14,8 @@ import redis.asyncio as aioredis
 
 from orchestrator.pipeline.keys import Keys
 from orchestrator.pipeline.queue import now_ms
-from orchestrator.pipeline.scripts import aw
-from orchestrator.settings import Settings
+from orchestrator.redis.client import aw
+from orchestrator.settings import PortalConfig
 
 __all__ = ["ConfiguredPortal", "Portal", "Portals", "token_hash"]
 
@@ -51,7 +51,7 @@ class ConfiguredPortal:
     application_token: str = field(repr=False)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> ConfiguredPortal | None:
+    def from_settings(cls, settings: PortalConfig) -> ConfiguredPortal | None:
         """The configured portal, or None when the settings name none."""
         if not (settings.b24_member_id and settings.b24_application_token):
             return None

@@ -36,7 +36,7 @@ from redis.exceptions import RedisError, ResponseError
 from orchestrator.observe import metrics
 from orchestrator.pipeline.keys import Keys
 from orchestrator.pipeline.queue import now_ms
-from orchestrator.pipeline.scripts import aw
+from orchestrator.redis.client import aw
 
 __all__ = ["EpochWatch", "Loss", "acknowledge_loss", "persistence_mode", "read_loss"]
 

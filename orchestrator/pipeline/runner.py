@@ -23,11 +23,12 @@ import structlog
 from redis.exceptions import RedisError
 from structlog.contextvars import bound_contextvars
 
-from orchestrator.errors import LeaseLost
+from orchestrator.errors import LeaseLost, RetryLater
 from orchestrator.observe import metrics
 from orchestrator.pipeline.keys import DialogKeys
 from orchestrator.pipeline.queue import now_ms
-from orchestrator.pipeline.store import EffectRecord, Peeked, Store, StoredEvent
+from orchestrator.pipeline.records import EffectRecord, Peeked, StoredEvent
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
 
 __all__ = [
@@ -117,15 +118,6 @@ class RetryPolicy:
         return backoff_s(attempt, base_s, self.cap_s)
 
 
-class _RetryLater(Exception):
-    """An effect waits longer than INLINE_WAIT_MAX_S for its next try. The wait is jittered
-    (half to all of it) so that dialogs failing together in an outage do not return together."""
-
-    def __init__(self, wait_s: float) -> None:
-        self.wait_s = wait_s * random.uniform(0.5, 1.0)
-        super().__init__(f"retry in {self.wait_s:.1f} s")
-
-
 class _Lease:
     """Keeps a lease alive in the background and remembers if it was lost."""
 
@@ -198,7 +190,7 @@ class Runner:
             # effects of the last commit first: a crash after a commit leaves them here
             try:
                 await self._run_effects(d, token, lease)
-            except _RetryLater as later:
+            except RetryLater as later:
                 # the effect and everything queued behind it wait; the lease is released
                 return await self._stop(d, token, later.wait_s)
             # checked before peeking: a peek counts a try of the head event
@@ -312,7 +304,9 @@ class Runner:
                 metrics.EFFECTS.labels(kind=effect.kind, outcome="failed").inc()
                 metrics.PIPELINE_RETRIES.labels(kind="effect").inc()
                 if wait_s > INLINE_WAIT_MAX_S:
-                    raise _RetryLater(wait_s) from exc
+                    # jittered (half to all of it): dialogs failing together in an outage
+                    # must not all come back together
+                    raise RetryLater(wait_s * random.uniform(0.5, 1.0)) from exc
                 await asyncio.sleep(wait_s)
                 continue
             metrics.EFFECT_SECONDS.labels(kind=effect.kind).observe(time.perf_counter() - started)

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from functools import cache
 from importlib import resources
-from typing import Any, TypeVar, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-__all__ = ["SCRIPT_NAMES", "Scripts", "aw", "source"]
-
-T = TypeVar("T")
-
-
-async def aw(value: Awaitable[T] | T) -> T:
-    """Await a redis-py asyncio reply (its stubs type commands as `Awaitable[T] | T`)."""
-    return await cast(Awaitable[T], value)
-
+__all__ = ["SCRIPT_NAMES", "Scripts", "source"]
 
 SCRIPT_NAMES = (
     "begin_effect",

@@ -7,8 +7,6 @@ never leaves a mailbox half-updated; key names come from orchestrator/pipeline/k
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Any, cast
 
 import redis.asyncio as aioredis
@@ -16,115 +14,22 @@ import redis.asyncio as aioredis
 from orchestrator.errors import LeaseLost
 from orchestrator.pipeline.keys import DialogKeys, Keys, job_key
 from orchestrator.pipeline.queue import ARQ_JOB_KEY_PREFIXES, JOB_TTL_MS, new_drain_job, now_ms
-from orchestrator.pipeline.scripts import Scripts, aw, source
-from orchestrator.redis.pipelined import CoalescedScript
+from orchestrator.pipeline.records import (
+    EffectRecord,
+    IngestResult,
+    Peeked,
+    StoredEvent,
+    StoredState,
+    event_json,
+)
+from orchestrator.pipeline.scripts import Scripts, source
+from orchestrator.redis.client import aw
+from orchestrator.redis.pipelined import PipelinedScript
 from orchestrator.settings import Settings
 
-__all__ = [
-    "HISTORY_CAP",
-    "DialogState",
-    "EffectRecord",
-    "IngestResult",
-    "Peeked",
-    "Store",
-    "StoredEvent",
-]
+__all__ = ["HISTORY_CAP", "Store"]
 
 HISTORY_CAP = 200  # transition records kept per dialog for `orchestrator sessions show`
-# one encoder for every event: json.dumps with options builds a new one per call
-_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """An accepted event as the drainer sees it: its place in the dialog and the raw payload."""
-
-    seq: int
-    event_id: str
-    name: str
-    member_id: str
-    chat_id: str
-    ts: int
-    received_ms: int
-    payload: dict[str, Any] = field(repr=False)
-
-    @classmethod
-    def from_entry(cls, member_id: str, chat_id: str, entry: bytes) -> StoredEvent:
-        """Parse an inbox entry `<seq>|<json>`."""
-        seq, _, body = entry.partition(b"|")
-        data = json.loads(body)
-        return cls(
-            int(seq),
-            data["id"],
-            data["name"],
-            member_id,
-            chat_id,
-            int(data["ts"]),
-            int(data["rcv"]),
-            data["payload"],
-        )
-
-
-def event_json(event_id: str, name: str, ts: int, received_ms: int, payload: dict[str, Any]) -> str:
-    """The JSON an inbox entry carries after its sequence number."""
-    return _compact_json(
-        {"id": event_id, "name": name, "ts": ts, "rcv": received_ms, "payload": payload}
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class EffectRecord:
-    """One effect of a transition: a deterministic id, a kind and JSON-able data."""
-
-    effect_id: str
-    kind: str
-    payload: dict[str, Any]
-    # a patient effect outlives a portal outage: more tries, waits of up to a minute between
-    # them, and the dialog is handed back while it waits (see Runner); decided by the domain
-    patient: bool = False
-    # which try this run is (1 = first); set by the runner, never stored: a try > 1 may follow a
-    # crash or an unknown outcome, so an executor may look before it repeats a write
-    attempt: int = 1
-
-    def to_json(self) -> str:
-        """The stored form."""
-        data: dict[str, Any] = {"id": self.effect_id, "kind": self.kind, "payload": self.payload}
-        if self.patient:
-            data["patient"] = True
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-    @classmethod
-    def from_json(cls, raw: bytes | str) -> EffectRecord:
-        """Parse the stored form."""
-        data = json.loads(raw)
-        return cls(data["id"], data["kind"], data["payload"], patient=data.get("patient", False))
-
-
-@dataclass(frozen=True, slots=True)
-class DialogState:
-    """A dialog's committed state: the handler's bytes, the last applied seq, a version."""
-
-    data: bytes | None
-    seq: int
-    version: int
-    updated_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Peeked:
-    """The drainer's view before deciding: the head event, its try number, the state."""
-
-    event: StoredEvent
-    attempt: int
-    state: DialogState
-
-
-class IngestResult(IntEnum):
-    """What an ingest did."""
-
-    DUPLICATE = 0
-    APPENDED = 1
-    SCHEDULED = 2
 
 
 class Store:
@@ -134,7 +39,7 @@ class Store:
         self.redis = redis
         self.keys = Keys(settings.key_prefix)
         self.scripts = Scripts(redis)
-        self._ingest = CoalescedScript(redis, source("ingest"))  # the ingress's hot call
+        self._ingest = PipelinedScript(redis, source("ingest"))  # the ingress's hot call
         self.queue_name = settings.queue_name
         self.lease_ms = settings.lease_ms
         self.dedup_ttl_s = settings.dedup_ttl_s
@@ -215,7 +120,7 @@ class Store:
         if not reply:
             return None
         entry, tries, data, seq, version, updated = reply
-        state = DialogState(data, int(seq or 0), int(version or 0), int(updated or 0))
+        state = StoredState(data, int(seq or 0), int(version or 0), int(updated or 0))
         return Peeked(StoredEvent.from_entry(d.member_id, d.chat_id, entry), int(tries), state)
 
     async def head(self, d: DialogKeys) -> StoredEvent | None:
@@ -223,12 +128,12 @@ class Store:
         entry = cast(bytes | None, await aw(self.redis.lindex(d.inbox, 0)))
         return None if entry is None else StoredEvent.from_entry(d.member_id, d.chat_id, entry)
 
-    async def state(self, d: DialogKeys) -> DialogState:
+    async def state(self, d: DialogKeys) -> StoredState:
         """The committed state (empty when the dialog never committed)."""
         data, seq, version, updated = await aw(
             self.redis.hmget(d.state, ["data", "seq", "version", "updated_ms"])
         )
-        return DialogState(data, int(seq or 0), int(version or 0), int(updated or 0))
+        return StoredState(data, int(seq or 0), int(version or 0), int(updated or 0))
 
     async def commit(
         self,

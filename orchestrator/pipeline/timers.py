@@ -22,8 +22,8 @@ import structlog
 from redis.exceptions import RedisError
 
 from orchestrator.dialog.inputs import TimerFired, input_record
-from orchestrator.pipeline.scripts import aw
 from orchestrator.pipeline.store import Store
+from orchestrator.redis.client import aw
 
 __all__ = ["INPUT_EVENT_PREFIX", "TIMER_POLL_S", "TimerStore", "poll_timers_forever"]
 

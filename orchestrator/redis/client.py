@@ -7,14 +7,22 @@ pure Python, which costs the ingress ~40 µs per event for the ingest script's 1
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import Connection
 from redis.connection import HiredisRespSerializer
 from redis.utils import HIREDIS_AVAILABLE
 
-__all__ = ["HiredisPackConnection", "open_client"]
+__all__ = ["HiredisPackConnection", "aw", "open_client"]
+
+T = TypeVar("T")
+
+
+async def aw(value: Awaitable[T] | T) -> T:
+    """Await a redis-py asyncio reply (its stubs type commands as `Awaitable[T] | T`)."""
+    return await cast(Awaitable[T], value)
 
 
 class HiredisPackConnection(Connection):

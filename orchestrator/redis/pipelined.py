@@ -18,12 +18,12 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
-__all__ = ["CoalescedScript"]
+__all__ = ["PipelinedScript"]
 
 _Call = tuple[list[Any], list[Any], "asyncio.Future[Any]"]
 
 
-class CoalescedScript:
+class PipelinedScript:
     """`await script(keys, args)`: the reply of one EVALSHA, batched with concurrent calls."""
 
     def __init__(self, client: aioredis.Redis, source: str, *, max_batch: int = 128) -> None:

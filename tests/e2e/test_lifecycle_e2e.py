@@ -21,8 +21,8 @@ from harness.demo.stack import Stack, StackOptions, run_stack
 from orchestrator.dialog.evaluation import ORIGINATOR_ID
 from orchestrator.dialog.state import DialogState, DialogStatus
 from orchestrator.handler.handler import DialogMachineHandler, build_handler
+from orchestrator.pipeline.records import EffectRecord, StoredEvent
 from orchestrator.pipeline.runner import Decision, FollowUp
-from orchestrator.pipeline.store import EffectRecord, StoredEvent
 from orchestrator.settings import Settings
 from tests.e2e.conftest import dialog_state, drop_arq_jobs, eventually
 

@@ -18,8 +18,9 @@ from harness.demo.portal_setup import SUPPORT_LINE, demo_scenario
 from harness.demo.stack import Stack, StackOptions, run_stack
 from orchestrator.dialog.effects import SendMessage
 from orchestrator.pipeline.keys import DialogKeys
-from orchestrator.pipeline.scripts import aw
-from orchestrator.pipeline.store import EffectRecord, Store
+from orchestrator.pipeline.records import EffectRecord
+from orchestrator.pipeline.store import Store
+from orchestrator.redis.client import aw
 from orchestrator.settings import Settings
 from tests.e2e.conftest import dialog_state, drop_arq_jobs, eventually
 

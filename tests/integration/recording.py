@@ -15,8 +15,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from orchestrator.pipeline.records import EffectRecord, StoredEvent
 from orchestrator.pipeline.runner import Decision, FollowUp
-from orchestrator.pipeline.store import EffectRecord, StoredEvent
 from orchestrator.settings import Settings
 
 RECORD_LUA = """

@@ -15,8 +15,8 @@ from orchestrator.dialog.effects import SendMessage, effect_payload, with_ids
 from orchestrator.dialog.inputs import BotJoined, ClientMessage
 from orchestrator.dialog.machine import DialogState, transition
 from orchestrator.pipeline.keys import Keys
-from orchestrator.pipeline.scripts import aw
-from orchestrator.pipeline.store import EffectRecord
+from orchestrator.pipeline.records import EffectRecord
+from orchestrator.redis.client import aw
 from tests.emulator._domain import BOT, call, make_portal
 from tests.unit.machine_fixtures import scenario
 

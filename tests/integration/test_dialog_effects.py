@@ -29,7 +29,8 @@ from orchestrator.dialog.inputs import (
 )
 from orchestrator.handler import leads
 from orchestrator.handler.executor import EffectExecutor
-from orchestrator.pipeline.store import EffectRecord, Store
+from orchestrator.pipeline.records import EffectRecord
+from orchestrator.pipeline.store import Store
 from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX, TimerStore
 from orchestrator.settings import Settings
 from tests.integration.client_support import control, method_counts, oauth_client

@@ -16,8 +16,9 @@ from orchestrator.dialog.effects import HandToQueue, SendMessage, effect_payload
 from orchestrator.dialog.inputs import EffectFailed, input_from_record
 from orchestrator.handler.executor import EffectExecutor
 from orchestrator.pipeline.dlq import DeadLetters
+from orchestrator.pipeline.records import EffectRecord, StoredEvent
 from orchestrator.pipeline.runner import Decision, FollowUp, Runner
-from orchestrator.pipeline.store import EffectRecord, Store, StoredEvent
+from orchestrator.pipeline.store import Store
 from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX, TimerStore
 from orchestrator.settings import Settings
 from tests.integration.client_support import control, oauth_client

@@ -20,7 +20,7 @@ import redis.asyncio as aioredis
 from orchestrator.ingress.app import IngressServer, start_ingress
 from orchestrator.ingress.portals import Portals
 from orchestrator.pipeline.keys import Keys
-from orchestrator.pipeline.scripts import aw
+from orchestrator.redis.client import aw
 from orchestrator.settings import Settings
 from tests.integration.pipeline.conftest import FORM, eventually, form, message_payload
 

@@ -25,9 +25,10 @@ from orchestrator.events.convert import inputs_of_stored
 from orchestrator.ingress.app import IngressServer, start_ingress
 from orchestrator.ingress.portals import Portals
 from orchestrator.pipeline.keys import Keys
+from orchestrator.pipeline.records import EffectRecord, StoredEvent
 from orchestrator.pipeline.runner import Decision, FollowUp, Runner
-from orchestrator.pipeline.scripts import aw
-from orchestrator.pipeline.store import EffectRecord, Store, StoredEvent
+from orchestrator.pipeline.store import Store
+from orchestrator.redis.client import aw
 from orchestrator.settings import Settings
 from tests.fuzz_strategies import bodies
 from tests.integration.pipeline.conftest import FORM, form, message_payload

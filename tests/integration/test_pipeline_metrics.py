@@ -12,8 +12,9 @@ from prometheus_client import REGISTRY
 
 from orchestrator.dialog.scenario import load_scenario
 from orchestrator.handler.handler import DialogMachineHandler
+from orchestrator.pipeline.records import EffectRecord, StoredEvent
 from orchestrator.pipeline.runner import Decision, FollowUp, Runner
-from orchestrator.pipeline.store import EffectRecord, Store, StoredEvent
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
 from tests.unit import b24_payloads as p
 

@@ -8,9 +8,9 @@ import json
 import pytest
 import redis.asyncio as aioredis
 
-from orchestrator.pipeline.scripts import aw
 from orchestrator.pipeline.store import Store
 from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX, TimerStore
+from orchestrator.redis.client import aw
 from orchestrator.settings import Settings
 
 MEMBER = "m-timers"

@@ -14,7 +14,7 @@ from orchestrator.dialog.scenario import load_scenario
 from orchestrator.dialog.state import DialogState, DialogStatus
 from orchestrator.handler.handler import DialogMachineHandler, decode_inputs
 from orchestrator.pipeline.keys import PORTAL_DIALOG
-from orchestrator.pipeline.store import StoredEvent
+from orchestrator.pipeline.records import StoredEvent
 from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX
 from tests.unit import b24_payloads as p
 

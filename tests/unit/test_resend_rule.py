@@ -11,7 +11,7 @@ import pytest
 from orchestrator.bitrix.models import SessionHistory
 from orchestrator.dialog.effects import EffectId, SendMessage, Via, effect_payload
 from orchestrator.handler.resend import already_posted, earlier_sends
-from orchestrator.pipeline.store import EffectRecord
+from orchestrator.pipeline.records import EffectRecord
 
 MEMBER = "m1"
 CHAT = 77

@@ -1,4 +1,4 @@
-"""CoalescedScript: concurrent calls share pipelined round trips, yet each caller gets exactly
+"""PipelinedScript: concurrent calls share pipelined round trips, yet each caller gets exactly
 its own reply or its own error, as from a direct EVALSHA."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from orchestrator.redis.pipelined import CoalescedScript
+from orchestrator.redis.pipelined import PipelinedScript
 
 # echoes its argument into a list; refuses "bad" with a script error
 _ECHO = """
@@ -22,7 +22,7 @@ return ARGV[1]
 """
 
 
-class _Counting(CoalescedScript):
+class _Counting(PipelinedScript):
     """Records the size of each batch it sends."""
 
     def __init__(self, client: aioredis.Redis) -> None:
@@ -62,7 +62,7 @@ async def test_a_lone_call_goes_out_alone_and_batches_are_capped(
 
 async def test_a_failing_call_fails_alone(redis: aioredis.Redis, key_prefix: str) -> None:
     """A script error reaches only its own caller; its neighbours in the batch succeed."""
-    script = CoalescedScript(redis, _ECHO)
+    script = PipelinedScript(redis, _ECHO)
     key = f"{key_prefix}:echo"
     results = await asyncio.gather(
         script([key], ["a"]), script([key], ["bad"]), script([key], ["b"]), return_exceptions=True
@@ -90,7 +90,7 @@ async def test_an_unreachable_redis_fails_every_caller_with_a_connection_error()
         port = s.getsockname()[1]  # nothing listens here once closed
     client = aioredis.Redis(port=port, socket_connect_timeout=1.0)
     try:
-        script = CoalescedScript(client, _ECHO)
+        script = PipelinedScript(client, _ECHO)
         results = await asyncio.gather(
             *(script(["k"], [str(i)]) for i in range(3)), return_exceptions=True
         )
@@ -103,7 +103,7 @@ async def test_a_caller_that_gives_up_does_not_disturb_the_others(
     redis: aioredis.Redis, key_prefix: str
 ) -> None:
     """A cancelled caller's call may still run; the others get their replies."""
-    script = CoalescedScript(redis, _ECHO)
+    script = PipelinedScript(redis, _ECHO)
     key = f"{key_prefix}:echo"
     quitter = asyncio.create_task(script([key], ["gone"]))
     stayer = asyncio.create_task(script([key], ["here"]))

@@ -8,8 +8,9 @@ import json
 import redis.asyncio as aioredis
 
 from orchestrator.pipeline.queue import now_ms
+from orchestrator.pipeline.records import EffectRecord, StoredEvent
 from orchestrator.pipeline.runner import INLINE_WAIT_MAX_S, Decision, Runner
-from orchestrator.pipeline.store import EffectRecord, Store, StoredEvent
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
 
 M = "m-patient"

@@ -13,9 +13,10 @@ import redis.asyncio as aioredis
 
 from orchestrator.pipeline.dlq import DeadLetters
 from orchestrator.pipeline.keys import DialogKeys
+from orchestrator.pipeline.records import EffectRecord, IngestResult, StoredEvent
 from orchestrator.pipeline.runner import Decision, Runner
-from orchestrator.pipeline.scripts import aw
-from orchestrator.pipeline.store import EffectRecord, IngestResult, Store, StoredEvent
+from orchestrator.pipeline.store import Store
+from orchestrator.redis.client import aw
 from orchestrator.settings import Settings
 from tests.integration.pipeline.conftest import (
     FORM,

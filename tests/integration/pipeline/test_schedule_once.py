@@ -36,8 +36,9 @@ from arq.worker import Worker
 from harness.bench.e2e_watch import drain_jobs
 from orchestrator.pipeline.keys import job_key
 from orchestrator.pipeline.queue import job_deserializer, job_serializer
+from orchestrator.pipeline.records import EffectRecord, IngestResult, StoredEvent
 from orchestrator.pipeline.runner import Decision, DialogHandler, FollowUp
-from orchestrator.pipeline.store import EffectRecord, IngestResult, Store, StoredEvent
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
 from tests.integration.pipeline.conftest import WorkerSpawner, eventually
 from tests.integration.recording import RecordingHandler

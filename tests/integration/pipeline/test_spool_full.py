@@ -20,7 +20,8 @@ from orchestrator.dialog.inputs import ClientMessage, OperatorMessage
 from orchestrator.events.convert import inputs_of_stored
 from orchestrator.ingress.portals import Portals
 from orchestrator.pipeline.keys import Keys
-from orchestrator.pipeline.store import Store, StoredEvent
+from orchestrator.pipeline.records import StoredEvent
+from orchestrator.pipeline.store import Store
 from orchestrator.redis.server import EmbeddedRedis
 from orchestrator.settings import Settings
 from tests.integration.pipeline.conftest import (

@@ -9,8 +9,9 @@ import redis.asyncio as aioredis
 
 from orchestrator.errors import LeaseLost
 from orchestrator.pipeline.queue import job_deserializer
+from orchestrator.pipeline.records import EffectRecord, IngestResult, StoredEvent
 from orchestrator.pipeline.runner import Decision, FollowUp, Runner
-from orchestrator.pipeline.store import EffectRecord, IngestResult, Store, StoredEvent
+from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
 
 M = "m-store"
