@@ -12,6 +12,8 @@ from orchestrator.dialog.effects import EffectId
 from orchestrator.dialog.inputs import BotJoined, LeadCreated, TimerFired, input_record
 from orchestrator.dialog.scenario import load_scenario
 from orchestrator.dialog.state import DialogState, DialogStatus
+from orchestrator.events.convert import stored_inputs
+from orchestrator.events.models import parse_event
 from orchestrator.handler.handler import DialogMachineHandler, decode_inputs
 from orchestrator.pipeline.keys import PORTAL_DIALOG
 from orchestrator.pipeline.records import StoredEvent
@@ -26,7 +28,14 @@ def handler() -> DialogMachineHandler:
 
 
 def _stored(payload: dict[str, Any], *, seq: int = 1, chat: str = "901") -> StoredEvent:
-    """An event as the drainer reads it: form round trip, application_token dropped."""
+    """An event as the drainer reads it: the inputs the ingress converted it to, as JSON."""
+    event = parse_event(p.over_the_wire(payload))
+    queued = json.loads(json.dumps(stored_inputs(event)))
+    return StoredEvent(seq, f"e{seq}", event.name, p.MEMBER, chat, event.ts, 0, queued)
+
+
+def _legacy(payload: dict[str, Any], *, seq: int = 1, chat: str = "901") -> StoredEvent:
+    """An event as an older ingress queued it: the wire payload, application_token dropped."""
     wire = p.over_the_wire(payload)
     wire["auth"] = {k: v for k, v in wire["auth"].items() if k != "application_token"}
     queued = json.loads(json.dumps(wire))
@@ -40,9 +49,20 @@ def _internal(inp: Any, *, seq: int, chat: str = "901") -> StoredEvent:
     return StoredEvent(seq, f"i{seq}", INPUT_EVENT_PREFIX + kind, p.MEMBER, chat, p.TS, 0, payload)
 
 
-def test_stored_events_parse_although_the_ingress_dropped_the_application_token() -> None:
-    """The queued payload has no application_token (verified at the ingress); it still parses."""
-    [inp] = decode_inputs(_stored(p.bot_join()))
+def test_a_queued_event_is_decided_from_its_inputs_alone() -> None:
+    """What the ingress queues is the event's inputs, not the wire event: the worker rebuilds
+    them as they are (no wire model, no validation), and they decide like the event would."""
+    stored = _stored(p.bot_join())
+    assert set(stored.payload) == {"inputs"}
+    [inp] = decode_inputs(stored)
+    assert isinstance(inp, BotJoined)
+    assert inp.bot_id == p.BOT_ID
+
+
+def test_legacy_entries_parse_although_the_ingress_dropped_the_application_token() -> None:
+    """An entry an older ingress queued as the wire payload (no application_token, verified at
+    the ingress) still parses."""
+    [inp] = decode_inputs(_legacy(p.bot_join()))
     assert isinstance(inp, BotJoined)
     assert (inp.chat_id, inp.bot_id, inp.line_id) == (901, p.BOT_ID, 3)
 

@@ -129,3 +129,18 @@ def test_effect_ids_are_read_in_one_place() -> None:
         if parser.search(path.read_text())
     ]
     assert found == ["orchestrator/dialog/effects.py"]
+
+
+def test_the_readme_maps_every_package() -> None:
+    """The README's map of the code has one line per package of the tree, and no stale one."""
+    readme = (ROOT / "README.md").read_text()
+    table = readme[readme.index("### Map of the code") :].split("\n## ")[0]
+    mapped = set(re.findall(r"^\| `([^`]+)`", table, re.M))
+    product = {
+        f"orchestrator/{p.name}/" if p.is_dir() else f"orchestrator/{p.name}"
+        for p in (ROOT / "orchestrator").iterdir()
+        if p.name not in ("__pycache__", "__init__.py")
+    }
+    tops = {"worker/", "emulator/", "harness/", "tests/", "deploy/", "docs/"}
+    assert product | tops <= mapped
+    assert all((ROOT / m.rstrip("/")).exists() for m in mapped)
