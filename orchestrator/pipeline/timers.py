@@ -33,6 +33,16 @@ log = structlog.get_logger(__name__)
 INPUT_EVENT_PREFIX = "input:"
 TIMER_POLL_S = 0.25  # how often each worker looks for due timers
 
+# The token of a timer that is due now, read in one step with its due time: a timer re-armed
+# after the poller listed it is not due any more (not fired early), and a listed entry whose
+# timer was cancelled is dropped only while it is still unarmed (a re-arm in between stays).
+_CLAIM = """
+local due = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not due or tonumber(due) > tonumber(ARGV[2]) then return false end
+local token = redis.call('HGET', KEYS[2], ARGV[1])
+if not token then redis.call('ZREM', KEYS[1], ARGV[1]) end
+return token
+"""
 # Remove a fired timer only if it was not re-armed meanwhile (its token still matches).
 _DISARM_IF = """
 if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
@@ -50,6 +60,7 @@ class TimerStore:
     def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
         self.redis = redis
         self.prefix = prefix
+        self._claim = redis.register_script(_CLAIM)
         self._disarm_if = redis.register_script(_DISARM_IF)
 
     @property
@@ -109,13 +120,20 @@ class TimerStore:
                 fired += await self._fire(store, member_id, field.decode(), now_ms)
         return fired
 
+    async def claim(self, member_id: str, field: str, now_ms: int) -> str | None:
+        """The token of `field`'s timer if it is due at `now_ms`, else None (see _CLAIM)."""
+        keys = [self.due_key(member_id), self.tokens_key(member_id)]
+        token = await self._claim(keys=keys, args=[field, now_ms])
+        return token.decode() if isinstance(token, bytes) else None
+
     async def _fire(self, store: Store, member_id: str, field: str, now_ms: int) -> int:
-        token = cast(bytes | None, await aw(self.redis.hget(self.tokens_key(member_id), field)))
+        # the list of due timers was read before: between that read and this one the timer may
+        # have been re-armed (a later due time) or cancelled
+        token = await self.claim(member_id, field, now_ms)
         chat_id, _, name = field.partition("|")
-        if token is None:  # cancelled between the two reads
-            await self.redis.zrem(self.due_key(member_id), field)
+        if token is None:
             return 0
-        fired = TimerFired(name=name, token=token.decode(), at=now_ms / 1000)
+        fired = TimerFired(name=name, token=token, at=now_ms / 1000)
         kind, payload = input_record(fired)
         await store.ingest(
             member_id,

@@ -70,3 +70,35 @@ async def test_two_pollers_seeing_the_same_timer_queue_it_once(
     await timers.schedule(MEMBER, "901", "accept", "accept:0:7", 1.0, now=NOW)
     await asyncio.gather(timers.fire_due(store, now=NOW + 2), timers.fire_due(store, now=NOW + 2))
     assert len(await _inbox(store, "901")) == 1
+
+
+async def test_a_timer_re_armed_after_the_poller_listed_it_is_neither_fired_early_nor_lost(
+    timers: TimerStore,
+) -> None:
+    """The poller lists the due timers, then claims each: between the two the dialog may re-arm
+    one (a client wrote). The claim sees the new due time, so the new token does not fire early;
+    and the entry stays, so it fires when due (a lost re-arm once left a dialog waiting forever)."""
+    await timers.schedule(MEMBER, "901", "silence", "silence:0:2", 4.0, now=NOW)
+    field = "901|silence"
+    listed = await timers.redis.zrangebyscore(timers.due_key(MEMBER), "-inf", (NOW + 5) * 1000)
+    assert listed == [field.encode()]  # the poller's list, read at NOW + 5
+    await timers.schedule(MEMBER, "901", "silence", "silence:0:3", 4.0, now=NOW + 4.5)
+    assert await timers.claim(MEMBER, field, int((NOW + 5) * 1000)) is None
+    assert await timers.claim(MEMBER, field, int((NOW + 9) * 1000)) == "silence:0:3"
+
+
+async def test_a_listed_timer_cancelled_and_armed_again_keeps_its_new_entry(
+    timers: TimerStore,
+) -> None:
+    """Listed as due, then cancelled and armed again before the claim: the claim drops nothing
+    of the new arming (only an entry that is still unarmed is cleaned up)."""
+    field = "902|silence"
+    await timers.schedule(MEMBER, "902", "silence", "a", 1.0, now=NOW)
+    await timers.cancel(MEMBER, "902", "silence")
+    assert await timers.claim(MEMBER, field, int((NOW + 2) * 1000)) is None  # nothing armed
+    await timers.schedule(MEMBER, "902", "silence", "b", 1.0, now=NOW)
+    await timers.redis.hdel(timers.tokens_key(MEMBER), field)  # cancelled between two reads
+    assert await timers.claim(MEMBER, field, int((NOW + 2) * 1000)) is None
+    assert await timers.redis.zscore(timers.due_key(MEMBER), field) is None  # cleaned up
+    await timers.schedule(MEMBER, "902", "silence", "c", 1.0, now=NOW)
+    assert await timers.claim(MEMBER, field, int((NOW + 2) * 1000)) == "c"
