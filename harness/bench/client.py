@@ -28,7 +28,6 @@ from harness.bench.workers import (
     fast_bitrix24_worker,
     ours_worker,
 )
-from orchestrator.bitrix.limiter import PLANS
 
 BATCH_SIZE = 50
 # Spawned workers import aiohttp/redis/pydantic; start them all at one agreed instant.
@@ -136,14 +135,25 @@ async def _contender(
             coalesce=coalesce,
             plan=args.plan,
         )
+        # the ceiling is the portal's own bucket as the emulator plays it, not our client's
+        # table of plans: a client that misread the plan would otherwise grade itself
+        bucket = emu.portals[0].bucket
         return await measure(
             worker,
             spec,
             base_url=emu.url,
             processes=args.processes,
             warmup_s=args.warmup,
-            drain_per_s=PLANS[args.plan][1],
+            drain_per_s=bucket.drain_per_s,
         )
+
+
+def _portal_bucket(plan: str) -> tuple[float, float]:
+    """The bucket the emulated portal plays for `plan` (its capacity, its drain per second)."""
+    from emulator.limits import PLANS as PORTAL_PLANS
+
+    capacity, drain = PORTAL_PLANS[plan]
+    return float(capacity), float(drain)
 
 
 async def run_bench(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
@@ -159,7 +169,7 @@ async def run_bench(args: argparse.Namespace, redis_url: str) -> dict[str, Any]:
         peers["fast_bitrix24_lists"] = await _contender(
             fast_bitrix24_list_worker, args, redis_url, coalesce=False
         )
-    capacity, drain = PLANS[args.plan]
+    capacity, drain = _portal_bucket(args.plan)
     return {
         **asdict(ours),
         "peers": {name: asdict(m) for name, m in peers.items()},

@@ -1,5 +1,11 @@
-"""The event ledger: a pass-through between the portal and the ingress that writes down every
-event the ingress acknowledged, and the per-event accounting at the end of a chaos run.
+"""The event ledger: a pass-through between the portal and the ingresses that writes down every
+event they acknowledged, and the per-event accounting at the end of a chaos run.
+
+It plays the load balancer in front of the ingress replicas, as production runs them: a POST
+goes to the next replica in turn, and one that fails (refused, reset, timed out, a 5xx) is sent
+to the next replica instead, up to one try each. The ingress deduplicates, so a retried event is
+absorbed where the first try did land (nginx: `proxy_next_upstream error timeout http_502
+http_503 non_idempotent`; docs/operations.md §2).
 
 Every acknowledged event is identified the way the ingress stores it: (member_id, dialog,
 dedup key), parsed from the very body the ingress answered 200 to (spooled ones included). At the
@@ -49,17 +55,19 @@ def _identify(body: bytes, content_type: str) -> EventId | None:
 class EventLedger:
     """Serves `/b24/events` on loopback and forwards each request to the ingress unchanged."""
 
-    target: str = ""
+    targets: list[str] = field(default_factory=list)
     acknowledged: set[EventId] = field(default_factory=set)
     spooled: int = 0  # acknowledgements that said the event went to the spool
-    refused: int = 0  # deliveries the ingress did not acknowledge (the portal never retries)
+    refused: int = 0  # deliveries no ingress acknowledged (the portal never retries)
+    failovers: int = 0  # tries a replica failed and the next one took
     url: str = ""
+    _next: int = 0
     _runner: web.AppRunner | None = None
     _http: aiohttp.ClientSession | None = None
 
-    def tap(self, ingress_event_url: str) -> str:
-        """Forward to the ingress; the portal posts to the returned URL (StackOptions.event_tap)."""
-        self.target = ingress_event_url
+    def tap(self, ingress_event_urls: list[str]) -> str:
+        """Balance over the ingresses; the portal posts to the returned URL (StackOptions)."""
+        self.targets = list(ingress_event_urls)
         return self.url
 
     async def start(self) -> None:
@@ -83,16 +91,18 @@ class EventLedger:
     async def _forward(self, request: web.Request) -> web.StreamResponse:
         body = await request.read()
         content_type = request.headers.get("Content-Type", "")
-        assert self._http is not None, "the ledger forwards only once started"
-        try:
-            async with self._http.post(
-                self.target, data=body, headers={"Content-Type": content_type}
-            ) as answer:
-                reply = await answer.read()
-                status = answer.status
-        except (aiohttp.ClientError, TimeoutError):
+        self._next = (self._next + 1) % max(1, len(self.targets))
+        order = self.targets[self._next :] + self.targets[: self._next]
+        for n, target in enumerate(order):
+            if n:
+                self.failovers += 1
+            answer = await self._try(target, body, content_type)
+            if answer is not None and answer[0] < 500:
+                break
+        else:
             self.refused += 1
             return web.Response(status=502)
+        status, reply = answer
         if status == 200:
             event_id = _identify(body, content_type)
             if event_id is not None:
@@ -101,6 +111,16 @@ class EventLedger:
         else:
             self.refused += 1
         return web.Response(status=status, body=reply, content_type="application/json")
+
+    async def _try(self, target: str, body: bytes, content_type: str) -> tuple[int, bytes] | None:
+        assert self._http is not None, "the ledger forwards only once started"
+        try:
+            async with self._http.post(
+                target, data=body, headers={"Content-Type": content_type}
+            ) as answer:
+                return answer.status, await answer.read()
+        except (aiohttp.ClientError, TimeoutError):
+            return None
 
 
 @dataclass
@@ -120,7 +140,7 @@ class Accounting:
 
 def _spool_ids(directory: str) -> set[EventId]:
     found: set[EventId] = set()
-    for path in Path(directory).glob("spool-*.*"):
+    for path in Path(directory).rglob("spool-*.*"):  # every replica's spool, below the first
         for record in Spool.read(path):
             event_id = _identify(record.body, record.content_type)
             if event_id is not None:

@@ -143,6 +143,9 @@ async def run_chaos(settings: Settings, opts: ChaosOptions, console: Console) ->
                 log_dir=Path(opts.log_dir or tmp),
                 emulator={"portals": opts.portals, "fault_timeout_s": FAULT_TIMEOUT_S},
                 redis_persistent=True,
+                # two replicas behind the ledger, the balancer: one is SIGKILLed while the
+                # portals post, the other takes its share meanwhile
+                ingresses=2,
                 event_tap=ledger.tap,
             )
             console.print(
@@ -164,6 +167,9 @@ class _Trouble:
     keeper: WorkerKeeper
     tasks: list[asyncio.Task[Any]]
     redis_down_s: float = 0.0
+    redis_kills: int = 0
+    ingress_down_s: float = 0.0
+    ingress_kills: int = 0
 
 
 async def _make_trouble(
@@ -177,17 +183,25 @@ async def _make_trouble(
             await play.control.faults({**FAULTS, "seed": opts.seed + n})
     killer = WorkerKiller(stack, opts.kill_every_s, rng)
     trouble = _Trouble(killer, RecoveryWatch(stack, killer), WorkerKeeper(stack), [])
-    # Redis goes down once, a third of the way through the arrivals
-    redis_at = opts.dialogs / opts.arrivals_per_s / 3
+    # Redis is SIGKILLed once a third of the way through the arrivals, the ingress at two
+    # thirds, while the portals are posting
+    arrivals_s = opts.dialogs / opts.arrivals_per_s
 
     async def redis_once() -> None:
-        await asyncio.sleep(redis_at)
+        await asyncio.sleep(arrivals_s / 3)
         trouble.redis_down_s = await restart_redis(stack, opts.redis_down_s)
+        trouble.redis_kills += 1
+
+    async def ingress_once() -> None:
+        await asyncio.sleep(arrivals_s * 2 / 3)
+        trouble.ingress_down_s = await stack.kill_ingress()
+        trouble.ingress_kills += 1
 
     trouble.tasks = [
         asyncio.create_task(killer.run(stop)),
         asyncio.create_task(expire_tokens(plays, stop, opts.expire_every_s)),
         asyncio.create_task(redis_once()),
+        asyncio.create_task(ingress_once()),
     ]
     return trouble
 
@@ -261,6 +275,10 @@ async def _phases(
         clients_finished_in_bound=finished,
         token_expiry_rounds=results[1] if isinstance(results[1], int) else 0,
         redis_down_s=round(trouble.redis_down_s, 2),
+        redis_kills=trouble.redis_kills,
+        ingress_down_s=round(trouble.ingress_down_s, 2),
+        ingress_kills=trouble.ingress_kills,
+        balancer_failovers=ledger.failovers,
     )
     return report
 

@@ -60,8 +60,11 @@ class StackOptions:
     emulator: dict[str, Any] = field(default_factory=dict)  # EmulatorConfig overrides
     handler_factory: HandlerFactory = build_handler  # in-process workers only
     redis_persistent: bool = False  # embedded Redis with AOF (everysec): restartable without loss
-    # maps the ingress's event URL to the one the portal posts to (e.g. a recording proxy)
-    event_tap: Callable[[str], str] | None = None
+    # ingress processes (each its own port and spool directory, as replicas would have)
+    ingresses: int = 1
+    # maps the ingresses' event URLs to the one the portal posts to (e.g. a recording proxy that
+    # balances over them); without it the portal posts to the first ingress
+    event_tap: Callable[[list[str]], str] | None = None
 
 
 @dataclass
@@ -72,13 +75,18 @@ class Stack:
     emu: RunningEmulator
     control: EmulatorControl
     view: PortalView
-    ingress_url: str
+    ingress_urls: list[str]
     member_id: str
     redis: aioredis.Redis
     http: aiohttp.ClientSession
     log_dir: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     redis_server: EmbeddedRedis | None = None  # the embedded server, when the stack started one
+
+    @property
+    def ingress_url(self) -> str:
+        """The first ingress (the only one unless StackOptions.ingresses says otherwise)."""
+        return self.ingress_urls[0]
 
     @property
     def member_ids(self) -> list[str]:
@@ -100,6 +108,23 @@ class Stack:
         )
         self.processes.append(proc)
         return proc
+
+    async def kill_ingress(self, index: int = 0) -> float:
+        """SIGKILL ingress `index` (no goodbye: a crash) and start it again on the same port,
+        with the same spool directory; returns the seconds it did not answer."""
+        url = self.ingress_urls[index]
+        port = url.rsplit(":", 1)[1]
+        [proc] = [p for p in self.processes if list(p.args)[-1] == port]  # type: ignore[arg-type]
+        started = asyncio.get_running_loop().time()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        self.processes.remove(proc)
+        args = [str(a) for a in list(proc.args)[3:]]  # type: ignore[arg-type]
+        self.processes.append(
+            _spawn(_ingress_settings(self.settings, index), self.log_dir, f"ingress-{index}", args)
+        )
+        await _wait_http(self.http, f"{url}/healthz")
+        return asyncio.get_running_loop().time() - started
 
     def kill_worker(self, proc: subprocess.Popen[bytes]) -> None:
         """SIGKILL one worker process (no drain, no goodbye) and reap it."""
@@ -155,24 +180,32 @@ async def _wait_http(http: aiohttp.ClientSession, url: str, within_s: float = 30
         await asyncio.sleep(0.1)
 
 
-async def _ingress(
+def _ingress_settings(settings: Settings, index: int) -> Settings:
+    """Ingress `index`'s settings: its own spool directory beside the others'."""
+    if index == 0:
+        return settings
+    return settings.model_copy(update={"spool_dir": f"{settings.spool_dir}/ingress-{index}"})
+
+
+async def _ingresses(
     stack: AsyncExitStack,
     settings: Settings,
     opts: StackOptions,
     log_dir: Path,
     procs: list[subprocess.Popen[bytes]],
-) -> str:
+) -> list[str]:
     if opts.in_process:
         server = await start_ingress(settings, "127.0.0.1", 0)
         stack.push_async_callback(server.stop)
-        return server.url
-    port = _free_port()
-    procs.append(
-        _spawn(
-            settings, log_dir, "ingress", ["ingress", "--host", "127.0.0.1", "--port", str(port)]
-        )
-    )
-    return f"http://127.0.0.1:{port}"
+        return [server.url]
+    urls = []
+    for index in range(opts.ingresses):
+        port = _free_port()
+        name = "ingress" if index == 0 else f"ingress-{index}"
+        args = ["ingress", "--host", "127.0.0.1", "--port", str(port)]
+        procs.append(_spawn(_ingress_settings(settings, index), log_dir, name, args))
+        urls.append(f"http://127.0.0.1:{port}")
+    return urls
 
 
 async def _workers(
@@ -256,11 +289,12 @@ async def run_stack(settings: Settings, opts: StackOptions | None = None) -> Asy
                 "b24_oauth_url": f"http://127.0.0.1:{emu_port}/oauth/token/",
             }
         )
-        ingress = await _ingress(stack, settings, opts, log_dir, procs)
-        await _wait_http(http, f"{ingress}/healthz")
-        event_url = f"{ingress}/b24/events"
+        ingresses = await _ingresses(stack, settings, opts, log_dir, procs)
+        for url in ingresses:
+            await _wait_http(http, f"{url}/healthz")
+        event_urls = [f"{url}/b24/events" for url in ingresses]
         emu_config = EmulatorConfig(
-            event_url=opts.event_tap(event_url) if opts.event_tap else event_url,
+            event_url=opts.event_tap(event_urls) if opts.event_tap else event_urls[0],
             # one app on every portal, as a market app is: one client_id refreshes all tokens
             **{"shared_app": True, **app, **opts.emulator, "port": emu_port},
         )
@@ -275,7 +309,7 @@ async def run_stack(settings: Settings, opts: StackOptions | None = None) -> Asy
             emu,
             EmulatorControl(http, emu.url),
             PortalView(runtime.portal),
-            ingress,
+            ingresses,
             creds["member_id"],
             redis,
             http,

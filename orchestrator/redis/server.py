@@ -95,6 +95,15 @@ class EmbeddedRedis:
                 self._proc.wait()
         self._proc = None
 
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would: no AOF flush, no goodbye (with `appendfsync
+        everysec` the kernel still holds what was written, so a process crash alone loses
+        nothing; only a host crash can lose the last second)."""
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
     def restart(self) -> None:
         self.stop()
         self.start()
