@@ -1,13 +1,13 @@
 """One emulated Bitrix24 portal's tables and the primitive changes to them: ids and lookups,
-records (users, lines, bots, messages, leads), outbound events, the default seed and the state
-dump. Plain rows live in emulator.state; event shapes in emulator.payloads. The behaviour on top
-(session lifecycle, messaging, the control API's actions) is emulator.portal.Portal, a subclass,
-so everything here is a rung below it and imports none of it."""
+records (users, lines, bots, messages, leads), outbound events and the default seed. Plain rows
+live in emulator.state; event shapes in emulator.payloads; the state dump in emulator.snapshot.
+The behaviour on top (session lifecycle, messaging, the control API's actions) is
+emulator.portal.Portal, a subclass, so everything here is a rung below it and imports none of
+it."""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -285,46 +285,3 @@ class PortalStore:
                 self.next_id("binding"), event, event_url, self.app_client_id, admin.id
             )
             self.bindings[binding.id] = binding
-
-    # ---- state dump ------------------------------------------------------------------------
-
-    def snapshot(self) -> dict[str, Any]:
-        """The whole state as JSON-able data, for tests and GET /_emulator/state."""
-        chats = []
-        for chat in self.chats.values():
-            row = asdict(chat)
-            row.update(
-                entity_data_1=chat.entity_data_1,
-                entity_data_2=chat.entity_data_2,
-                entity_data_3=chat.entity_data_3,
-                dialog_id=chat.dialog_id,
-            )
-            chats.append(row)
-        return {
-            "member_id": self.identity.member_id,
-            "domain": self.identity.domain,
-            "admin_user_id": self.admin_user_id,
-            "app_client_id": self.app_client_id,
-            "users": [
-                asdict(u) | {"is_bot": u.is_bot, "is_connector": u.is_connector}
-                for u in self.users.values()
-            ],
-            "bots": [asdict(b) for b in self.bots.values()],
-            "lines": [asdict(line) for line in self.lines.values()],
-            "chats": chats,
-            "sessions": [asdict(s) for s in self.sessions.values()],
-            "messages": [asdict(m) for m in self.messages.values()],
-            "leads": [{"ID": lead.id, **lead.fields} for lead in self.leads.values()],
-            "votes": [
-                {
-                    "session_id": s.id,
-                    "vote": s.vote,
-                    "vote_head": s.vote_head,
-                    "comment_head": s.comment_head,
-                }
-                for s in self.sessions.values()
-                if s.vote or s.vote_head or s.comment_head
-            ],
-            "event_bindings": [asdict(b) for b in self.bindings.values()],
-            "event_counts": dict(self.event_counts),
-        }

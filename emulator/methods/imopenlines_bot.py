@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulator import lifecycle
+from emulator import closing, lifecycle
 from emulator.methods._common import app_bot, chat_id_or_fail, open_session, php_int
 from emulator.primitives import RestError
 from emulator.registry import CallContext, method
@@ -24,7 +24,7 @@ def bot_session_finish(ctx: CallContext, params: dict[str, Any]) -> bool:
         return True
     if chat.author_id != bot.id:  # answer() refuses the already-responsible; the result is ignored
         lifecycle.answer(portal, session, portal.users[bot.id])
-    lifecycle.finish(portal, session)
+    closing.finish(portal, session)
     return True
 
 
@@ -44,7 +44,7 @@ def _auto_message(ctx: CallContext, params: dict[str, Any]) -> bool:
         return True
     if not text:
         return True
-    lifecycle.connector_notice(portal, chat, 0, text, {})
+    closing.connector_notice(portal, chat, 0, text, {})
     return True
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulator import lifecycle
+from emulator import closing, lifecycle
 from emulator.methods._common import (
     caller,
     can_join,
@@ -67,7 +67,7 @@ def message_session_start(ctx: CallContext, params: dict[str, Any]) -> bool:
     )
     old = portal.open_session(chat)
     if old is not None:
-        lifecycle.close(portal, old)
+        closing.close(portal, old)
     session = lifecycle.start_session(
         portal,
         chat,
