@@ -1,11 +1,11 @@
 """The REST call pipeline, in the order the portal applies it: credentials -> portal -> leaky
 bucket -> auth -> faults -> method lookup -> auth type -> scope -> operating budget -> handler ->
-envelope. `batch` reuses the per-call half for each of its commands."""
+envelope. `batch` reuses the per-call half for each of its commands. The handler runs `acting`
+as its method, so the journal names it as `via`."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import time
 from typing import Any
@@ -13,15 +13,16 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from emulator import wire_faults
 from emulator.batch import run_batch
 from emulator.faults import FaultDecision
+from emulator.journal import acting
 from emulator.primitives import RestError
 from emulator.registry import METHODS, CallContext, MethodSpec
 from emulator.runtime import GLOBAL_SCOPES, Caller, Emulator, PortalRuntime
 from emulator.transport import (
     error_response,
     extract_credentials,
-    html_error,
     json_response,
     lift_result,
     normalise_keys,
@@ -68,7 +69,7 @@ async def handle_rest(request: web.Request) -> web.StreamResponse:
         runtime.count(route.method, "errors")
         return error_response(err)
     decision = runtime.faults.decide(route.method)
-    held = await _apply_transport_fault(emu, runtime, route.method, decision)
+    held = await wire_faults.before_call(emu, runtime, route.method, decision)
     if held is not None:
         return held
     if route.method == BATCH:
@@ -76,24 +77,6 @@ async def handle_rest(request: web.Request) -> web.StreamResponse:
     outcome = await execute(runtime, caller, route.method, params, decision)
     status = outcome.pop("_status", 200)
     return json_response(outcome, status)
-
-
-async def _apply_transport_fault(
-    emu: Emulator, runtime: PortalRuntime, method: str, decision: FaultDecision
-) -> web.StreamResponse | None:
-    """Timeouts, HTML pages and latency: trouble in front of the handler."""
-    if decision.kind == "timeout":
-        runtime.count(method, "errors")
-        # Hold the request past any sane client timeout; wake early when the emulator stops.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(emu.closing.wait(), emu.config.fault_timeout_s)
-        return html_error(504)
-    if decision.kind == "html":
-        runtime.count(method, "errors")
-        return html_error(decision.html_status)
-    if decision.latency_s > 0:
-        await asyncio.sleep(decision.latency_s)
-    return None
 
 
 async def _serve_batch(
@@ -160,6 +143,7 @@ async def _execute(
             "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.", 429
         )
     if decision.kind == "error":
+        runtime.journal.append("fault", method=spec.name, fault="error", status=500)
         raise RestError("INTERNAL_SERVER_ERROR", "Internal server error", 500)
     start = runtime.clock.now()
     t0 = time.perf_counter()
@@ -172,9 +156,10 @@ async def _execute(
         spec.name,
     )
     try:
-        result = await _invoke(
-            spec, ctx, normalise_keys(params) if spec.keys_normalised else params
-        )
+        with acting(spec.name):
+            result = await _invoke(
+                spec, ctx, normalise_keys(params) if spec.keys_normalised else params
+            )
     finally:
         simulated = runtime_exec_time(runtime, spec.name) + decision.exec_time_s
         processing = time.perf_counter() - t0 + simulated

@@ -1,13 +1,13 @@
 """One emulated Bitrix24 portal: its store (emulator.store) plus the domain actions the control
 API calls and the timers. Session transitions live in emulator.lifecycle; messages in
-emulator.messaging (a session's end in emulator.closing); event shapes in emulator.payloads; REST
-handlers in emulator.methods; the state dump in emulator.snapshot."""
+emulator.messaging; event shapes in emulator.payloads; REST handlers in emulator.methods; the
+journal's test hook in emulator.planting; the state dump in emulator.snapshot."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from emulator import closing, lifecycle, messaging, snapshot
+from emulator import closing, lifecycle, messaging, planting, snapshot
 from emulator.primitives import RestError
 from emulator.state import Chat, Session, User
 from emulator.store import PortalStore
@@ -40,7 +40,7 @@ class Portal(PortalStore):
         """An operator finishes the dialog (Session::finish)."""
         session = self._control_session(chat_id)
         self._control_user(user_id)
-        closing.finish(self, session)
+        closing.finish(self, session, "operator_finish")
         return {"chat_id": chat_id, "session_id": session.id, "status": session.status}
 
     def client_vote(self, chat_id: int, vote: str) -> dict[str, Any]:
@@ -58,6 +58,11 @@ class Portal(PortalStore):
             "status": session.status,
             "vote": session.vote,
         }
+
+    def plant(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A test tool: append `entry` to the journal as if the portal had made that change
+        (a `message` is also added to its chat); the entry as recorded."""
+        return planting.plant(self, entry)
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as JSON-able data, for tests and GET /_emulator/state."""

@@ -142,6 +142,8 @@ class PortalRuntime:
         self.portal.app_client_id = self.tokens.client_id
         self.portal.client_endpoint = f"{base_url}/rest/"
         self.portal.token_issuer = self._bot_tokens
+        self.journal = self.portal.journal
+        delivery.attach_journal(self.identity.member_id, self.journal)
         self.portal.seed_default(config.event_url)
         self.tokens.user_id = int(self.portal.admin_user_id)
         self.install_pair: TokenPair = self.tokens.issue_pair()
@@ -215,6 +217,7 @@ class PortalRuntime:
             "requests": self.requests,
             "refreshes": self.tokens.refreshes,
             "methods": {m: dict(c) for m, c in sorted(self.method_counters.items())},
+            "journal": self.journal.counts(),
         }
 
     def credentials(self, base_url: str) -> dict[str, Any]:
