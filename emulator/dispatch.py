@@ -1,7 +1,7 @@
 """The REST call pipeline, in the order the portal applies it: credentials -> portal -> leaky
 bucket -> auth -> faults -> method lookup -> auth type -> scope -> operating budget -> handler ->
-envelope. `batch` reuses the per-call half for each of its commands. The handler runs `acting`
-as its method, so the journal names it as `via`."""
+envelope -> (a lost answer: emulator.wire_faults). `batch` reuses the per-call half for each of
+its commands. The handler runs `acting` as its method, so the journal names it as `via`."""
 
 from __future__ import annotations
 
@@ -73,24 +73,42 @@ async def handle_rest(request: web.Request) -> web.StreamResponse:
     if held is not None:
         return held
     if route.method == BATCH:
-        return await _serve_batch(runtime, caller, params)
-    outcome = await execute(runtime, caller, route.method, params, decision)
-    status = outcome.pop("_status", 200)
-    return json_response(outcome, status)
+        answer, drawn = await _serve_batch(runtime, caller, params, decision)
+        applied = True  # every command ran as usual, whatever each answered
+    else:
+        outcome = await execute(runtime, caller, route.method, params, decision)
+        status = outcome.pop("_status", 200)
+        answer, applied = json_response(outcome, status), status == 200
+        drawn = [(route.method, decision.lost)] if decision.lost else []
+    if not drawn:
+        return answer
+    return await wire_faults.lose_answer(
+        request,
+        emu,
+        runtime,
+        variant=drawn[0][1],
+        method=route.method,
+        drawn=[method for method, _ in drawn],
+        applied=applied,
+    )
 
 
 async def _serve_batch(
-    runtime: PortalRuntime, caller: Caller, params: dict[str, Any]
-) -> web.Response:
+    runtime: PortalRuntime, caller: Caller, params: dict[str, Any], decision: FaultDecision
+) -> tuple[web.Response, list[tuple[str, str]]]:
+    """Run a batch; its answer and the (method, variant) draws that lose it ("batch" first)."""
     start = runtime.clock.now()
     t0 = time.perf_counter()
+    drawn = [(BATCH, decision.lost)] if decision.lost else []
 
     async def sub_call(method: str, sub_params: dict[str, Any]) -> dict[str, Any]:
         runtime.count(method, "calls")
-        decision = runtime.faults.decide(method)
-        if decision.latency_s > 0:
-            await asyncio.sleep(decision.latency_s)
-        outcome = await execute(runtime, caller, method, sub_params, decision)
+        sub_decision = runtime.faults.decide(method.lower())
+        if sub_decision.lost:
+            drawn.append((method.lower(), sub_decision.lost))
+        if sub_decision.latency_s > 0:
+            await asyncio.sleep(sub_decision.latency_s)
+        outcome = await execute(runtime, caller, method, sub_params, sub_decision)
         outcome.pop("_status", None)
         return outcome
 
@@ -98,7 +116,7 @@ async def _serve_batch(
     finish = runtime.clock.now()
     # `batch` itself is exempt from the operating budget: no operating* in its time block.
     body = {"result": result, "time": time_block(start, finish, time.perf_counter() - t0, None)}
-    return json_response(body)
+    return json_response(body), drawn
 
 
 def _check_access(runtime: PortalRuntime, caller: Caller, spec: MethodSpec) -> None:

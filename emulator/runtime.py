@@ -157,6 +157,7 @@ class PortalRuntime:
         self.faults = Faults()
         self.exec_time = {k.lower(): v for k, v in config.method_exec_time.items()}
         self.requests = 0
+        self.faults_after_write = 0  # answers lost after the call was applied
         self.method_counters: defaultdict[str, dict[str, int]] = defaultdict(
             lambda: {"calls": 0, "503": 0, "429": 0, "errors": 0}
         )
@@ -216,6 +217,7 @@ class PortalRuntime:
             "member_id": self.identity.member_id,
             "requests": self.requests,
             "refreshes": self.tokens.refreshes,
+            "faults_after_write": self.faults_after_write,
             "methods": {m: dict(c) for m, c in sorted(self.method_counters.items())},
             "journal": self.journal.counts(),
         }

@@ -1,11 +1,14 @@
-"""What the client receives when the wire between it and the portal is in trouble before the
-call: a hung request, a proxy's HTML page, latency; the method does not run. Every injected
-fault is journaled as a `fault` entry."""
+"""What the client receives when the wire between it and the portal is in trouble: before the
+call (a hung request, a proxy's HTML page, latency) the method does not run; after it (a lost
+answer) the method ran and committed and only its answer is gone — held and then 504, the
+connection dropped, or a balancer's 502/503/504 page. The second is the case that makes a client
+that retries create duplicates. Every injected fault is journaled as a `fault` entry."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 
 from aiohttp import web
 
@@ -37,3 +40,31 @@ async def before_call(
     if decision.latency_s > 0:
         await asyncio.sleep(decision.latency_s)
     return None
+
+
+async def lose_answer(
+    request: web.Request,
+    emu: Emulator,
+    runtime: PortalRuntime,
+    *,
+    variant: str,
+    method: str,
+    drawn: Sequence[str],
+    applied: bool,
+) -> web.StreamResponse:
+    """The call ran (and, when `applied`, committed); the client gets `variant` instead of the
+    answer. `drawn`: the methods whose draw lost it (for a batch, "batch" and/or its commands)."""
+    runtime.faults_after_write += 1
+    entry = {"method": method, "fault": "lost_after_write", "variant": variant, "applied": applied}
+    if method == "batch":
+        entry["methods"] = list(drawn)
+    runtime.journal.append("fault", **entry)
+    if variant == "timeout":
+        await hold(emu)
+        return html_error(504)
+    if variant == "reset":
+        # Close the socket without a byte of answer: the client sees a dropped connection.
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=204)  # never written: the transport is gone
+    return html_error(int(variant))

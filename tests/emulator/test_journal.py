@@ -198,7 +198,7 @@ async def test_since_and_limit_page_through_the_journal() -> None:
 
 
 async def test_counters_count_journal_entries_by_kind() -> None:
-    """GET counters: `journal` {kind: n}."""
+    """GET counters: `journal` {kind: n} and `faults_after_write`."""
     async with emulator_with_receiver() as emu, aiohttp.ClientSession() as http:
         await _dialog(http, emu)
         await emu.settle()
@@ -209,6 +209,7 @@ async def test_counters_count_journal_entries_by_kind() -> None:
     for entry in log:
         by_kind[entry["kind"]] = by_kind.get(entry["kind"], 0) + 1
     assert counters["journal"] == by_kind
+    assert counters["faults_after_write"] == 0
 
 
 async def test_bot_and_message_edits_are_journaled() -> None:
