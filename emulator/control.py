@@ -1,6 +1,7 @@
 """The `/_emulator/` control API: play clients and operators, move time, inject faults, expire
-tokens, re-install the app, and read state, counters and credentials. JSON in, JSON out; every
-route takes an optional `member_id` (body or query), default the first portal."""
+tokens, re-install the app, read state, counters, credentials and the journal, and plant journal
+entries (a test tool). JSON in, JSON out; every route takes an optional `member_id` (body or
+query), default the first portal."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from emulator.dispatch import EMULATOR
+from emulator.journal import PAGE_LIMIT, acting
 from emulator.primitives import RestError
 from emulator.runtime import Emulator, PortalRuntime
 from emulator.transport import json_response
@@ -31,12 +33,25 @@ ACTIONS: dict[str, Action] = {
 }
 
 
+# Who the journal names as `via` for the changes each action makes.
+ACTORS = {
+    "client-message": "client",
+    "client-vote": "client",
+    "operator-answer": "operator",
+    "operator-message": "operator",
+    "operator-finish": "operator",
+}
+
+
 class BadRequest(Exception):
     """A control request the emulator cannot act on (400)."""
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if request.method == "GET" or not request.can_read_body:
+    """A POST's JSON object; for a GET, its query string."""
+    if request.method == "GET":
+        return dict(request.query)
+    if not request.can_read_body:
         return {}
     try:
         body = json.loads(await request.read())
@@ -80,7 +95,8 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
 
 def _action(name: str) -> Route:
     def run(_: Emulator, runtime: PortalRuntime, body: dict[str, Any]) -> Any:
-        return ACTIONS[name](runtime.portal, body)
+        with acting(ACTORS[name]):
+            return ACTIONS[name](runtime.portal, body)
 
     return run
 
@@ -146,6 +162,32 @@ def _counters(_: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> Any:
     return runtime.counters()
 
 
+def _int_param(params: dict[str, Any], name: str, default: int) -> int:
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"{name} must be an integer") from exc
+    if value < 0:
+        raise BadRequest(f"{name} must not be negative")
+    return value
+
+
+def _journal(_: Emulator, runtime: PortalRuntime, body: dict[str, Any]) -> Any:
+    """Entries with seq > since (default 0), at most limit (default and cap PAGE_LIMIT)."""
+    since = _int_param(body, "since", 0)
+    limit = _int_param(body, "limit", PAGE_LIMIT)
+    return runtime.journal.page(since, limit)
+
+
+def _plant(_: Emulator, runtime: PortalRuntime, body: dict[str, Any]) -> Any:
+    """A test tool: append an entry as if the portal had made that change (see planting)."""
+    entry = {k: v for k, v in body.items() if k != "member_id"}
+    return {"entry": runtime.portal.plant(entry)}
+
+
 def _credentials(emu: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> Any:
     return runtime.credentials(emu.base_url)
 
@@ -177,3 +219,5 @@ def add_control_routes(app: web.Application) -> None:
     app.router.add_get(f"{prefix}/counters", _wrap(_counters))
     app.router.add_get(f"{prefix}/credentials", _wrap(_credentials))
     app.router.add_get(f"{prefix}/secrets", _wrap(_secrets))
+    app.router.add_get(f"{prefix}/journal", _wrap(_journal))
+    app.router.add_post(f"{prefix}/journal/plant", _wrap(_plant))

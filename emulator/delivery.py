@@ -1,5 +1,6 @@
 """Outbound events: the portal's queue server. Each payload is form-encoded like PHP
-`http_build_query` and POSTed once — never retried, as on the real portal [docs/bitrix24.md §8]."""
+`http_build_query` and POSTed once — never retried, as on the real portal [docs/bitrix24.md §8].
+Every attempt is journaled (`event_posted`) in the portal's journal once its outcome is known."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from typing import Any
 import aiohttp
 import structlog
 
+from emulator.journal import Journal
 from emulator.transport import http_build_query
 
 log = structlog.get_logger(__name__)
 
-_Item = tuple[str, str, dict[str, Any]]  # (member_id, url, payload)
+_Item = tuple[str, str, dict[str, Any], dict[str, Any]]  # (member_id, url, payload, note)
 
 
 class EventDelivery:
@@ -28,6 +30,7 @@ class EventDelivery:
         self._log: deque[dict[str, Any]] = deque(maxlen=log_size)
         self._session: aiohttp.ClientSession | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._journals: dict[str, Journal] = {}
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=self._timeout)
@@ -48,8 +51,18 @@ class EventDelivery:
         """The EventSink handed to one portal."""
         return PortalSink(self, member_id)
 
-    def enqueue(self, member_id: str, url: str, payload: dict[str, Any]) -> None:
-        self._queue.put_nowait((member_id, url, payload))
+    def attach_journal(self, member_id: str, journal: Journal) -> None:
+        """Journal the deliveries of one portal's events into `journal`."""
+        self._journals[member_id] = journal
+
+    def enqueue(
+        self,
+        member_id: str,
+        url: str,
+        payload: dict[str, Any],
+        note: dict[str, Any] | None = None,
+    ) -> None:
+        self._queue.put_nowait((member_id, url, payload, dict(note or {})))
 
     async def settle(self) -> None:
         """Wait until every queued event has been attempted."""
@@ -61,13 +74,30 @@ class EventDelivery:
 
     async def _run(self) -> None:
         while True:
-            member_id, url, payload = await self._queue.get()
+            member_id, url, payload, note = await self._queue.get()
             try:
-                await self._deliver(member_id, url, payload)
+                entry = await self._deliver(member_id, url, payload)
+                self._journal(member_id, entry, note)
             finally:
                 self._queue.task_done()
 
-    async def _deliver(self, member_id: str, url: str, payload: dict[str, Any]) -> None:
+    def _journal(self, member_id: str, entry: dict[str, Any], note: dict[str, Any]) -> None:
+        journal = self._journals.get(member_id)
+        if journal is None:
+            return
+        fields = {
+            "name": str(entry["event"] or "").upper(),
+            **({"chat_id": note["chat_id"]} if note.get("chat_id") else {}),
+            "dedup": note.get("dedup"),
+            "url": entry["url"],
+            "status": entry["status"],
+            "ok": entry["status"] == 200,
+        }
+        if entry["error"] is not None:
+            fields["error"] = entry["error"]
+        journal.append("event_posted", **fields)
+
+    async def _deliver(self, member_id: str, url: str, payload: dict[str, Any]) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "member_id": member_id,
             "url": url,
@@ -90,6 +120,7 @@ class EventDelivery:
             log.info(
                 "event_delivery_failed", url=url, event_name=entry["event"], error=entry["error"]
             )
+        return entry
 
 
 class PortalSink:
@@ -99,5 +130,5 @@ class PortalSink:
         self._delivery = delivery
         self.member_id = member_id
 
-    def post(self, url: str, payload: dict[str, Any]) -> None:
-        self._delivery.enqueue(self.member_id, url, payload)
+    def post(self, url: str, payload: dict[str, Any], note: dict[str, Any] | None = None) -> None:
+        self._delivery.enqueue(self.member_id, url, payload, note)

@@ -1,11 +1,11 @@
 """The REST call pipeline, in the order the portal applies it: credentials -> portal -> leaky
 bucket -> auth -> faults -> method lookup -> auth type -> scope -> operating budget -> handler ->
-envelope. `batch` reuses the per-call half for each of its commands."""
+envelope -> (a lost answer: emulator.wire_faults). `batch` reuses the per-call half for each of
+its commands. The handler runs `acting` as its method, so the journal names it as `via`."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import time
 from typing import Any
@@ -13,15 +13,16 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from emulator import wire_faults
 from emulator.batch import run_batch
 from emulator.faults import FaultDecision
+from emulator.journal import acting
 from emulator.primitives import RestError
 from emulator.registry import METHODS, CallContext, MethodSpec
 from emulator.runtime import GLOBAL_SCOPES, Caller, Emulator, PortalRuntime
 from emulator.transport import (
     error_response,
     extract_credentials,
-    html_error,
     json_response,
     lift_result,
     normalise_keys,
@@ -68,46 +69,46 @@ async def handle_rest(request: web.Request) -> web.StreamResponse:
         runtime.count(route.method, "errors")
         return error_response(err)
     decision = runtime.faults.decide(route.method)
-    held = await _apply_transport_fault(emu, runtime, route.method, decision)
+    held = await wire_faults.before_call(emu, runtime, route.method, decision)
     if held is not None:
         return held
     if route.method == BATCH:
-        return await _serve_batch(runtime, caller, params)
-    outcome = await execute(runtime, caller, route.method, params, decision)
-    status = outcome.pop("_status", 200)
-    return json_response(outcome, status)
-
-
-async def _apply_transport_fault(
-    emu: Emulator, runtime: PortalRuntime, method: str, decision: FaultDecision
-) -> web.StreamResponse | None:
-    """Timeouts, HTML pages and latency: trouble in front of the handler."""
-    if decision.kind == "timeout":
-        runtime.count(method, "errors")
-        # Hold the request past any sane client timeout; wake early when the emulator stops.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(emu.closing.wait(), emu.config.fault_timeout_s)
-        return html_error(504)
-    if decision.kind == "html":
-        runtime.count(method, "errors")
-        return html_error(decision.html_status)
-    if decision.latency_s > 0:
-        await asyncio.sleep(decision.latency_s)
-    return None
+        answer, drawn = await _serve_batch(runtime, caller, params, decision)
+        applied = True  # every command ran as usual, whatever each answered
+    else:
+        outcome = await execute(runtime, caller, route.method, params, decision)
+        status = outcome.pop("_status", 200)
+        answer, applied = json_response(outcome, status), status == 200
+        drawn = [(route.method, decision.lost)] if decision.lost else []
+    if not drawn:
+        return answer
+    return await wire_faults.lose_answer(
+        request,
+        emu,
+        runtime,
+        variant=drawn[0][1],
+        method=route.method,
+        drawn=[method for method, _ in drawn],
+        applied=applied,
+    )
 
 
 async def _serve_batch(
-    runtime: PortalRuntime, caller: Caller, params: dict[str, Any]
-) -> web.Response:
+    runtime: PortalRuntime, caller: Caller, params: dict[str, Any], decision: FaultDecision
+) -> tuple[web.Response, list[tuple[str, str]]]:
+    """Run a batch; its answer and the (method, variant) draws that lose it ("batch" first)."""
     start = runtime.clock.now()
     t0 = time.perf_counter()
+    drawn = [(BATCH, decision.lost)] if decision.lost else []
 
     async def sub_call(method: str, sub_params: dict[str, Any]) -> dict[str, Any]:
         runtime.count(method, "calls")
-        decision = runtime.faults.decide(method)
-        if decision.latency_s > 0:
-            await asyncio.sleep(decision.latency_s)
-        outcome = await execute(runtime, caller, method, sub_params, decision)
+        sub_decision = runtime.faults.decide(method.lower())
+        if sub_decision.lost:
+            drawn.append((method.lower(), sub_decision.lost))
+        if sub_decision.latency_s > 0:
+            await asyncio.sleep(sub_decision.latency_s)
+        outcome = await execute(runtime, caller, method, sub_params, sub_decision)
         outcome.pop("_status", None)
         return outcome
 
@@ -115,7 +116,7 @@ async def _serve_batch(
     finish = runtime.clock.now()
     # `batch` itself is exempt from the operating budget: no operating* in its time block.
     body = {"result": result, "time": time_block(start, finish, time.perf_counter() - t0, None)}
-    return json_response(body)
+    return json_response(body), drawn
 
 
 def _check_access(runtime: PortalRuntime, caller: Caller, spec: MethodSpec) -> None:
@@ -160,6 +161,7 @@ async def _execute(
             "OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.", 429
         )
     if decision.kind == "error":
+        runtime.journal.append("fault", method=spec.name, fault="error", status=500)
         raise RestError("INTERNAL_SERVER_ERROR", "Internal server error", 500)
     start = runtime.clock.now()
     t0 = time.perf_counter()
@@ -172,9 +174,10 @@ async def _execute(
         spec.name,
     )
     try:
-        result = await _invoke(
-            spec, ctx, normalise_keys(params) if spec.keys_normalised else params
-        )
+        with acting(spec.name):
+            result = await _invoke(
+                spec, ctx, normalise_keys(params) if spec.keys_normalised else params
+            )
     finally:
         simulated = runtime_exec_time(runtime, spec.name) + decision.exec_time_s
         processing = time.perf_counter() - t0 + simulated

@@ -1,5 +1,7 @@
 """Injected trouble: per-method error rates, HTML error pages, hung requests, latency and
-simulated execution time, drawn from a seeded generator so a run can be replayed."""
+simulated execution time — all before the method runs — and answers lost after it ran and
+committed (a proxy timeout, a dropped connection, a balancer's 502/503/504 page), drawn from a
+seeded generator so a run can be replayed."""
 
 from __future__ import annotations
 
@@ -7,19 +9,22 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-RATE_KINDS = ("error_rate", "timeout_rate", "html_rate")
+RATE_KINDS = ("error_rate", "timeout_rate", "html_rate", "lost_answer_rate")
 VALUE_KINDS = ("latency_ms", "exec_time_s")
 FaultKind = Literal["none", "error", "html", "timeout"]
+# How an answer is lost after the write: held then 504, the connection dropped, or a status page.
+LOST_VARIANTS = ("timeout", "reset", "502", "504", "503")
 
 
 @dataclass(frozen=True)
 class FaultDecision:
-    """What happens to one call."""
+    """What happens to one call: `kind` before the method runs, `lost` (a variant) after."""
 
     kind: FaultKind = "none"
     html_status: int = 0
     latency_s: float = 0.0
     exec_time_s: float = 0.0
+    lost: str = ""
 
 
 @dataclass
@@ -29,8 +34,10 @@ class FaultPlan:
     error_rate: dict[str, float] = field(default_factory=dict)
     timeout_rate: dict[str, float] = field(default_factory=dict)
     html_rate: dict[str, float] = field(default_factory=dict)
+    lost_answer_rate: dict[str, float] = field(default_factory=dict)
     latency_ms: dict[str, float] = field(default_factory=dict)
     exec_time_s: dict[str, float] = field(default_factory=dict)
+    lost_answer_variants: tuple[str, ...] = LOST_VARIANTS
 
     def value(self, kind: str, method: str) -> float:
         table: dict[str, float] = getattr(self, kind)
@@ -50,6 +57,18 @@ def _table(raw: Any, kind: str) -> dict[str, float]:
     return table
 
 
+def _variants(raw: Any) -> tuple[str, ...]:
+    """The lost-answer variants to draw from (default all); 502 and "502" alike."""
+    if raw is None:
+        return LOST_VARIANTS
+    if not isinstance(raw, list) or not raw:
+        raise ValueError(f"lost_answer_variants must be a non-empty list of {list(LOST_VARIANTS)}")
+    variants = tuple(str(v).lower() for v in raw)
+    if any(isinstance(v, bool) for v in raw) or not set(variants) <= set(LOST_VARIANTS):
+        raise ValueError(f"unknown lost_answer_variants {raw!r}; known: {list(LOST_VARIANTS)}")
+    return variants
+
+
 class Faults:
     """The fault plan of one portal and the seeded generator that applies it."""
 
@@ -59,14 +78,17 @@ class Faults:
 
     def configure(self, body: dict[str, Any]) -> None:
         """Replace the plan with the tables in `body`; an optional `seed` restarts the draws."""
-        unknown = set(body) - {*RATE_KINDS, *VALUE_KINDS, "seed", "member_id"}
+        settings = {*RATE_KINDS, *VALUE_KINDS, "lost_answer_variants", "seed", "member_id"}
+        unknown = set(body) - settings
         if unknown:
             raise ValueError(f"unknown fault settings: {sorted(unknown)}")
         tables = {k: _table(body.get(k, {}), k) for k in (*RATE_KINDS, *VALUE_KINDS)}
         seed = body.get("seed")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
             raise ValueError("seed must be an integer")
-        self.plan = FaultPlan(**tables)
+        self.plan = FaultPlan(
+            **tables, lost_answer_variants=_variants(body.get("lost_answer_variants"))
+        )
         if seed is not None:
             self._rng = random.Random(seed)
 
@@ -74,7 +96,8 @@ class Faults:
         self.plan = FaultPlan()
 
     def describe(self) -> dict[str, Any]:
-        return {k: dict(getattr(self.plan, k)) for k in (*RATE_KINDS, *VALUE_KINDS)}
+        tables = {k: dict(getattr(self.plan, k)) for k in (*RATE_KINDS, *VALUE_KINDS)}
+        return {**tables, "lost_answer_variants": list(self.plan.lost_answer_variants)}
 
     def _hits(self, kind: str, method: str) -> bool:
         rate = self.plan.value(kind, method)
@@ -82,7 +105,8 @@ class Faults:
         return rate > 0 and self._rng.random() < rate
 
     def decide(self, method: str) -> FaultDecision:
-        """Draw the fate of one call of `method`."""
+        """Draw the fate of one call of `method`: a fault before it runs, or else (only then)
+        whether its answer is lost after it ran."""
         latency = self.plan.value("latency_ms", method) / 1000.0
         exec_time = self.plan.value("exec_time_s", method)
         kind: FaultKind = "none"
@@ -93,4 +117,7 @@ class Faults:
             kind, html_status = "html", self._rng.choice((502, 503))
         elif self._hits("error_rate", method):
             kind = "error"
-        return FaultDecision(kind, html_status, latency, exec_time)
+        lost = ""
+        if kind == "none" and self._hits("lost_answer_rate", method):
+            lost = self._rng.choice(self.plan.lost_answer_variants)
+        return FaultDecision(kind, html_status, latency, exec_time, lost)

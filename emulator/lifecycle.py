@@ -1,20 +1,18 @@
-"""Open Lines session lifecycle (docs/bitrix24.md §4.4-§4.5): start, welcome bot, queue, answer,
-finish, votes and the timers (messages are in emulator.messaging). Functions over a portal's
-store (emulator.store); the REST handlers and the control API both go through here, so a
-transition behaves the same whoever triggers it."""
+"""Open Lines session lifecycle (docs/bitrix24.md §4.4-§4.5): start, welcome bot, queue, answer
+(the end of a session — finish, votes, timers — is emulator.closing; messages emulator.messaging).
+Functions over a portal's store (emulator.store); the REST handlers and the control API both go
+through here, so a transition behaves the same whoever triggers it, and each is journaled with
+the code path (`reason`) that made it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from emulator import payloads
 from emulator.primitives import RestError
 from emulator.state import (
-    VOTE_DISLIKE,
-    VOTE_LIKE,
     Chat,
     Line,
-    Message,
     Session,
     Status,
     User,
@@ -24,15 +22,15 @@ if TYPE_CHECKING:
     from emulator.store import PortalStore
 
 
-def set_status(portal: PortalStore, session: Session, status: int) -> None:
-    """Change a session's status and keep its history (only real changes are recorded)."""
+def set_status(portal: PortalStore, session: Session, status: int, reason: str) -> None:
+    """Change a session's status, keep its history and journal it, `reason` naming the code path
+    (only real changes are recorded)."""
     if session.history and session.status == status:
         return
+    previous = session.status if session.history else None
     session.status = int(status)
     session.history.append({"status": int(status), "at": portal.now()})
-
-
-# ---- client side --------------------------------------------------------------------------
+    portal.record_session(session, previous, reason)
 
 
 # ---- session start and routing ------------------------------------------------------------
@@ -57,7 +55,7 @@ def start_session(
     portal.sessions[session.id] = session
     chat.session_id = session.id
     chat.pause = chat.wait_action = False
-    set_status(portal, session, Status.ANSWER if mode == "output" else Status.NEW)
+    set_status(portal, session, Status.ANSWER if mode == "output" else Status.NEW, "start")
     text = (
         f"Conversation #{session.id} started from conversation #{parent_id}"
         if parent_id
@@ -65,8 +63,13 @@ def start_session(
     )
     portal.post_message(chat, 0, text, system=True)
     if mode == "input" and line.crm and line.crm_create == "lead" and not chat.crm:
-        create_chat_lead(portal, chat, assigned_by=line.queue[0] if line.queue else 0)
-    portal.emit_app_event("ONSESSIONSTART", payloads.session_event(portal, session))
+        create_chat_lead(portal, chat, assigned_by=line.queue[0] if line.queue else 0, via="line")
+    portal.emit_app_event(
+        "ONSESSIONSTART",
+        payloads.session_event(portal, session),
+        chat_id=chat.id,
+        ref=f"session:{session.id}",
+    )
     return session
 
 
@@ -85,6 +88,7 @@ def route_new_session(portal: PortalStore, chat: Chat, line: Line, session: Sess
         to_queue(portal, session)
         return
     session.operator_id, session.operator_is_bot = bot.id, True
+    portal.record_session(session, session.status, "welcome_bot")
     chat.author_id = bot.id
     if line.welcome_bot_time > 0:
         session.queue_deadline = portal.now() + line.welcome_bot_time
@@ -99,7 +103,11 @@ def join_chat(portal: PortalStore, chat: Chat, user_id: int, *, context_user_id:
     bot = portal.bots.get(user_id)
     if bot is not None:
         portal.emit_bot_event(
-            bot, "ONIMBOTJOINCHAT", payloads.bot_join(portal, bot, chat, context_user_id)
+            bot,
+            "ONIMBOTJOINCHAT",
+            payloads.bot_join(portal, bot, chat, context_user_id),
+            chat_id=chat.id,
+            ref=f"join:{chat.id}:{chat.session_id}",
         )
 
 
@@ -128,10 +136,12 @@ def to_queue(
     line: Line | None = None,
     *,
     remove_operator_bot: bool = True,
+    reason: str = "queue",
 ) -> None:
     """Send the dialog to a line's queue: no operator, WAIT_ANSWER=Y, status 5."""
     chat = portal.chats[session.chat_id]
     line = line or portal.lines[session.config_id]
+    before = (session.status, session.operator_id, session.config_id)
     if session.operator_is_bot and session.operator_id:
         _bot_steps_down(portal, session)
         if remove_operator_bot:
@@ -141,7 +151,9 @@ def to_queue(
     session.wait_answer, session.queue_deadline = True, None
     chat.author_id = 0
     chat.fake_relations = [u for u in chat.fake_relations if u in portal.bots] + list(line.queue)
-    set_status(portal, session, Status.SKIP)
+    set_status(portal, session, Status.SKIP, reason)
+    if before[0] == Status.SKIP and before != (Status.SKIP, 0, line.id):
+        portal.record_session(session, before[0], reason)  # another queue, same status
 
 
 def end_bot_session(portal: PortalStore, chat: Chat) -> bool:
@@ -164,6 +176,7 @@ def answer(
     *,
     check_responsible: bool = False,
     announce: bool = True,
+    reason: str = "answer",
 ) -> None:
     """Chat::answer: the user becomes the responsible operator (status at least 10); the
     "picked conversation" system message is skipped for transfers and intercepts."""
@@ -176,6 +189,7 @@ def answer(
         )
     if session.operator_is_bot and session.operator_id and session.operator_id != user.id:
         _bot_steps_down(portal, session)
+    previous_operator = session.operator_id
     for member in list(chat.members):
         person = portal.users[member]
         human_staff = not person.is_bot and not person.is_connector
@@ -194,116 +208,16 @@ def answer(
         session.date_operator_answer = portal.now()
         session.time_answer = int(portal.now() - session.date_create)
     if session.status < Status.ANSWER:
-        set_status(portal, session, Status.ANSWER)
+        set_status(portal, session, Status.ANSWER, reason)
+    elif session.operator_id != previous_operator:
+        portal.record_session(session, session.status, reason)  # a new operator, same status
 
 
-# ---- finish, votes, timers ----------------------------------------------------------------
-
-
-def finish(portal: PortalStore, session: Session) -> None:
-    """Session::finish: ask for the vote (status 50) when the line wants one, else close."""
-    chat = portal.chats[session.chat_id]
-    line = portal.lines[session.config_id]
-    if session.closed:
-        return
-    if (session.wait_action and not session.wait_answer) or not line.active:
-        close(portal, session, "The conversation is closed")
-        return
-    if line.vote_message and not session.vote:
-        session.wait_vote = session.wait_action = chat.wait_action = True
-        session.wait_answer = False
-        connector_notice(
-            portal,
-            chat,
-            session.operator_id,
-            "Please rate the quality of service",
-            {"IMOL_VOTE": session.id, "IMOL_VOTE_SID": session.id, "IMOL_FORM": "like"},
-        )
-        if line.vote_time_limit > 0:
-            session.date_close_vote = portal.now() + line.vote_time_limit
-        set_status(portal, session, Status.WAIT_CLIENT)
-        return
-    operator = portal.get_user(session.operator_id)
-    close(
-        portal,
-        session,
-        f"{operator.full_name if operator else 'Operator'} finished the conversation",
-    )
-
-
-def connector_notice(
-    portal: PortalStore, chat: Chat, author_id: int, text: str, params: dict[str, Any]
-) -> Message:
-    """A system message the client receives too (IMPORTANT_CONNECTOR=Y)."""
-    message = portal.post_message(
-        chat, author_id, text, system=True, params={**params, "IMPORTANT_CONNECTOR": "Y"}
-    )
-    portal.emit_app_event("ONOPENLINEMESSAGEADD", payloads.outgoing_message(portal, chat, message))
-    return message
-
-
-def close(portal: PortalStore, session: Session, text: str = "The conversation is closed") -> None:
-    """CLOSED=Y: status 60, END_ID, times; bots leave; OnSessionFinish fires."""
-    chat = portal.chats[session.chat_id]
-    portal.post_message(
-        chat,
-        session.operator_id,
-        text,
-        system=True,
-        params={"IMOL_VOTE_SID": session.id, "IMOL_VOTE_USER": session.vote},
-    )
-    now = portal.now()
-    session.closed = True
-    session.end_id = portal.last_message_id(chat.id)
-    session.date_close = now
-    session.time_close = int(now - session.date_create)
-    if session.operator_is_bot:
-        session.time_bot = int(now - session.date_create)
-    session.wait_action = session.wait_vote = session.wait_answer = session.pause = False
-    session.queue_deadline = session.date_close_vote = None
-    chat.pause = chat.wait_action = False
-    chat.members = [m for m in chat.members if m not in portal.bots]
-    chat.fake_relations = []
-    set_status(portal, session, Status.SPAM if session.spam else Status.CLOSE)
-    portal.emit_app_event("ONSESSIONFINISH", payloads.session_event(portal, session))
-
-
-def client_vote(portal: PortalStore, session: Session, vote: str) -> None:
-    """Session::voteAsUser: like 5 / dislike 1; a vote awaited on a closing-delay line closes."""
-    if session.closed:
-        return  # only an open (or vote-reopened) session takes a vote
-    session.vote = VOTE_LIKE if vote == "like" else VOTE_DISLIKE
-    line = portal.lines[session.config_id]
-    if session.wait_vote and line.vote_closing_delay:
-        session.wait_vote = False
-        close(portal, session)
-        return
-    # The portal's own "hack": the status is forced to 50, no other flag changes.
-    session.wait_vote = False
-    session.date_close_vote = None
-    set_status(portal, session, Status.WAIT_CLIENT)
-
-
-def tick(portal: PortalStore) -> None:
-    """Fire due timers: the welcome bot's queue timeout and the vote time limit."""
-    now = portal.now()
-    for session in [s for s in portal.sessions.values() if not s.closed]:
-        if (
-            session.queue_deadline is not None
-            and session.queue_deadline <= now
-            and session.operator_is_bot
-        ):
-            to_queue(portal, session)
-        elif (
-            session.wait_vote
-            and session.date_close_vote is not None
-            and session.date_close_vote <= now
-        ):
-            close(portal, session)
-
-
-def create_chat_lead(portal: PortalStore, chat: Chat, *, assigned_by: int) -> int:
-    """Create a lead from the chat's client and bind it (ENTITY_DATA_1/2)."""
+def create_chat_lead(
+    portal: PortalStore, chat: Chat, *, assigned_by: int, via: str | None = None
+) -> int:
+    """Create a lead from the chat's client and bind it (ENTITY_DATA_1/2); `via` "line" when the
+    line's own CRM_CREATE makes it, else the acting REST method."""
     client = portal.users[chat.client_id]
     line = portal.lines[chat.line_id]
     connector = chat.entity_id.split("|")[0]
@@ -317,7 +231,9 @@ def create_chat_lead(portal: PortalStore, chat: Chat, *, assigned_by: int) -> in
             "ASSIGNED_BY_ID": assigned_by or portal.admin_user_id,
         },
         created_by=assigned_by or portal.admin_user_id,
+        via=via,
+        chat_id=chat.id,
+        session_id=chat.session_id,
     )
-    chat.crm, chat.crm_entity_type, chat.crm_entity_id = True, "LEAD", lead.id
-    chat.crm_bindings["LEAD"] = lead.id
+    portal.bind_lead(chat, lead.id)
     return lead.id

@@ -32,7 +32,12 @@ def client_message(
     message = portal.post_message(chat, client.id, str(text))
     _client_status(portal, chat, session)
     _deliver_client_message(portal, chat, client, message)
-    portal.emit_app_event("ONOPENLINEMESSAGEADD", payloads.client_message(portal, chat, message))
+    portal.emit_app_event(
+        "ONOPENLINEMESSAGEADD",
+        payloads.client_message(portal, chat, message),
+        chat_id=chat.id,
+        ref=f"message:{message.id}",
+    )
     return {
         "chat_id": chat.id,
         "session_id": session.id,
@@ -85,15 +90,15 @@ def _client_status(portal: PortalStore, chat: Chat, session: Session) -> None:
     if session.wait_answer:
         return
     status = Status.CLIENT_AFTER_OPERATOR if session.status >= Status.OPERATOR else Status.CLIENT
-    _set_message_status(portal, session, status)
+    _set_message_status(portal, session, status, "client_message")
 
 
-def _set_message_status(portal: PortalStore, session: Session, status: int) -> None:
+def _set_message_status(portal: PortalStore, session: Session, status: int, reason: str) -> None:
     """Apply a message-driven status; below 50 a pending vote is dropped (Update::checkVote)."""
     if status < Status.WAIT_CLIENT and session.wait_vote:
         session.wait_vote = False
         session.date_close_vote = None
-    set_status(portal, session, status)
+    set_status(portal, session, status, reason)
 
 
 def _deliver_client_message(
@@ -105,7 +110,11 @@ def _deliver_client_message(
         return
     for bot in bots:
         portal.emit_bot_event(
-            bot, "ONIMBOTMESSAGEADD", payloads.bot_message(portal, bot, chat, message, client)
+            bot,
+            "ONIMBOTMESSAGEADD",
+            payloads.bot_message(portal, bot, chat, message, client),
+            chat_id=chat.id,
+            ref=f"message:{message.id}",
         )
 
 
@@ -130,7 +139,9 @@ def _staff_status(portal: PortalStore, session: Session, author: User, message: 
         status = Status.WAIT_CLIENT
     else:
         status = Status.OPERATOR
-    _set_message_status(portal, session, status)
+    _set_message_status(
+        portal, session, status, "bot_message" if author.is_bot else "operator_message"
+    )
 
 
 def staff_message(
@@ -149,23 +160,42 @@ def staff_message(
         if author.is_bot or session is None or author.id not in chat.fake_relations:
             raise RestError("ACCESS_DENIED", "You do not have permission to access this chat.")
         answer(portal, session, author)  # writing to a queued dialog takes it
-    message = portal.post_message(chat, author.id, text, system=system, params=params)
+    to_client = session is not None and not system and not skip_connector and not chat.silent
+    message = portal.post_message(
+        chat,
+        author.id,
+        text,
+        system=system,
+        params=params,
+        to_client=to_client,
+        journal={"author": "bot" if author.is_bot else "operator"},
+    )
     if session is not None and not system and not chat.silent:
         _staff_status(portal, session, author, message)
+    ref = f"message:{message.id}"
     if not author.is_bot:
         for bot in openline_bots(portal, chat):
             portal.emit_bot_event(
-                bot, "ONIMBOTMESSAGEADD", payloads.bot_message(portal, bot, chat, message, author)
+                bot,
+                "ONIMBOTMESSAGEADD",
+                payloads.bot_message(portal, bot, chat, message, author),
+                chat_id=chat.id,
+                ref=ref,
             )
-    if session is not None and not system and not skip_connector and not chat.silent:
+    if to_client:
         portal.emit_app_event(
-            "ONOPENLINEMESSAGEADD", payloads.outgoing_message(portal, chat, message)
+            "ONOPENLINEMESSAGEADD",
+            payloads.outgoing_message(portal, chat, message),
+            chat_id=chat.id,
+            ref=ref,
         )
     return message
 
 
 def message_changed(portal: PortalStore, message: Message, *, deleted: bool) -> None:
-    """ONIMBOTMESSAGEUPDATE/DELETE to the chat's OPENLINE bots; a bot's own edits notify no bot."""
+    """Journal an edit or a deletion just applied to `message`; ONIMBOTMESSAGEUPDATE/DELETE to the
+    chat's OPENLINE bots (a bot's own edits notify no bot)."""
+    change = portal.message_changed(message, deleted=deleted)
     chat = portal.chats[message.chat_id]
     author = portal.get_user(message.author_id)
     if author is None or author.is_bot or chat.entity_type != "LINES":
@@ -176,4 +206,6 @@ def message_changed(portal: PortalStore, message: Message, *, deleted: bool) -> 
             bot,
             event,
             payloads.bot_message_change(portal, bot, chat, message, author, deleted=deleted),
+            chat_id=chat.id,
+            ref=f"change:{change['seq']}",
         )

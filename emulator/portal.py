@@ -1,12 +1,13 @@
 """One emulated Bitrix24 portal: its store (emulator.store) plus the domain actions the control
 API calls and the timers. Session transitions live in emulator.lifecycle; messages in
-emulator.messaging; event shapes in emulator.payloads; REST handlers in emulator.methods."""
+emulator.messaging; event shapes in emulator.payloads; REST handlers in emulator.methods; the
+journal's test hook in emulator.planting; the state dump in emulator.snapshot."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from emulator import lifecycle, messaging
+from emulator import closing, lifecycle, messaging, planting, snapshot
 from emulator.primitives import RestError
 from emulator.state import Chat, Session, User
 from emulator.store import PortalStore
@@ -39,7 +40,7 @@ class Portal(PortalStore):
         """An operator finishes the dialog (Session::finish)."""
         session = self._control_session(chat_id)
         self._control_user(user_id)
-        lifecycle.finish(self, session)
+        closing.finish(self, session, "operator_finish")
         return {"chat_id": chat_id, "session_id": session.id, "status": session.status}
 
     def client_vote(self, chat_id: int, vote: str) -> dict[str, Any]:
@@ -50,7 +51,7 @@ class Portal(PortalStore):
         session = self.open_session(chat) or self.latest_session(chat)
         if session is None:
             raise RestError("SESSION_NOT_FOUND", "The chat has no session")
-        lifecycle.client_vote(self, session, vote)
+        closing.client_vote(self, session, vote)
         return {
             "chat_id": chat_id,
             "session_id": session.id,
@@ -58,9 +59,18 @@ class Portal(PortalStore):
             "vote": session.vote,
         }
 
+    def plant(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """A test tool: append `entry` to the journal as if the portal had made that change
+        (a `message` is also added to its chat); the entry as recorded."""
+        return planting.plant(self, entry)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as JSON-able data, for tests and GET /_emulator/state."""
+        return snapshot.snapshot(self)
+
     def tick(self) -> None:
         """Fire due timers: welcome-bot timeout and vote time limit."""
-        lifecycle.tick(self)
+        closing.tick(self)
 
     def _control_chat(self, chat_id: int) -> Chat:
         chat = self.get_chat(int(chat_id))

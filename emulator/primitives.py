@@ -41,8 +41,9 @@ class PortalIdentity:
 class EventSink(Protocol):
     """Where the portal drops outbound events; the platform POSTs each once, never retried."""
 
-    def post(self, url: str, payload: dict[str, Any]) -> None:
-        """Queue `payload` (event, event_handler_id, data, ts, auth) for delivery to `url`."""
+    def post(self, url: str, payload: dict[str, Any], note: dict[str, Any] | None = None) -> None:
+        """Queue `payload` (event, event_handler_id, data, ts, auth) for delivery to `url`;
+        `note` (`chat_id`, `dedup`) goes into the journal's event_posted entry, not the POST."""
 
 
 class Clock:

@@ -142,6 +142,8 @@ class PortalRuntime:
         self.portal.app_client_id = self.tokens.client_id
         self.portal.client_endpoint = f"{base_url}/rest/"
         self.portal.token_issuer = self._bot_tokens
+        self.journal = self.portal.journal
+        delivery.attach_journal(self.identity.member_id, self.journal)
         self.portal.seed_default(config.event_url)
         self.tokens.user_id = int(self.portal.admin_user_id)
         self.install_pair: TokenPair = self.tokens.issue_pair()
@@ -155,6 +157,7 @@ class PortalRuntime:
         self.faults = Faults()
         self.exec_time = {k.lower(): v for k, v in config.method_exec_time.items()}
         self.requests = 0
+        self.faults_after_write = 0  # answers lost after the call was applied
         self.method_counters: defaultdict[str, dict[str, int]] = defaultdict(
             lambda: {"calls": 0, "503": 0, "429": 0, "errors": 0}
         )
@@ -214,7 +217,9 @@ class PortalRuntime:
             "member_id": self.identity.member_id,
             "requests": self.requests,
             "refreshes": self.tokens.refreshes,
+            "faults_after_write": self.faults_after_write,
             "methods": {m: dict(c) for m, c in sorted(self.method_counters.items())},
+            "journal": self.journal.counts(),
         }
 
     def credentials(self, base_url: str) -> dict[str, Any]:

@@ -1,17 +1,18 @@
 """One emulated Bitrix24 portal's tables and the primitive changes to them: ids and lookups,
-records (users, lines, bots, messages, leads), outbound events, the default seed and the state
-dump. Plain rows live in emulator.state; event shapes in emulator.payloads. The behaviour on top
-(session lifecycle, messaging, the control API's actions) is emulator.portal.Portal, a subclass,
-so everything here is a rung below it and imports none of it."""
+records (users, lines, bots, messages, leads), outbound events, the default seed, and the journal
+entry of each change (emulator.journal). Plain rows live in emulator.state; event shapes in
+emulator.payloads; the state dump in emulator.snapshot. The behaviour on top (session lifecycle,
+messaging, the control API's actions) is emulator.portal.Portal, a subclass, so everything here is
+a rung below it and imports none of it."""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
 from emulator import payloads
+from emulator.journal import Journal, current_via
 from emulator.payloads import TokenIssuer
 from emulator.primitives import Clock, EventSink, PortalIdentity
 from emulator.state import (
@@ -71,6 +72,8 @@ class PortalStore:
         self.client_codes: dict[str, int] = {}  # USER_CODE -> client user id
         self.event_counts: Counter[str] = Counter()
         self._ids: Counter[str] = Counter()
+        # Every change this portal makes, in order (emulator.journal).
+        self.journal = Journal(clock)
 
     # ---- ids and lookups -------------------------------------------------------------------
 
@@ -146,7 +149,27 @@ class PortalStore:
         bot = Bot(user.id, code, app_id, bot_type, openline, {}, client_id)
         self.bind_bot_handlers(bot, urls)
         self.bots[bot.id] = bot
+        self._journal_bot("bot_registered", bot, new=True)
         return bot
+
+    def reregister_bot(self, bot: Bot, urls: dict[str, str]) -> None:
+        """imbot.register with a known CODE: the same bot, its handlers rebound."""
+        self.bind_bot_handlers(bot, urls)
+        self._journal_bot("bot_registered", bot, new=False)
+
+    def remove_bot(self, bot: Bot) -> None:
+        """Delete a bot: its user is deactivated and it leaves every chat."""
+        del self.bots[bot.id]
+        self.users[bot.id].active = False
+        for chat in self.chats.values():
+            if bot.id in chat.members:
+                chat.members.remove(bot.id)
+        self._journal_bot("bot_unregistered", bot)
+
+    def _journal_bot(self, kind: str, bot: Bot, **extra: Any) -> None:
+        self.journal.append(
+            kind, bot_id=bot.id, code=bot.code, app_id=bot.app_id, via=current_via(), **extra
+        )
 
     def bind_bot_handlers(self, bot: Bot, urls: dict[str, str]) -> None:
         """(Re)bind a bot's handlers; rebinding replaces the previous set."""
@@ -164,8 +187,11 @@ class PortalStore:
         *,
         system: bool = False,
         params: dict[str, Any] | None = None,
+        to_client: bool = False,
+        journal: dict[str, Any] | None = None,
     ) -> Message:
-        """Store a message and account it to the chat's open session."""
+        """Store a message and account it to the chat's open session. `to_client`: the client's
+        channel receives it; `journal` adds to (or overrides) the fields of its journal entry."""
         message = Message(
             self.next_id("message"),
             chat.id,
@@ -182,10 +208,46 @@ class PortalStore:
                 session.start_id = message.id
             session.message_count += 1
             session.date_last_message = message.date
+        entry: dict[str, Any] = {
+            "chat_id": chat.id,
+            "session_id": session.id if session is not None else 0,
+            "message_id": message.id,
+            "author_id": author_id,
+            "author": self.author_kind(author_id, system=system),
+            "text": text,
+            "via": current_via(),
+            "to_client": to_client,
+            **(journal or {}),
+        }
+        if entry["author"] == "bot":
+            entry.setdefault("bot_id", author_id)
+        self.journal.append("message", **entry)
         return message
 
-    def add_lead(self, fields: dict[str, Any], created_by: int) -> Lead:
-        """Store a CRM lead; PHONE/EMAIL multifields get ids and TYPE_ID like crm.lead.get shows."""
+    def author_kind(self, author_id: int, *, system: bool) -> str:
+        """Who wrote a message, for the journal: the portal's own notices are "system" (whoever
+        they are signed by), else the author's kind: "client", "bot" or "operator"."""
+        user = self.users.get(author_id)
+        if system or user is None:
+            return "system"
+        if user.is_bot:
+            return "bot"
+        return "client" if user.is_connector else "operator"
+
+    def message_changed(self, message: Message, *, deleted: bool) -> dict[str, Any]:
+        """Journal an edit or a deletion the caller has just applied to `message`; the entry."""
+        fields: dict[str, Any] = {"chat_id": message.chat_id, "message_id": message.id}
+        if not deleted:
+            fields["text"] = message.text
+        kind = "message_deleted" if deleted else "message_updated"
+        return self.journal.append(kind, **fields, via=current_via())
+
+    def add_lead(
+        self, fields: dict[str, Any], created_by: int, *, via: str | None = None, **bound: int
+    ) -> Lead:
+        """Store a CRM lead; PHONE/EMAIL multifields get ids and TYPE_ID like crm.lead.get shows.
+        `via` names who made it when not the acting REST method ("line": the line's CRM_CREATE);
+        `bound` (chat_id, session_id) what it is made for."""
         lead_id = self.next_id("lead")
         stamp = iso_date(self.now())
         row: dict[str, Any] = {
@@ -205,7 +267,38 @@ class PortalStore:
                 row[key] = value if isinstance(value, list | dict) else str(value)
         lead = Lead(lead_id, row)
         self.leads[lead_id] = lead
+        self.journal.append(
+            "lead_created", lead_id=lead_id, fields=row, via=via or current_via(), **bound
+        )
         return lead
+
+    def bind_lead(self, chat: Chat, lead_id: int) -> None:
+        """Bind a lead to an open-line chat (ENTITY_DATA_1/2) and its open session."""
+        chat.crm, chat.crm_entity_type, chat.crm_entity_id = True, "LEAD", lead_id
+        chat.crm_bindings["LEAD"] = lead_id
+        session = self.open_session(chat)
+        self.journal.append(
+            "crm_binding",
+            chat_id=chat.id,
+            session_id=session.id if session is not None else 0,
+            entity="LEAD",
+            entity_id=lead_id,
+            via=current_via(),
+        )
+
+    def record_session(self, session: Session, previous: int | None, reason: str) -> None:
+        """Journal a session change (status, operator or closing) the caller has just applied."""
+        self.journal.append(
+            "session",
+            chat_id=session.chat_id,
+            session_id=session.id,
+            status=session.status,
+            previous=previous,
+            operator_id=session.operator_id,
+            closed=session.closed,
+            reason=reason,
+            via=current_via(),
+        )
 
     def _multifield(self, type_id: str, value: Any) -> list[dict[str, Any]]:
         items = list(value.values()) if isinstance(value, dict) else list(value or [])
@@ -222,17 +315,23 @@ class PortalStore:
 
     # ---- events ----------------------------------------------------------------------------
 
-    def emit_app_event(self, event: str, data: dict[str, Any]) -> None:
-        """Deliver an app event (event.bind) once to every handler bound to it."""
+    def emit_app_event(self, event: str, data: dict[str, Any], *, chat_id: int, ref: str) -> None:
+        """Deliver an app event (event.bind) once to every handler bound to it; `ref` names the
+        occurrence (e.g. "message:12"), `chat_id` its chat, for the journal's event_posted."""
         for binding in sorted(self.bindings.values(), key=lambda b: b.id):
             if binding.event != event:
                 continue
             auth = payloads.event_auth(self, self.identity.application_token)
             self._send(
-                binding.handler, payloads.envelope(event, binding.id, data, self.now(), auth)
+                binding.handler,
+                payloads.envelope(event, binding.id, data, self.now(), auth),
+                chat_id,
+                ref,
             )
 
-    def emit_bot_event(self, bot: Bot, event: str, data: dict[str, Any]) -> None:
+    def emit_bot_event(
+        self, bot: Bot, event: str, data: dict[str, Any], *, chat_id: int, ref: str
+    ) -> None:
         """Deliver a bot event to the handler the bot registered for it, if any."""
         handler = bot.handlers.get(event)
         if handler is None:
@@ -243,11 +342,15 @@ class PortalStore:
             payloads.envelope(
                 event, handler.binding_id, data, self.now(), payloads.event_auth(self, token)
             ),
+            chat_id,
+            ref,
         )
 
-    def _send(self, url: str, payload: dict[str, Any]) -> None:
-        self.event_counts[str(payload["event"])] += 1
-        self.sink.post(url, payload)
+    def _send(self, url: str, payload: dict[str, Any], chat_id: int, ref: str) -> None:
+        name = str(payload["event"])
+        self.event_counts[name] += 1
+        note = {"dedup": f"{name}:{payload['event_handler_id']}:{ref}"}
+        self.sink.post(url, payload, {**note, "chat_id": chat_id} if chat_id else note)
 
     # ---- seeding ---------------------------------------------------------------------------
 
@@ -285,46 +388,3 @@ class PortalStore:
                 self.next_id("binding"), event, event_url, self.app_client_id, admin.id
             )
             self.bindings[binding.id] = binding
-
-    # ---- state dump ------------------------------------------------------------------------
-
-    def snapshot(self) -> dict[str, Any]:
-        """The whole state as JSON-able data, for tests and GET /_emulator/state."""
-        chats = []
-        for chat in self.chats.values():
-            row = asdict(chat)
-            row.update(
-                entity_data_1=chat.entity_data_1,
-                entity_data_2=chat.entity_data_2,
-                entity_data_3=chat.entity_data_3,
-                dialog_id=chat.dialog_id,
-            )
-            chats.append(row)
-        return {
-            "member_id": self.identity.member_id,
-            "domain": self.identity.domain,
-            "admin_user_id": self.admin_user_id,
-            "app_client_id": self.app_client_id,
-            "users": [
-                asdict(u) | {"is_bot": u.is_bot, "is_connector": u.is_connector}
-                for u in self.users.values()
-            ],
-            "bots": [asdict(b) for b in self.bots.values()],
-            "lines": [asdict(line) for line in self.lines.values()],
-            "chats": chats,
-            "sessions": [asdict(s) for s in self.sessions.values()],
-            "messages": [asdict(m) for m in self.messages.values()],
-            "leads": [{"ID": lead.id, **lead.fields} for lead in self.leads.values()],
-            "votes": [
-                {
-                    "session_id": s.id,
-                    "vote": s.vote,
-                    "vote_head": s.vote_head,
-                    "comment_head": s.comment_head,
-                }
-                for s in self.sessions.values()
-                if s.vote or s.vote_head or s.comment_head
-            ],
-            "event_bindings": [asdict(b) for b in self.bindings.values()],
-            "event_counts": dict(self.event_counts),
-        }

@@ -7,7 +7,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from emulator import lifecycle, messaging, payloads
+from emulator import messaging, payloads
 from emulator.methods._common import app_bot, php_empty, php_int
 from emulator.portal import Portal
 from emulator.primitives import RestError
@@ -70,7 +70,7 @@ def bot_register(ctx: CallContext, params: dict[str, Any]) -> int:
     portal = ctx.portal
     existing = next((b for b in portal.bots.values() if b.code == code), None)
     if existing is not None:
-        portal.bind_bot_handlers(existing, urls)
+        portal.reregister_bot(existing, urls)
         return existing.id
     bot_type = str(params.get("TYPE") or "B").upper()
     openline = bot_type == "O" or str(params.get("OPENLINE") or "N") == "Y"
@@ -99,11 +99,10 @@ def bot_unregister(ctx: CallContext, params: dict[str, Any]) -> bool:
         raise RestError("BOT_ID_ERROR", "Bot not found")
     bot = app_bot(ctx, params)
     portal = ctx.portal
-    portal.emit_bot_event(bot, "ONIMBOTDELETE", payloads.bot_delete(bot))
-    del portal.bots[bot.id]
-    portal.users[bot.id].active = False
-    for chat in portal.chats.values():
-        lifecycle.leave_chat(chat, bot.id)
+    portal.emit_bot_event(
+        bot, "ONIMBOTDELETE", payloads.bot_delete(bot), chat_id=0, ref=f"bot:{bot.id}"
+    )
+    portal.remove_bot(bot)
     return True
 
 
@@ -210,7 +209,9 @@ def bot_message_add(ctx: CallContext, params: dict[str, Any]) -> int:
             skip_connector=str(params.get("SKIP_CONNECTOR") or "N") == "Y",
         )
     else:
-        message = portal.post_message(chat, bot.id, text, system=system, params=blocks)
+        message = portal.post_message(
+            chat, bot.id, text, system=system, params=blocks, journal={"author": "bot"}
+        )
     return message.id
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulator import lifecycle
+from emulator import closing, lifecycle
 from emulator.methods._common import app_bot, chat_id_or_fail, open_session, php_int
 from emulator.primitives import RestError
 from emulator.registry import CallContext, method
@@ -23,8 +23,8 @@ def bot_session_finish(ctx: CallContext, params: dict[str, Any]) -> bool:
     if chat is None or session is None:
         return True
     if chat.author_id != bot.id:  # answer() refuses the already-responsible; the result is ignored
-        lifecycle.answer(portal, session, portal.users[bot.id])
-    lifecycle.finish(portal, session)
+        lifecycle.answer(portal, session, portal.users[bot.id], reason="bot_finish")
+    closing.finish(portal, session, "bot_finish")
     return True
 
 
@@ -44,7 +44,7 @@ def _auto_message(ctx: CallContext, params: dict[str, Any]) -> bool:
         return True
     if not text:
         return True
-    lifecycle.connector_notice(portal, chat, 0, text, {})
+    closing.connector_notice(portal, chat, 0, text, {})
     return True
 
 
@@ -121,7 +121,7 @@ def bot_session_transfer(ctx: CallContext, params: dict[str, Any]) -> bool:
             f"{portal.lines[session.config_id].name} to queue {line.name}"
         )
         portal.post_message(chat, 0, text, system=True)
-        lifecycle.to_queue(portal, session, line, remove_operator_bot=False)
+        lifecycle.to_queue(portal, session, line, remove_operator_bot=False, reason="transfer")
         return True
     user = portal.get_user(target)
     if user is None or not user.active or user.is_bot or user.is_connector:
@@ -136,6 +136,6 @@ def bot_session_transfer(ctx: CallContext, params: dict[str, Any]) -> bool:
         chat, 0, f"{bot_name} transferred conversation to {user.full_name}", system=True
     )
     if session.status < Status.ANSWER:
-        lifecycle.set_status(portal, session, Status.ANSWER)
-    lifecycle.answer(portal, session, user, announce=False)
+        lifecycle.set_status(portal, session, Status.ANSWER, "transfer")
+    lifecycle.answer(portal, session, user, announce=False, reason="transfer")
     return True

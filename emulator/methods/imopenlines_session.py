@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulator import lifecycle
+from emulator import closing, lifecycle
 from emulator.methods._common import (
     caller,
     can_join,
@@ -67,7 +67,7 @@ def message_session_start(ctx: CallContext, params: dict[str, Any]) -> bool:
     )
     old = portal.open_session(chat)
     if old is not None:
-        lifecycle.close(portal, old)
+        closing.close(portal, old, reason="new_session")
     session = lifecycle.start_session(
         portal,
         chat,
@@ -77,7 +77,11 @@ def message_session_start(ctx: CallContext, params: dict[str, Any]) -> bool:
     )
     lifecycle.answer(portal, session, user)
     portal.post_message(
-        chat, message.author_id, message.text, params={"IMOL_FORWARD_MESSAGE_ID": message.id}
+        chat,
+        message.author_id,
+        message.text,
+        params={"IMOL_FORWARD_MESSAGE_ID": message.id},
+        journal={"forwarded_from": message.id},
     )
     return True
 
@@ -108,7 +112,7 @@ def session_intercept(ctx: CallContext, params: dict[str, Any]) -> bool:
     if session is None or chat.author_id <= 0 or chat.author_id == user.id:
         return True
     previous = portal.users[chat.author_id]
-    lifecycle.answer(portal, session, user, announce=False)
+    lifecycle.answer(portal, session, user, announce=False, reason="intercept")
     portal.post_message(
         chat, user.id, f"{user.full_name} took conversation from {previous.full_name}", system=True
     )
@@ -130,13 +134,12 @@ def session_head_vote(ctx: CallContext, params: dict[str, Any]) -> bool:
     session = ctx.portal.sessions.get(php_int(params.get("SESSION_ID")))
     if session is None or not is_head(caller(ctx)):
         raise RestError("ACCESS_DENIED", "You do not have permission to vote for this session")
-    if not php_empty(rating):
-        value = php_int(rating)
-        session.vote_head = 0 if value > 5 else value
+    value = None if php_empty(rating) else php_int(rating)
+    stored = None if value is None else (0 if value > 5 else value)
     raw_comment = str(params.get("COMMENT") or "")
     if len(raw_comment) > COMMENT_LIMIT:
         raw_comment = raw_comment[:COMMENT_LIMIT] + "..."
-    session.comment_head = raw_comment
+    closing.head_vote(ctx.portal, session, stored, raw_comment)
     return True
 
 

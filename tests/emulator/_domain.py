@@ -24,7 +24,7 @@ class RecordingSink:
     def __init__(self) -> None:
         self.posts: list[tuple[str, dict[str, Any]]] = []
 
-    def post(self, url: str, payload: dict[str, Any]) -> None:
+    def post(self, url: str, payload: dict[str, Any], note: dict[str, Any] | None = None) -> None:
         self.posts.append((url, payload))
 
     def events(self, name: str) -> list[dict[str, Any]]:
