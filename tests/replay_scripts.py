@@ -30,13 +30,14 @@ from orchestrator.dialog.inputs import (
     VoteSaved,
 )
 from orchestrator.dialog.machine import scenario_for, transition
+from orchestrator.dialog.migrations import SCHEMA_VERSION
 from orchestrator.dialog.scenario import ScenarioSet
 from orchestrator.dialog.state import DialogState
 from orchestrator.errors import IllegalTransition
 from tests.histories import APPLIED, NO_OP, REJECTED, effect_record, input_entry
 
-# The stored form DialogState.to_json writes: no version field yet.
-STATE_SCHEMA = 0
+# The form DialogState.to_json writes, which the recorded states are in.
+STATE_SCHEMA = SCHEMA_VERSION
 
 MEMBER, SESSION, LINE, BOT, CLIENT, OPERATOR = "m1", 512, 1, 77, 4567, 12
 T0 = 1_767_225_600.0  # Thursday 2026-01-01 00:00 UTC (01:00 in Berlin: line 2's desk is shut)

@@ -26,6 +26,7 @@ import pytest
 
 from orchestrator.dialog.inputs import INPUT_TYPES
 from orchestrator.dialog.machine import scenario_for, transition
+from orchestrator.dialog.migrations import SCHEMA_FIELD, SCHEMA_VERSION, stored_version, upgrade
 from orchestrator.dialog.scenario import ScenarioSet
 from orchestrator.dialog.state import DialogState, DialogStatus
 from orchestrator.errors import IllegalTransition
@@ -54,8 +55,10 @@ def _as_stored(state: DialogState | None) -> dict[str, Any] | None:
 
 
 def _expected(recorded: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The recorded state as the current code would store it."""
-    return recorded
+    """The recorded state as the current code stores it: brought up to the current version by
+    the migrations alone (so they must produce the whole current form, not leave it to the
+    model's defaults)."""
+    return None if recorded is None else upgrade(recorded)
 
 
 def _replay(state: DialogState | None, step: Step, scenarios: ScenarioSet) -> DialogState | None:
@@ -98,13 +101,25 @@ def test_the_whole_dialog_replays_from_its_start(history: History) -> None:
 
 @pytest.mark.parametrize("history", HISTORIES, ids=IDS)
 def test_stored_states_load_back_unchanged(history: History) -> None:
-    """Every state the recorded version wrote reads back (from_json) as that same state."""
+    """Every state the recorded version wrote is in that version's form and reads back
+    (from_json) as that same state; one the current version wrote is written back byte for
+    byte."""
     for step in history.steps:
         stored = step.stored_state()
-        if stored is None:
+        if stored is None or step.state is None:
             continue
+        assert stored_version(step.state) == history.state_schema
         loaded = DialogState.from_json(stored)
         assert _as_stored(loaded) == _expected(step.state)
+        if history.state_schema == SCHEMA_VERSION:
+            assert loaded.to_json() == stored
+
+
+def test_histories_of_an_earlier_version_are_kept() -> None:
+    """At least one history is in the form version 0 workers stored (no schema_version)."""
+    frozen = [h for h in HISTORIES if h.path.parent == FROZEN]
+    assert {h.state_schema for h in frozen} >= {0}
+    assert all(SCHEMA_FIELD not in s.state for h in frozen for s in h.steps if s.state)
 
 
 def test_the_histories_cover_every_status_input_failure_and_outcome() -> None:
