@@ -19,6 +19,8 @@
     │   └── InstallRefused              an ONAPPINSTALL our OAuth app could not verify
     ├── SpoolUnavailable            the local spool failed or is at its cap (.op, .reason, .full)
     ├── IllegalTransition           the machine has no rule for (state, input)
+    ├── StateSchemaError            a stored dialog state whose version cannot be read
+    │   └── StateSchemaTooNew           written by a newer version than this code knows
     ├── ScenarioError               a scenario file does not validate
     └── ConfigurationError          settings that cannot work together
 
@@ -156,6 +158,22 @@ class SpoolUnavailable(OrchestratorError):
 
 class IllegalTransition(OrchestratorError):
     """The dialog machine has no rule for this input in this state."""
+
+
+class StateSchemaError(OrchestratorError):
+    """A stored dialog state this code cannot read: no object, or a bad `schema_version`."""
+
+
+class StateSchemaTooNew(StateSchemaError):
+    """A stored dialog state from a newer version (`found`) than this code knows (`known`)."""
+
+    def __init__(self, found: int, known: int) -> None:
+        self.found = found
+        self.known = known
+        super().__init__(
+            f"stored dialog state is schema_version {found}, newer than this code's {known}: "
+            "a newer version wrote it, and this one must not rewrite it"
+        )
 
 
 class ScenarioError(OrchestratorError):

@@ -1,10 +1,17 @@
-"""The stored state of one dialog session: status, collected data, counters, timestamps, timers."""
+"""The stored state of one dialog session: status, collected data, counters, timestamps, timers.
+
+Its stored form (`to_json`) carries the version it is in; `from_json` is the one reader of that
+form and brings an older one up to date first (dialog/migrations.py).
+"""
 
 from __future__ import annotations
 
+import json
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from orchestrator.dialog.migrations import SCHEMA_VERSION, upgrade
 
 __all__ = [
     "ACTIVE",
@@ -72,6 +79,8 @@ class HistoryEntry(_Model):
 class DialogState(_Model):
     """Everything the machine remembers about one dialog (one portal chat, current session)."""
 
+    # the stored form's version: a state in memory is always the current one (from_json upgrades)
+    schema_version: int = SCHEMA_VERSION
     member_id: str
     chat_id: int
     session_id: int | None = None
@@ -122,11 +131,20 @@ class DialogState(_Model):
     seen: list[int] = Field(default_factory=list)  # recent message ids (replays are no-ops)
     history: list[HistoryEntry] = Field(default_factory=list)
 
+    @field_validator("schema_version")
+    @classmethod
+    def _current(cls, value: int) -> int:
+        # only from_json may see another version: it migrates before it validates
+        if value != SCHEMA_VERSION:
+            raise ValueError(f"not the current schema_version {SCHEMA_VERSION}: use from_json")
+        return value
+
     def to_json(self) -> str:
-        """The stored form."""
+        """The stored form (at the current schema_version)."""
         return self.model_dump_json(by_alias=True)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> DialogState:
-        """Parse the stored form."""
-        return cls.model_validate_json(raw)
+        """Parse a stored form of any version this code knows; StateSchemaError (TooNew for a
+        newer version's state) before any field is read."""
+        return cls.model_validate(upgrade(json.loads(raw)))
