@@ -96,6 +96,20 @@ def main_path_lead(rec: Recorder) -> None:
 
 
 @script(
+    "a silent client whose session no event named (the Open Lines copy of its message won "
+    "the dedup): at the close the chat's history is read by chat and names the session; the "
+    "lead waits for it, so its ORIGIN_ID and the rating name the session"
+)
+def session_learned_from_history(rec: Recorder) -> None:
+    d = Dialog(chat_id=926, told=False)
+    rec.feed(d.join())
+    rec.feed(d.started())
+    rec.feed(d.client("hi"))
+    rec.feed(d.timer("silence", rec.token("silence"), after=600))
+    _close_and_rate(rec, d, vote=None, lead_id=1026)
+
+
+@script(
     "the client asks for a person in the first message: keyword handoff, the queue, an "
     "operator; results come back lead first, the vote last (the pipeline's run order)"
 )

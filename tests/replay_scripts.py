@@ -63,6 +63,9 @@ class Dialog:
     session_id: int = SESSION
     clock: float = T0
     message_id: int = 100
+    # False: no event names the session (the Open Lines copy of a message won the dedup, and
+    # the session events of the code's shape carry none); only the history read names it
+    told: bool = True
 
     def _at(self, after: float) -> float:
         self.clock += after
@@ -72,7 +75,7 @@ class Dialog:
         return {
             "member_id": MEMBER,
             "chat_id": self.chat_id,
-            "session_id": self.session_id if session else None,
+            "session_id": self.session_id if session and self.told else None,
             "line_id": self.line_id,
             "at": self._at(after),
         }

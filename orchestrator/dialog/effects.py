@@ -120,10 +120,11 @@ class FinishBotSession(_Effect):
 
 @dataclass(frozen=True, kw_only=True)
 class FetchTranscript(_Effect):
-    """imopenlines.session.history.get; comes back as TranscriptFetched (or EffectFailed)."""
+    """imopenlines.session.history.get; comes back as TranscriptFetched (or EffectFailed).
+    Without a session id it reads the chat's newest session, and the answer names it."""
 
     kind: ClassVar[str] = "FetchTranscript"
-    session_id: int
+    session_id: int | None
     chat_id: int
 
 

@@ -121,15 +121,28 @@ def on_close(step: Step, at: float) -> None:
     st, policy = step.state, step.scenario.evaluation
     step.cancel_all()
     st.status, st.closed_at, st.closing, st.asking = DialogStatus.FINISHED, at, False, None
-    if policy.vote_owner == "orchestrator" and st.session_id:
+    if policy.vote_owner == "orchestrator":
         # Every closed session is evaluated, the bot-only ones too. The client's vote is on the
         # close message and, after a handoff, the operator's times are only in the history.
+        # When no event told us the session's id (the Open Lines copies of a message and the
+        # session events carry none, and the bot's copy may arrive second and be dropped as
+        # the same message), the chat's history names it: read by chat, it is the newest one.
         st.vote_pending = st.transcript_pending = True
         step.emit(FetchTranscript(session_id=st.session_id, chat_id=st.chat_id))
     if policy.lead_owner == "orchestrator":
         st.lead_pending = True
-        step.emit(_lead(st, policy))
+        if st.session_id is not None or not st.transcript_pending:
+            step.emit(_lead(st, policy))
+        # else the lead waits for the transcript: its ORIGIN_ID names the session
     advance(st)
+
+
+def after_transcript(step: Step, session_was_known: bool) -> None:
+    """Rate, and create the lead that waited for the session's id (see on_close)."""
+    emit_vote(step)
+    st, policy = step.state, step.scenario.evaluation
+    if not session_was_known and st.lead_pending and policy.lead_owner == "orchestrator":
+        step.emit(_lead(st, policy))
 
 
 def _lead(st: DialogState, policy: Evaluation) -> CreateLead:
@@ -162,6 +175,7 @@ def apply_transcript(st: DialogState, fetched: TranscriptFetched) -> None:
         st.first_operator_response_at or fetched.first_operator_response_at
     )
     st.client_vote = fetched.client_vote or st.client_vote
+    st.session_id = st.session_id or fetched.session_id
     st.transcript_pending = False
 
 

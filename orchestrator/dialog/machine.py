@@ -282,8 +282,9 @@ def _result(step: Step, res: Result) -> bool:
     if isinstance(res, TranscriptFetched):
         if not st.transcript_pending:
             return False
+        known = st.session_id is not None
         evaluation.apply_transcript(st, res)
-        evaluation.emit_vote(step)
+        evaluation.after_transcript(step, known)
     elif isinstance(res, VoteSaved):
         if not st.vote_pending:
             return False
@@ -311,7 +312,9 @@ def _failed(step: Step, failure: EffectFailed) -> bool:
     if st.status in TERMINAL:
         return False
     if kind == "FetchTranscript" and st.transcript_pending:
-        evaluation.emit_vote(step)  # rate with what the bot saw itself
+        # rate with what the bot saw itself (no rating without a session id; the waiting lead
+        # goes out under our own id for the session)
+        evaluation.after_transcript(step, st.session_id is not None)
     elif kind == "SaveHeadVote" and st.vote_pending:
         st.vote_pending, st.failure = False, f"vote: {code}"
         evaluation.advance(st)

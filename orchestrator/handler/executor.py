@@ -200,8 +200,13 @@ class EffectExecutor:
             case FinishBotSession():
                 await api.bot_session_finish(effect.chat_id)
             case FetchTranscript():
-                history = await api.session_history_get(session_id=effect.session_id)
-                return transcript_input(effect.session_id, history)
+                # by session when we know it, else the chat's newest (it names its session)
+                history = (
+                    await api.session_history_get(session_id=effect.session_id)
+                    if effect.session_id is not None
+                    else await api.session_history_get(chat_id=effect.chat_id)
+                )
+                return transcript_input(history.session_id, history)
             case SaveHeadVote():
                 # both, always: a rating without a comment wipes the stored comment (§5.15)
                 await api.session_head_vote(

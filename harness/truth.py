@@ -1,0 +1,254 @@
+"""What the portal and the people saw: the truth every proof (demo, bench e2e, chaos) judges by.
+
+Everything here is read from the emulated portal's own records — its append-only journal of
+state changes (`GET /_emulator/journal`) and its state — and from the simulated clients; never
+from our Redis. The counts:
+
+    acknowledged        events the portal posted that our ingress answered 200 (`event_posted`)
+    handled             acknowledged events whose effect the portal shows: the dialog they
+                        belong to ended as it must (below), and an event that calls for the bot
+                        to answer (its joining the chat, a client writing while the bot holds
+                        the session) is followed by a message of ours, a handoff or a close
+    lost                acknowledged - handled
+    stuck               a session a client opened that the portal has not closed, or closed
+                        without its rating (a head vote) or without a lead of ours
+    duplicate leads     leads of one session beyond the first (ours by ORIGIN_ID, or the line's)
+    duplicate messages  a message of ours shown again in the same chat within one turn
+
+How intent is known without our books: the scenario never says the same text twice in one turn
+— the span between two things people do in the chat (a client or an operator writing, a new
+session); a re-ask or a repeated prompt follows a client's answer. So a text of ours that the
+chat shows twice within a turn was posted twice. Blind spot: a repeat that lands after the
+client's next message falls in the next turn and is not counted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "OUR_METHODS",
+    "ChatTruth",
+    "PortalTruth",
+    "necessary_calls",
+    "read_truth",
+]
+
+# The REST methods through which our bot speaks (the journal's `via` of its messages).
+OUR_METHODS = frozenset({"imbot.message.add", "imopenlines.bot.session.message.send"})
+# Session changes our calls cause (the journal's `reason`): a handoff to the queue, a transfer,
+# the bot closing the session.
+OUR_SESSION_REASONS = frozenset({"queue", "transfer", "bot_finish"})
+# Events after which the bot must say or do something the portal shows.
+CALLS_FOR_AN_ANSWER = frozenset({"ONIMBOTJOINCHAT", "ONIMBOTMESSAGEADD"})
+CLOSED = 60  # a session's status once it is really closed (docs/bitrix24.md §4.4)
+
+
+@dataclass
+class ChatTruth:
+    """One chat as the portal recorded it."""
+
+    chat_id: int
+    entries: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def sessions(self) -> dict[int, dict[str, Any]]:
+        """session id -> its last `session` entry."""
+        found: dict[int, dict[str, Any]] = {}
+        for e in self.entries:
+            if e["kind"] == "session":
+                found[int(e["session_id"])] = e
+        return found
+
+    def ours(self) -> list[dict[str, Any]]:
+        """The messages our bot posted to the client, in order."""
+        return [
+            e
+            for e in self.entries
+            if e["kind"] == "message" and e.get("via") in OUR_METHODS and e.get("to_client", True)
+        ]
+
+    def duplicates(self) -> list[tuple[str, int]]:
+        """(text, extra copies) of our messages repeated within one turn (module docstring)."""
+        found: list[tuple[str, int]] = []
+        turn: Counter[str] = Counter()
+
+        def close_turn() -> None:
+            found.extend((text, n - 1) for text, n in turn.items() if n > 1)
+            turn.clear()
+
+        for e in self.entries:
+            person = e["kind"] == "message" and e.get("author") in ("client", "operator")
+            new_session = e["kind"] == "session" and e.get("reason") == "start"
+            if person or new_session:
+                close_turn()
+            elif (
+                e["kind"] == "message" and e.get("via") in OUR_METHODS and e.get("to_client", True)
+            ):
+                turn[str(e.get("text", "")).strip()] += 1
+        close_turn()
+        return found
+
+    def ended_well(self, session_id: int, member_id: str) -> list[str]:
+        """Why the session did not end as it must (closed, rated, a lead); none when it did."""
+        problems = []
+        session = self.sessions.get(session_id)
+        if session is None or not (session.get("closed") or session.get("status") == CLOSED):
+            problems.append(f"chat {self.chat_id}: session {session_id} not closed on the portal")
+        votes = [
+            e for e in self.entries if e["kind"] == "head_vote" and e["session_id"] == session_id
+        ]
+        if not votes or not 1 <= int(votes[-1].get("rating") or 0) <= 5:
+            problems.append(f"chat {self.chat_id}: session {session_id} has no rating")
+        if not self.leads(session_id, member_id):
+            problems.append(f"chat {self.chat_id}: session {session_id} has no lead")
+        return problems
+
+    def leads(self, session_id: int, member_id: str) -> set[int]:
+        """Leads of the session: ours (ORIGIN_ID names it) and the one bound to the chat."""
+        origin = f"{member_id}:{self.chat_id}:{session_id}"
+        found = set()
+        for e in self.entries:
+            fields = e.get("fields") or {}
+            if e["kind"] == "lead_created" and str(fields.get("ORIGIN_ID", "")) == origin:
+                found.add(int(e["lead_id"]))
+            if e["kind"] == "crm_binding" and e.get("session_id") == session_id:
+                found.add(int(e["entity_id"]))
+        return found
+
+    def session_at(self, seq: int) -> dict[str, Any] | None:
+        """The chat's session as it stood at journal entry `seq` (its last change before it)."""
+        found = None
+        for e in self.entries:
+            if e["seq"] > seq:
+                break
+            if e["kind"] == "session":
+                found = e
+        return found
+
+    def answered_after(self, seq: int) -> bool:
+        """Whether a message of ours, a handoff, a transfer or a close came after entry `seq`."""
+        return any(
+            e["seq"] > seq
+            and (
+                (e["kind"] == "message" and e.get("via") in OUR_METHODS)
+                or (e["kind"] == "session" and e.get("reason") in OUR_SESSION_REASONS)
+                or (e["kind"] == "session" and e.get("closed"))
+            )
+            for e in self.entries
+        )
+
+
+@dataclass
+class PortalTruth:
+    """One portal's journal, split by chat, and what it says about our run."""
+
+    member_id: str
+    journal: list[dict[str, Any]]
+    chats: dict[int, ChatTruth] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        by_chat: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)
+        for e in self.journal:
+            if e.get("chat_id"):
+                by_chat[int(e["chat_id"])].append(e)
+        self.chats = {c: ChatTruth(c, es) for c, es in by_chat.items()}
+
+    def acknowledged(self) -> list[dict[str, Any]]:
+        """The events our ingress answered 200."""
+        return [e for e in self.journal if e["kind"] == "event_posted" and e.get("ok")]
+
+    def refused(self) -> int:
+        """Deliveries our ingress did not acknowledge (lost by the portal's rules: no retry)."""
+        return sum(1 for e in self.journal if e["kind"] == "event_posted" and not e.get("ok"))
+
+    def stuck(self, chat_ids: Iterable[int]) -> list[str]:
+        """Why each of these chats' last session did not end as it must."""
+        problems = []
+        for chat_id in chat_ids:
+            chat = self.chats.get(chat_id)
+            if chat is None or not chat.sessions:
+                problems.append(f"chat {chat_id}: the portal has no session")
+                continue
+            problems += chat.ended_well(max(chat.sessions), self.member_id)
+        return problems
+
+    def bots(self) -> set[int]:
+        """User ids of the bots registered on the portal (ours among them)."""
+        return {int(e["bot_id"]) for e in self.journal if e["kind"] == "bot_registered"}
+
+    def lost(self) -> list[dict[str, Any]]:
+        """Acknowledged events whose effect the portal does not show (module docstring)."""
+        bots, lost = self.bots(), []
+        for event in self.acknowledged():
+            chat = self.chats.get(int(event.get("chat_id") or 0))
+            if chat is None:
+                continue  # portal-level (install, bot delete): no dialog has to show anything
+            session = chat.session_at(int(event["seq"])) or {}
+            # a client writing while an operator holds the session asks nothing of the bot
+            asks = event.get("name") in CALLS_FOR_AN_ANSWER and (
+                event.get("name") != "ONIMBOTMESSAGEADD" or session.get("operator_id") in bots
+            )
+            if (
+                not session
+                or chat.ended_well(int(session["session_id"]), self.member_id)
+                or (asks and not chat.answered_after(int(event["seq"])))
+            ):
+                lost.append(event)
+        return lost
+
+    def duplicate_messages(self) -> list[str]:
+        """Each repeat of ours within a turn, as `chat: text (xN)`."""
+        return [
+            f"chat {chat.chat_id}: {text[:60]!r} (+{n})"
+            for chat in self.chats.values()
+            for text, n in chat.duplicates()
+        ]
+
+    def duplicate_leads(self) -> int:
+        """Leads beyond the first, per session."""
+        return sum(
+            max(0, len(chat.leads(s, self.member_id)) - 1)
+            for chat in self.chats.values()
+            for s in chat.sessions
+        )
+
+
+def necessary_calls(truth: PortalTruth) -> dict[str, int]:
+    """The REST calls the dialogs needed at the least, from what the portal shows: one per
+    message of ours the client saw, per handoff, transfer and close by the bot, per rating and
+    per lead; and one read per closed session, of its history (the client's vote on a session
+    the bot closed is found nowhere else: the portal sends no event for it)."""
+    counts: Counter[str] = Counter()
+    for e in truth.journal:
+        kind = e["kind"]
+        if kind == "message" and e.get("via") in OUR_METHODS and e.get("to_client", True):
+            counts["messages"] += 1
+        elif kind == "session" and e.get("reason") in OUR_SESSION_REASONS:
+            counts[f"session_{e['reason']}"] += 1
+        elif kind == "head_vote":
+            counts["ratings"] += 1
+        elif kind == "lead_created" and e.get("via") != "line":
+            counts["leads"] += 1
+    closed = sum(
+        1 for chat in truth.chats.values() for s in chat.sessions.values() if s.get("closed")
+    )
+    counts["read: imopenlines.session.history.get (the client's vote)"] = closed
+    return dict(counts)
+
+
+async def read_truth(control: Any) -> PortalTruth:
+    """The journal of the portal `control` (an EmulatorControl) talks to."""
+    entries: list[dict[str, Any]] = []
+    since = 0
+    while True:
+        page = await control.journal(since)
+        entries += page["entries"]
+        if not page["entries"] or page["next"] <= since:
+            break
+        since = page["next"]
+    state = await control.state()
+    return PortalTruth(str(state["member_id"]), entries)
