@@ -92,33 +92,6 @@ class ChatTruth:
         close_turn()
         return found
 
-    def ended_well(self, session_id: int, member_id: str) -> list[str]:
-        """Why the session did not end as it must (closed, rated, a lead); none when it did."""
-        problems = []
-        session = self.sessions.get(session_id)
-        if session is None or not (session.get("closed") or session.get("status") == CLOSED):
-            problems.append(f"chat {self.chat_id}: session {session_id} not closed on the portal")
-        votes = [
-            e for e in self.entries if e["kind"] == "head_vote" and e["session_id"] == session_id
-        ]
-        if not votes or not 1 <= int(votes[-1].get("rating") or 0) <= 5:
-            problems.append(f"chat {self.chat_id}: session {session_id} has no rating")
-        if not self.leads(session_id, member_id):
-            problems.append(f"chat {self.chat_id}: session {session_id} has no lead")
-        return problems
-
-    def leads(self, session_id: int, member_id: str) -> set[int]:
-        """Leads of the session: ours (ORIGIN_ID names it) and the one bound to the chat."""
-        origin = f"{member_id}:{self.chat_id}:{session_id}"
-        found = set()
-        for e in self.entries:
-            fields = e.get("fields") or {}
-            if e["kind"] == "lead_created" and str(fields.get("ORIGIN_ID", "")) == origin:
-                found.add(int(e["lead_id"]))
-            if e["kind"] == "crm_binding" and e.get("session_id") == session_id:
-                found.add(int(e["entity_id"]))
-        return found
-
     def session_at(self, seq: int) -> dict[str, Any] | None:
         """The chat's session as it stood at journal entry `seq` (its last change before it)."""
         found = None
@@ -173,7 +146,42 @@ class PortalTruth:
             if chat is None or not chat.sessions:
                 problems.append(f"chat {chat_id}: the portal has no session")
                 continue
-            problems += chat.ended_well(max(chat.sessions), self.member_id)
+            problems += self.ended_well(chat, max(chat.sessions))
+        return problems
+
+    def leads(self, chat_id: int, session_id: int) -> set[int]:
+        """Leads of a session: ours (ORIGIN_ID names it, wherever it was created) and the lead
+        bound to the chat for it (the line's own, or ours through the Open Lines method)."""
+        origin = f"{self.member_id}:{chat_id}:{session_id}"
+        found = set()
+        for e in self.journal:
+            fields = e.get("fields") or {}
+            if e["kind"] == "lead_created" and (
+                str(fields.get("ORIGIN_ID", "")) == origin
+                or (e.get("chat_id") == chat_id and e.get("session_id") == session_id)
+            ):
+                found.add(int(e["lead_id"]))
+            if (
+                e["kind"] == "crm_binding"
+                and e.get("chat_id") == chat_id
+                and e.get("session_id") == session_id
+            ):
+                found.add(int(e["entity_id"]))
+        return found
+
+    def ended_well(self, chat: ChatTruth, session_id: int) -> list[str]:
+        """Why the session did not end as it must (closed, rated, a lead); none when it did."""
+        problems = []
+        session = chat.sessions.get(session_id)
+        if session is None or not (session.get("closed") or session.get("status") == CLOSED):
+            problems.append(f"chat {chat.chat_id}: session {session_id} not closed on the portal")
+        votes = [
+            e for e in chat.entries if e["kind"] == "head_vote" and e["session_id"] == session_id
+        ]
+        if not votes or not 1 <= int(votes[-1].get("rating") or 0) <= 5:
+            problems.append(f"chat {chat.chat_id}: session {session_id} has no rating")
+        if not self.leads(chat.chat_id, session_id):
+            problems.append(f"chat {chat.chat_id}: session {session_id} has no lead")
         return problems
 
     def bots(self) -> set[int]:
@@ -194,7 +202,7 @@ class PortalTruth:
             )
             if (
                 not session
-                or chat.ended_well(int(session["session_id"]), self.member_id)
+                or self.ended_well(chat, int(session["session_id"]))
                 or (asks and not chat.answered_after(int(event["seq"])))
             ):
                 lost.append(event)
@@ -211,7 +219,7 @@ class PortalTruth:
     def duplicate_leads(self) -> int:
         """Leads beyond the first, per session."""
         return sum(
-            max(0, len(chat.leads(s, self.member_id)) - 1)
+            max(0, len(self.leads(chat.chat_id, s)) - 1)
             for chat in self.chats.values()
             for s in chat.sessions
         )

@@ -2,21 +2,68 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
 
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["render", "verdict_ok"]
+from harness.chaos.ledger import EventLedger
+
+__all__ = [
+    "INVARIANTS",
+    "Witness",
+    "failed_report",
+    "judge",
+    "render",
+    "verdict_ok",
+    "write_report",
+]
+
+
+class TroubleSeen(Protocol):
+    """What the run's trouble makers have done so far (harness/chaos/run.py's Trouble)."""
+
+    redis_kills: int
+    ingress_kills: int
+
+    @property
+    def worker_kills(self) -> int:
+        """Workers SIGKILLed so far."""
+        ...
+
+
+# The strict verdict: each count must be 0, or the run fails and says which broke.
+INVARIANTS = (
+    ("lost", "acknowledged events whose effect the portal does not show"),
+    ("duplicate_leads", "leads beyond one per session"),
+    ("duplicate_messages", "messages of ours the portal shows twice"),
+    ("stuck", "sessions not closed, or closed without their rating or lead"),
+    ("disagreements", "portal-side disagreements with our records (lead, rating, state)"),
+    ("unresumed", "dialogs a killed worker held that no drainer resumed"),
+    ("clients_gave_up", "clients left without an answer"),
+    ("dialogs_not_started", "dialogs that never started within the bound"),
+)
 
 
 def _triple(report: dict[str, Any], name: str) -> str:
     return " / ".join(str(report[f"{name}_{q}_s"]) for q in ("p50", "p99", "max"))
 
 
+def judge(report: dict[str, Any]) -> list[str]:
+    """Every invariant the run broke, as `name = n: what it means` (none: it passed)."""
+    return [
+        f"{name} = {report.get(name)}: {meaning}"
+        for name, meaning in INVARIANTS
+        if report.get(name) != 0
+    ]
+
+
 def verdict_ok(report: dict[str, Any]) -> bool:
-    """The invariants: nothing lost, no duplicate lead, nothing stuck."""
-    return bool(report["lost"] == 0 and report["duplicate_leads"] == 0 and report["stuck"] == 0)
+    """Whether every invariant held (see INVARIANTS)."""
+    return not judge(report)
 
 
 def render(report: dict[str, Any], console: Console) -> None:
@@ -24,24 +71,20 @@ def render(report: dict[str, Any], console: Console) -> None:
     table = Table(title=f"chaos: {report['dialogs']} dialogs in {report['elapsed_s']} s")
     table.add_column("what")
     table.add_column("value", justify="right")
+    ours = report.get("ours", {})
     rows = [
-        ("events acknowledged by the ingress", report["acknowledged"]),
+        ("events acknowledged by the ingress (the portal's journal)", report["acknowledged"]),
         ("  of them acknowledged into the spool (Redis down)", report["spooled_on_ack"]),
-        ("events handled (committed by workers)", report["handled"]),
-        ("  of them dead-lettered", report["dead_lettered"]),
-        ("events still queued", report["queued"]),
-        ("events still in the spool", report["still_spooled"]),
+        ("events handled (the portal shows their effect)", report["handled"]),
         ("events lost", report["lost"]),
-        ("deliveries the ingress refused", report["refused"]),
+        ("deliveries no ingress acknowledged", report["refused"]),
         ("duplicate leads", report["duplicate_leads"]),
-        (
-            "duplicate bot messages (shown more often than the dialogs posted them)",
-            report["duplicate_messages"],
-        ),
-        ("dialogs not terminal after the drain (stuck)", report["stuck"]),
-        ("  by kind (dead_effect: parked in the DLQ)", dict(report["stuck_by_kind"])),
+        ("duplicate messages (ours, shown twice within a turn)", report["duplicate_messages"]),
+        ("sessions stuck (not closed, or without rating or lead)", report["stuck"]),
+        ("disagreements with our records", report["disagreements"]),
         ("clients who gave up waiting", report["clients_gave_up"]),
         ("dialogs never started (bound hit first)", report["dialogs_not_started"]),
+        ("answers lost after the write (faults_after_write)", report["faults_after_write"]),
         (
             "workers SIGKILLed (holding dialogs)",
             f"{report['kills']} ({report['kills_holding_dialogs']})",
@@ -50,31 +93,89 @@ def render(report: dict[str, Any], console: Console) -> None:
             "dialogs they held with work (+ idle, not timed)",
             f"{report['dialogs_held_at_kills']} (+{report['held_idle_at_kills']})",
         ),
-        (
-            "resume: kill -> new lease, p50 / p99 / max s",
-            _triple(report, "recovery"),
-        ),
-        (
-            "progress: kill -> next commit, p50 / p99 / max s",
-            _triple(report, "progress"),
-        ),
+        ("resume: kill -> new lease, p50 / p99 / max s", _triple(report, "recovery")),
+        ("progress: kill -> next commit, p50 / p99 / max s", _triple(report, "progress")),
         (
             "held dialogs never resumed / never progressed",
             f"{report['unresumed']} / {report['unprogressed']}",
         ),
-        ("Redis down (one restart), s", report["redis_down_s"]),
+        (
+            "Redis SIGKILLed / down s",
+            f"{report.get('redis_kills', 0)} / {report.get('redis_down_s', 0)}",
+        ),
+        (
+            "ingress SIGKILLed / down s / balancer failovers",
+            f"{report.get('ingress_kills', 0)} / {report.get('ingress_down_s', 0)} / "
+            f"{report.get('balancer_failovers', 0)}",
+        ),
         (
             "token expiry rounds / refreshes",
             f"{report['token_expiry_rounds']} / {report['token_refreshes']}",
         ),
         ("REST requests / 503", f"{report['rest_requests']} / {report['status_503']}"),
+        (
+            "ours (diagnosis): handled / dead-lettered / queued / spooled / lost",
+            " / ".join(
+                str(ours.get(k, "-"))
+                for k in ("handled", "dead_lettered", "queued", "still_spooled", "lost")
+            ),
+        ),
     ]
     for name, value in rows:
         table.add_row(name, str(value))
-    ok = verdict_ok(report)
+    reasons = report.get("reasons", judge(report))
     table.add_row(
-        "verdict", "[green]lost 0, duplicate leads 0, stuck 0[/]" if ok else "[red]FAILED[/]"
+        "verdict", "[green]pass: every invariant held[/]" if not reasons else "[red]FAIL[/]"
     )
     console.print(table)
-    for line in report["lost_examples"] + report["stuck_details"] + report["problems"]:
+    for reason in reasons:
+        console.print(f"[red]- broke: {reason}[/]")
+    examples = [e for kind in report.get("problem_examples", {}).values() for e in kind]
+    for line in examples + report["stuck_details"] + report["problems"]:
         console.print(f"[red]- {line}[/]")
+
+
+@dataclass
+class Witness:
+    """What a run has seen so far, for the report written when it cannot finish (an exception,
+    the bound, a signal): never a bare traceback in place of chaos.json."""
+
+    ledger: EventLedger | None = None
+    trouble: TroubleSeen | None = None
+    phase: str = "starting"
+
+    def seen(self) -> dict[str, Any]:
+        """The counts known at this point."""
+        found: dict[str, Any] = {"phase": self.phase}
+        if self.ledger is not None:
+            found |= {
+                "acknowledged": len(self.ledger.acknowledged),
+                "spooled_on_ack": self.ledger.spooled,
+                "refused": self.ledger.refused,
+                "balancer_failovers": self.ledger.failovers,
+            }
+        if self.trouble is not None:
+            found |= {
+                "kills": self.trouble.worker_kills,
+                "redis_kills": self.trouble.redis_kills,
+                "ingress_kills": self.trouble.ingress_kills,
+            }
+        return found
+
+
+def failed_report(setup: dict[str, Any], witness: Witness, reason: str) -> dict[str, Any]:
+    """The report of a run that did not finish: its setup, what it saw, and why it fails."""
+    return {
+        **setup,
+        **witness.seen(),
+        "verdict": "fail",
+        "reasons": [reason],
+    }
+
+
+def write_report(path: str, report: dict[str, Any]) -> None:
+    """chaos.json, with the verdict."""
+    if "verdict" not in report:
+        reasons = judge(report)
+        report |= {"verdict": "fail" if reasons else "pass", "reasons": reasons}
+    Path(path).write_text(json.dumps(report, indent=2) + "\n", "utf-8")

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import signal
 import tempfile
 import time
@@ -55,30 +54,21 @@ from harness.bench.play import (
     wait_terminal,
     walked_away,
 )
-from harness.bench.posts import play_posts
 from harness.chaos.agents import (
-    RecoveryWatch,
-    WorkerKeeper,
-    WorkerKiller,
-    expire_tokens,
     recovery_report,
-    restart_redis,
 )
 from harness.chaos.ledger import EventLedger, account
-from harness.chaos.report import render, verdict_ok
+from harness.chaos.report import Witness, failed_report, render, write_report
 from harness.chaos.stuck import stuck_details
+from harness.chaos.trouble import FAULTS, Trouble, make_trouble
 from harness.demo.portal_setup import write_demo_scenario
 from harness.demo.stack import Stack, StackOptions, run_stack
+from harness.judge import judge_portals
 from orchestrator.observe.logs import configure_logging
 from orchestrator.settings import Settings, load_settings
 
 __all__ = ["FAULTS", "ChaosOptions", "cli_main", "render", "run_chaos"]
 
-FAULTS: dict[str, Any] = {
-    "error_rate": {"*": 0.10},
-    "timeout_rate": {"*": 0.01},
-    "html_rate": {"*": 0.02},
-}
 FAULT_TIMEOUT_S = 6.0  # how long the portal holds a "timeout" request
 REQUEST_TIMEOUT_S = 5.0  # our client hangs up first, as on a real stalled request
 _TAIL_S = 15.0  # kept from --timeout for the accounting and the stop
@@ -131,10 +121,14 @@ def _chaos_settings(settings: Settings, tmp: str) -> Settings:
     )
 
 
-async def run_chaos(settings: Settings, opts: ChaosOptions, console: Console) -> dict[str, Any]:
+async def run_chaos(
+    settings: Settings, opts: ChaosOptions, console: Console, witness: Witness | None = None
+) -> dict[str, Any]:
     """A fresh stack, the chaos run, the accounting; returns the report (also written)."""
+    witness = witness or Witness()
     deadline = time.monotonic() + opts.timeout_s
     ledger = EventLedger()
+    witness.ledger = ledger
     await ledger.start()
     try:
         with tempfile.TemporaryDirectory(prefix="ol-chaos-") as tmp:
@@ -152,58 +146,12 @@ async def run_chaos(settings: Settings, opts: ChaosOptions, console: Console) ->
                 f"chaos: {opts.dialogs} dialogs on {opts.portals} portals, {opts.workers} workers"
             )
             async with run_stack(_chaos_settings(settings, tmp), stack_opts) as stack:
-                report = await _run(stack, opts, ledger, console, deadline)
+                witness.phase = "clients playing"
+                report = await _run(stack, opts, ledger, console, deadline, witness)
     finally:
         await ledger.close()
-    text = json.dumps(report, indent=2) + "\n"
-    await asyncio.to_thread(Path(opts.output).write_text, text, "utf-8")
+    await asyncio.to_thread(write_report, opts.output, report)
     return report
-
-
-@dataclass
-class _Trouble:
-    killer: WorkerKiller
-    watch: RecoveryWatch
-    keeper: WorkerKeeper
-    tasks: list[asyncio.Task[Any]]
-    redis_down_s: float = 0.0
-    redis_kills: int = 0
-    ingress_down_s: float = 0.0
-    ingress_kills: int = 0
-
-
-async def _make_trouble(
-    stack: Stack, plays: list[PortalPlay], opts: ChaosOptions, stop: asyncio.Event
-) -> _Trouble:
-    import random
-
-    rng = random.Random(opts.seed)
-    if opts.faults:
-        for n, play in enumerate(plays):
-            await play.control.faults({**FAULTS, "seed": opts.seed + n})
-    killer = WorkerKiller(stack, opts.kill_every_s, rng)
-    trouble = _Trouble(killer, RecoveryWatch(stack, killer), WorkerKeeper(stack), [])
-    # Redis is SIGKILLed once a third of the way through the arrivals, the ingress at two
-    # thirds, while the portals are posting
-    arrivals_s = opts.dialogs / opts.arrivals_per_s
-
-    async def redis_once() -> None:
-        await asyncio.sleep(arrivals_s / 3)
-        trouble.redis_down_s = await restart_redis(stack, opts.redis_down_s)
-        trouble.redis_kills += 1
-
-    async def ingress_once() -> None:
-        await asyncio.sleep(arrivals_s * 2 / 3)
-        trouble.ingress_down_s = await stack.kill_ingress()
-        trouble.ingress_kills += 1
-
-    trouble.tasks = [
-        asyncio.create_task(killer.run(stop)),
-        asyncio.create_task(expire_tokens(plays, stop, opts.expire_every_s)),
-        asyncio.create_task(redis_once()),
-        asyncio.create_task(ingress_once()),
-    ]
-    return trouble
 
 
 async def _chaos_phase(plays: list[PortalPlay], opts: ChaosOptions, bound_s: float) -> bool:
@@ -218,7 +166,12 @@ async def _chaos_phase(plays: list[PortalPlay], opts: ChaosOptions, bound_s: flo
 
 
 async def _run(
-    stack: Stack, opts: ChaosOptions, ledger: EventLedger, console: Console, deadline: float
+    stack: Stack,
+    opts: ChaosOptions,
+    ledger: EventLedger,
+    console: Console,
+    deadline: float,
+    witness: Witness,
 ) -> dict[str, Any]:
     counts = [
         opts.dialogs // opts.portals + (n < opts.dialogs % opts.portals)
@@ -227,7 +180,8 @@ async def _run(
     plays = portal_plays(stack, counts)
     people, chaos, watching = asyncio.Event(), asyncio.Event(), asyncio.Event()
     start_people(plays, people)
-    trouble = await _make_trouble(stack, plays, opts, chaos)
+    trouble = await make_trouble(stack, plays, opts, chaos)
+    witness.trouble = trouble
     keepers = [
         asyncio.create_task(trouble.watch.run(watching)),
         asyncio.create_task(trouble.keeper.run(watching)),
@@ -251,7 +205,7 @@ async def _phases(
     ledger: EventLedger,
     console: Console,
     deadline: float,
-    trouble: _Trouble,
+    trouble: Trouble,
     chaos: asyncio.Event,
 ) -> dict[str, Any]:
     """Chaos while the clients play, then the drain, then the report."""
@@ -271,7 +225,7 @@ async def _phases(
     report = await _report(stack, plays, opts, ledger, trouble)
     report.update(
         elapsed_s=round(time.monotonic() - started, 1),
-        stuck=stuck,
+        not_terminal_ours=stuck,
         clients_finished_in_bound=finished,
         token_expiry_rounds=results[1] if isinstance(results[1], int) else 0,
         redis_down_s=round(trouble.redis_down_s, 2),
@@ -288,25 +242,23 @@ async def _report(
     plays: list[PortalPlay],
     opts: ChaosOptions,
     ledger: EventLedger,
-    trouble: _Trouble,
+    trouble: Trouble,
 ) -> dict[str, Any]:
+    # the verdict's counts come from the portals' journals and the clients (harness/judge.py);
+    # where our own Redis says each acknowledged event went is kept beside, as a diagnosis
+    judgment = await judge_portals(plays)
     accounting = await account(stack.redis, stack.settings, ledger)
     stuck_kinds: Counter[str] = Counter()
     checks = await verdicts(stack, plays)
     counters = [await p.control.counters() for p in plays]
     methods = [m for c in counters for m in c["methods"].values()]
-    posts = [await play_posts(stack.redis, stack.settings.key_prefix, p) for p in plays]
     return {
         "dialogs": opts.dialogs,
         "portals": opts.portals,
         "workers": opts.workers,
-        **asdict(accounting),
-        "accounting": ACCOUNTING,
-        "duplicate_leads": sum(v.duplicate_leads for v in checks),
-        # bot messages the portals show more often than the dialogs committed them (posts.py)
-        "duplicate_messages": sum(p.duplicates for p in posts),
-        "duplicate_message_examples": [d for p in posts for d in p.doubles][:10],
-        "clients_gave_up": sum(1 for p in plays for r in p.runs if r.error),
+        **judgment.report(),
+        "spooled_on_ack": ledger.spooled,
+        "ours": {**asdict(accounting), "how": ACCOUNTING},
         "dialogs_not_started": sum(1 for p in plays for r in p.runs if not r.chat_id),
         **recovery_report(trouble.killer.kills),
         "worker_restarts_after_exit": trouble.keeper.restarts,
@@ -316,20 +268,21 @@ async def _report(
         "rest_requests": sum(int(c["requests"]) for c in counters),
         "token_refreshes": sum(int(c["refreshes"]) for c in counters),
         "status_503": sum(int(m.get("503", 0)) for m in methods),
+        "disagreements": sum(len(v.problems) for v in checks),
         "problems": [p for v in checks for p in v.problems][:20],
         "stuck_details": await stuck_details(stack, plays, stuck_kinds),
         "stuck_by_kind": stuck_kinds,
     }
 
 
-async def _main(opts: ChaosOptions, console: Console) -> dict[str, Any]:
+async def _main(opts: ChaosOptions, console: Console, witness: Witness) -> dict[str, Any]:
     task = asyncio.current_task()
     assert task is not None
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, task.cancel)  # clean up children on SIGTERM too
     try:
         async with asyncio.timeout(opts.timeout_s):
-            return await run_chaos(load_settings(), opts, console)
+            return await run_chaos(load_settings(), opts, console, witness)
     finally:
         loop.remove_signal_handler(signal.SIGTERM)
 
@@ -362,11 +315,24 @@ def cli_main(args: argparse.Namespace) -> int:
             f"{opts.dialogs / opts.arrivals_per_s:.0f} s: raise --timeout or lower --drain[/]"
         )
         return 2
+    witness = Witness()
     try:
-        report = asyncio.run(_main(opts, console))
-    except TimeoutError:
-        console.print(f"[red]chaos: gave up after --timeout {opts.timeout_s:.0f} s[/]")
-        return 2
+        report = asyncio.run(_main(opts, console, witness))
+    except (Exception, KeyboardInterrupt, asyncio.CancelledError) as exc:
+        # whatever ends the run early still leaves chaos.json, with what it saw and why
+        reason = (
+            f"gave up after --timeout {opts.timeout_s:.0f} s"
+            if isinstance(exc, TimeoutError)
+            else "stopped by a signal"
+            if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
+            else f"{type(exc).__name__}: {exc}"
+        )
+        setup = {"dialogs": opts.dialogs, "portals": opts.portals, "workers": opts.workers}
+        report = failed_report(setup, witness, f"did not finish ({witness.phase}): {reason}")
+        write_report(opts.output, report)
+        console.print(f"[red]chaos: {report['reasons'][0]}[/]")
+        console.print(f"wrote {opts.output}")
+        return 1
     render(report, console)
     console.print(f"wrote {opts.output}")
-    return 0 if verdict_ok(report) else 1
+    return 0 if report["verdict"] == "pass" else 1

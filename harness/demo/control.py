@@ -74,6 +74,23 @@ class EmulatorControl:
         result: dict[str, Any] = await self._call("GET", "state")
         return result
 
+    async def journal(self, since: int = 0) -> dict[str, Any]:
+        """The portal's journal of state changes after `since` (`entries`, `next`, `total`)."""
+        params = {"since": str(since)}
+        if self.member_id:
+            params["member_id"] = self.member_id
+        async with self.http.get(f"{self.base}/journal", params=params) as response:
+            data: dict[str, Any] = await response.json(content_type=None)
+            if response.status >= 400:
+                raise ControlError(f"journal: HTTP {response.status} {data}")
+            return data
+
+    async def plant(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """Append an entry to the portal's journal as if the portal had made that change (a
+        test tool: a planted `message` is also shown in the chat)."""
+        result: dict[str, Any] = await self._call("POST", "journal/plant", entry)
+        return result
+
     async def counters(self) -> dict[str, Any]:
         """REST calls, 503s and 429s per method."""
         result: dict[str, Any] = await self._call("GET", "counters")

@@ -84,7 +84,10 @@ def _check_dialog(
         v.problems.append(f"{where}: still {state.status.value}")
     session = next((s for s in portal["sessions"] if s["id"] == state.session_id), None)
     if session is None or not session["closed"]:
-        v.problems.append(f"{where}: the portal's session {state.session_id} is not closed")
+        steps = " ".join(f"{h.input}>{h.to}" for h in state.history)
+        v.problems.append(
+            f"{where}: the portal's session {state.session_id} is not closed (we did: {steps})"
+        )
         return
     chat = next(c for c in portal["chats"] if c["id"] == run.chat_id)
     leads = set(by_origin.get(f"{state.member_id}:{run.chat_id}:{session['id']}", []))
