@@ -25,7 +25,6 @@ from typing import Any
 import structlog
 from arq.constants import in_progress_key_prefix
 from arq.worker import Worker
-from redis.exceptions import RedisError
 
 from orchestrator.bitrix.auth import AuthStore
 from orchestrator.bitrix.client import configured_webhooks
@@ -34,6 +33,7 @@ from orchestrator.pipeline.epoch import EpochWatch
 from orchestrator.pipeline.keys import Keys
 from orchestrator.redis.client import open_client
 from orchestrator.settings import Settings, load_settings
+from worker.jobs import REDIS_DOWN
 from worker.observe import start_observe_server
 from worker.settings import (
     HandlerFactory,
@@ -46,9 +46,6 @@ __all__ = ["DrainWorker", "Supervisor", "build_worker", "cli_main", "watch_epoch
 
 log = structlog.get_logger(__name__)
 
-# How an arq worker ends when Redis stays away past the ride-out: a connection error, or a
-# WatchError when the connection died between arq's WATCH and EXEC (OSError: a refused connect).
-REDIS_DOWN = (RedisError, OSError)
 PAUSE_S = 0.5  # before a fresh arq worker after one died, doubling up to MAX_PAUSE_S
 MAX_PAUSE_S = 5.0
 HEALTH_KEY_DELETE_S = 1.0
@@ -206,14 +203,14 @@ async def _retire(worker: Worker, *, signalled: bool) -> None:
     worker.tasks.clear()
     pool, worker._pool = worker._pool, None
     if pool is not None and signalled:  # arq's liveness key (it also expires by itself)
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
+        with contextlib.suppress(*REDIS_DOWN, TimeoutError):
             await asyncio.wait_for(pool.delete(worker.health_check_key), HEALTH_KEY_DELETE_S)
     try:
         await shutdown(worker.ctx)
     except REDIS_DOWN as exc:  # a closer that needed Redis must not end the process
         log.warning("worker_shutdown_failed", error=repr(exc))
     if pool is not None:
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*REDIS_DOWN):
             await pool.aclose(close_connection_pool=True)
 
 
