@@ -18,6 +18,7 @@ from typing import Any
 from orchestrator.bitrix import metrics
 from orchestrator.bitrix.encoding import encode_command
 from orchestrator.bitrix.envelope import Envelope, as_int, classify
+from orchestrator.bitrix.fence import WriteFence, current_fence
 from orchestrator.errors import MethodError, PortalError
 
 MAX_BATCH = 50
@@ -118,6 +119,7 @@ class _Pending:
     method: str
     params: Mapping[str, Any]
     future: asyncio.Future[Envelope]
+    fence: WriteFence | None = None  # the caller's, for a write (orchestrator/bitrix/fence.py)
 
 
 SendOne = Callable[[str, Mapping[str, Any]], Awaitable[Envelope]]
@@ -150,7 +152,7 @@ class Coalescer:
     async def submit(self, method: str, params: Mapping[str, Any]) -> Envelope:
         """Queue one call and wait for its own envelope (or its own error)."""
         future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(method, params, future))
+        self._queue.append(_Pending(method, params, future, current_fence(method)))
         self._wake.set()
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._run(), name=f"b24-sender-{self.member_id}")
@@ -198,6 +200,9 @@ class Coalescer:
                 task.add_done_callback(self._inflight.discard)
 
     async def _deliver(self, taken: list[_Pending]) -> None:
+        taken = await _past_fences(taken)
+        if not taken:
+            return
         if len(taken) == 1:
             one = taken[0]
             try:
@@ -222,6 +227,21 @@ class Coalescer:
                 _fail(pending.future, parsed.errors[key])
             else:
                 _settle(pending.future, parsed.results[key])
+
+
+async def _past_fences(taken: list[_Pending]) -> list[_Pending]:
+    """The calls whose fence (if any) lets them go now; a fence that raises stops its own call,
+    unsent, and its caller hears why. Checked here, after the limiter, right before sending."""
+    fenced = [p for p in taken if p.fence is not None]
+    if not fenced:
+        return taken
+    outcomes = await asyncio.gather(*(p.fence() for p in fenced if p.fence), return_exceptions=True)
+    stopped: set[int] = set()
+    for pending, outcome in zip(fenced, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            _fail(pending.future, outcome)
+            stopped.add(id(pending))
+    return [p for p in taken if id(p) not in stopped]
 
 
 def _settle(future: asyncio.Future[Envelope], envelope: Envelope) -> None:

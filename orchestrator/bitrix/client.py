@@ -30,6 +30,7 @@ from orchestrator.bitrix.batch import (
     parse_batch,
 )
 from orchestrator.bitrix.envelope import Envelope, parse_response
+from orchestrator.bitrix.fence import current_fence
 from orchestrator.bitrix.limiter import BucketConfig, Limiter
 from orchestrator.bitrix.methods import PortalApi
 from orchestrator.bitrix.retry import Action, backoff, decide, is_idempotent
@@ -42,6 +43,7 @@ from orchestrator.errors import (
     PortalError,
     QueryLimitExceeded,
     RateLimited,
+    Signal,
     TokenExpired,
 )
 from orchestrator.settings import PortalConfig, Settings
@@ -220,6 +222,9 @@ class BitrixClient:
         if self.coalesce:
             return await self._coalescer(member_id).submit(method, params)
         await self.limiter.acquire(member_id)
+        fence = current_fence(method)
+        if fence is not None:  # a write: its caller may still send it (bitrix/fence.py)
+            await fence()
         return await self._request(member_id, method, params)
 
     # --- public calls --------------------------------------------------------------------------
@@ -235,8 +240,9 @@ class BitrixClient:
             await self.limiter.acquire_operating(member, method)
             try:
                 envelope = await self._dispatch(member, method, params)
-            except asyncio.CancelledError:
-                # Give the in-flight slot of the operating budget back before leaving.
+            except (asyncio.CancelledError, Signal):
+                # Cancelled, or stopped unsent by the caller's fence: give the in-flight slot
+                # of the operating budget back before leaving.
                 await asyncio.shield(self.limiter.report_operating(member, method, None))
                 raise
             except Exception as exc:

@@ -23,6 +23,7 @@ import structlog
 from redis.exceptions import RedisError
 from structlog.contextvars import bound_contextvars
 
+from orchestrator.bitrix.fence import fenced
 from orchestrator.errors import LeaseLost, RetryLater
 from orchestrator.observe import metrics
 from orchestrator.pipeline.keys import DialogKeys
@@ -287,7 +288,10 @@ class Runner:
                 return
             started = time.perf_counter()
             try:
-                follow_ups = await self.handler.execute(replace(effect, attempt=attempts))
+                # every write of the effect passes the lease again right before it is sent
+                # (orchestrator/bitrix/fence.py): a wait in between may outlast the lease
+                with fenced(lambda: self._still_ours(d, token)):
+                    follow_ups = await self.handler.execute(replace(effect, attempt=attempts))
             except LeaseLost:
                 raise
             except Exception as exc:
@@ -314,6 +318,12 @@ class Runner:
             await self.store.effect_done(d, effect.effect_id)
             metrics.EFFECTS.labels(kind=effect.kind, outcome="done").inc()
             return
+
+    async def _still_ours(self, d: DialogKeys, token: str) -> None:
+        """The write fence: renew the lease (ours for a whole period again) or stop."""
+        if not await self.store.renew_lease(d, token):
+            log.warning("write_fenced")
+            raise LeaseLost(d.pending_member)
 
     async def _exhausted(
         self,

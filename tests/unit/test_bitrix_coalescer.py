@@ -11,6 +11,7 @@ import pytest
 
 from orchestrator.bitrix.batch import Coalescer
 from orchestrator.bitrix.envelope import Envelope
+from orchestrator.bitrix.fence import WriteFence, fenced
 from orchestrator.errors import MethodError, TransportError
 
 
@@ -126,3 +127,57 @@ async def test_cancelled_callers_are_not_sent() -> None:
         await drop
     await coalescer.close()
     assert portal.requests == [("user.get", 1)]
+
+
+class Stolen(Exception):
+    """What the test's fence raises: the caller may no longer write."""
+
+
+async def test_a_write_whose_fence_fails_after_the_limiter_wait_is_not_sent() -> None:
+    """Three callers queue while the limiter waits: a write whose fence raises by the time the
+    limiter lets the batch go is dropped unsent with the fence's error; a write whose fence
+    passes, and a read (never fenced), still go out — together, as a batch of two."""
+    portal = FakePortal()
+    portal.gate.clear()
+    coalescer = _coalescer(portal)
+    lease = {"ours": True}
+    checks: list[str] = []
+
+    def fence_for(name: str) -> WriteFence:
+        async def fence() -> None:
+            checks.append(name)
+            if name == "lost" and not lease["ours"]:
+                raise Stolen(name)
+
+        return fence
+
+    async def submit(name: str, method: str, n: int) -> Envelope:
+        with fenced(fence_for(name)):
+            return await coalescer.submit(method, {"n": n})
+
+    lost = asyncio.create_task(submit("lost", "imbot.message.add", 1))
+    kept = asyncio.create_task(submit("kept", "imbot.message.add", 2))
+    read = asyncio.create_task(submit("read", "user.get", 3))
+    await asyncio.sleep(0.01)
+    lease["ours"] = False  # the lease went while the calls waited for the limiter
+    portal.gate.set()
+    results = await asyncio.gather(lost, kept, read, return_exceptions=True)
+    await coalescer.close()
+    assert isinstance(results[0], Stolen)
+    assert [r.result for r in results[1:] if isinstance(r, Envelope)] == [{"echo": 2}, {"echo": 3}]
+    assert portal.requests == [("batch", 2)]
+    assert sorted(checks) == ["kept", "lost"]  # checked once each, after the wait; reads never
+
+
+async def test_a_write_alone_is_fenced_too() -> None:
+    """A single queued write goes out as itself only when its fence passes."""
+    portal = FakePortal()
+    coalescer = _coalescer(portal)
+
+    async def refuse() -> None:
+        raise Stolen("gone")
+
+    with fenced(refuse), pytest.raises(Stolen):
+        await coalescer.submit("imbot.message.add", {"n": 1})
+    await coalescer.close()
+    assert portal.requests == []
