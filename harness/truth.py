@@ -15,11 +15,16 @@ from our Redis. The counts:
     duplicate leads     leads of one session beyond the first (ours by ORIGIN_ID, or the line's)
     duplicate messages  a message of ours shown again in the same chat within one turn
 
-How intent is known without our books: the scenario never says the same text twice in one turn
-— the span between two things people do in the chat (a client or an operator writing, a new
-session); a re-ask or a repeated prompt follows a client's answer. So a text of ours that the
-chat shows twice within a turn was posted twice. Blind spot: a repeat that lands after the
-client's next message falls in the next turn and is not counted.
+How intent is known without our books: a turn is the span between two things people do in the
+chat (a client or an operator writing, a new session). In one turn the bot answers each event
+that calls for an answer (its joining the chat, a client's message while it holds the session)
+and never says the same text twice in a row; a re-ask of the scenario follows an answer in
+between ("How may I call you?", an FAQ answer, "How may I call you?" when the client's first
+message was a question: the join and that message both called for an answer). So a text of
+ours counts as posted twice when the turn shows it more often than the events in that turn
+called for an answer, or twice with no other message of ours between the copies. Blind spots:
+a repeat that lands after the client's next message falls in the next turn; a repeat of a text
+whose copy was due anyway in a turn with two such events, separated by another message of ours.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 __all__ = [
@@ -72,23 +78,32 @@ class ChatTruth:
         ]
 
     def duplicates(self) -> list[tuple[str, int]]:
-        """(text, extra copies) of our messages repeated within one turn (module docstring)."""
+        """(text, extra copies) of our messages posted twice within a turn (module docstring)."""
         found: list[tuple[str, int]] = []
-        turn: Counter[str] = Counter()
+        said: list[str] = []  # our texts in this turn, in order
+        calls = 0  # events in this turn that called for an answer
 
         def close_turn() -> None:
-            found.extend((text, n - 1) for text, n in turn.items() if n > 1)
-            turn.clear()
+            nonlocal calls
+            repeats = Counter(a for a, b in pairwise(said) if a == b)
+            for text, copies in Counter(said).items():
+                extra = max(copies - max(calls, 1), repeats[text])
+                if extra > 0:
+                    found.append((text, extra))
+            said.clear()
+            calls = 0
 
         for e in self.entries:
             person = e["kind"] == "message" and e.get("author") in ("client", "operator")
             new_session = e["kind"] == "session" and e.get("reason") == "start"
             if person or new_session:
                 close_turn()
+            elif e["kind"] == "event_posted" and e.get("name") in CALLS_FOR_AN_ANSWER:
+                calls += 1
             elif (
                 e["kind"] == "message" and e.get("via") in OUR_METHODS and e.get("to_client", True)
             ):
-                turn[str(e.get("text", "")).strip()] += 1
+                said.append(str(e.get("text", "")).strip())
         close_turn()
         return found
 
@@ -103,13 +118,13 @@ class ChatTruth:
         return found
 
     def answered_after(self, seq: int) -> bool:
-        """Whether a message of ours, a handoff, a transfer or a close came after entry `seq`."""
+        """Whether a message of ours, or a handoff, transfer or close by the bot, came after `seq`
+        (the portal closing the session on its own answers nothing)."""
         return any(
             e["seq"] > seq
             and (
                 (e["kind"] == "message" and e.get("via") in OUR_METHODS)
                 or (e["kind"] == "session" and e.get("reason") in OUR_SESSION_REASONS)
-                or (e["kind"] == "session" and e.get("closed"))
             )
             for e in self.entries
         )

@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,6 +26,7 @@ from harness.bench.workers import (
     fast_bitrix24_worker,
     ours_worker,
 )
+from harness.provenance import write_json
 
 BATCH_SIZE = 50
 # Spawned workers import aiohttp/redis/pydantic; start them all at one agreed instant.
@@ -240,7 +239,7 @@ def cli_main(args: argparse.Namespace) -> int:
         with EmbeddedRedis() as server:
             report = asyncio.run(run_bench(args, server.url))
     print_table(report)
-    Path(args.output).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    write_json(args.output, report)
     print(f"wrote {args.output}")
     # The targets: requests at >= 0.95 of the ceiling with no 503, calls at >= 0.9 of 50x that.
     ok = (

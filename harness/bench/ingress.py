@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import multiprocessing
 import os
 import socket
@@ -52,6 +51,7 @@ from harness.bench.load import (
 )
 from harness.bench.wrk import available as wrk_available
 from harness.bench.wrk import wrk_closed_loop
+from harness.provenance import write_json
 from orchestrator.ingress.portals import Portals
 from orchestrator.pipeline.keys import Keys
 from orchestrator.pipeline.records import EffectRecord, StoredEvent
@@ -364,7 +364,6 @@ def cli_main(args: argparse.Namespace) -> int:
         args.generator = "wrk" if wrk_available() else "python"
     report = asyncio.run(run(args, settings))
     report["cpus"] = os.cpu_count()
-    with open(args.output, "w", encoding="utf-8") as f:
-        json.dump(report, f, indent=2)
+    write_json(args.output, report)
     _print(report)
     return 0

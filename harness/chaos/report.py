@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from rich.console import Console
 from rich.table import Table
 
 from harness.chaos.ledger import EventLedger
+from harness.judge import INVARIANTS, broken, seal
+from harness.provenance import write_json
 
 __all__ = [
-    "INVARIANTS",
+    "CHAOS_INVARIANTS",
     "Witness",
     "failed_report",
-    "judge",
     "render",
-    "verdict_ok",
     "write_report",
 ]
 
@@ -35,35 +33,15 @@ class TroubleSeen(Protocol):
         ...
 
 
-# The strict verdict: each count must be 0, or the run fails and says which broke.
-INVARIANTS = (
-    ("lost", "acknowledged events whose effect the portal does not show"),
-    ("duplicate_leads", "leads beyond one per session"),
-    ("duplicate_messages", "messages of ours the portal shows twice"),
-    ("stuck", "sessions not closed, or closed without their rating or lead"),
-    ("disagreements", "portal-side disagreements with our records (lead, rating, state)"),
+# Chaos's verdict: the invariants of every proof, and the dialogs a kill left behind.
+CHAOS_INVARIANTS = (
+    *INVARIANTS,
     ("unresumed", "dialogs a killed worker held that no drainer resumed"),
-    ("clients_gave_up", "clients left without an answer"),
-    ("dialogs_not_started", "dialogs that never started within the bound"),
 )
 
 
 def _triple(report: dict[str, Any], name: str) -> str:
     return " / ".join(str(report[f"{name}_{q}_s"]) for q in ("p50", "p99", "max"))
-
-
-def judge(report: dict[str, Any]) -> list[str]:
-    """Every invariant the run broke, as `name = n: what it means` (none: it passed)."""
-    return [
-        f"{name} = {report.get(name)}: {meaning}"
-        for name, meaning in INVARIANTS
-        if report.get(name) != 0
-    ]
-
-
-def verdict_ok(report: dict[str, Any]) -> bool:
-    """Whether every invariant held (see INVARIANTS)."""
-    return not judge(report)
 
 
 def render(report: dict[str, Any], console: Console) -> None:
@@ -123,7 +101,7 @@ def render(report: dict[str, Any], console: Console) -> None:
     ]
     for name, value in rows:
         table.add_row(name, str(value))
-    reasons = report.get("reasons", judge(report))
+    reasons = report.get("reasons", broken(report, CHAOS_INVARIANTS))
     table.add_row(
         "verdict", "[green]pass: every invariant held[/]" if not reasons else "[red]FAIL[/]"
     )
@@ -175,7 +153,5 @@ def failed_report(setup: dict[str, Any], witness: Witness, reason: str) -> dict[
 
 def write_report(path: str, report: dict[str, Any]) -> None:
     """chaos.json, with the verdict."""
-    if "verdict" not in report:
-        reasons = judge(report)
-        report |= {"verdict": "fail" if reasons else "pass", "reasons": reasons}
-    Path(path).write_text(json.dumps(report, indent=2) + "\n", "utf-8")
+    seal(report, CHAOS_INVARIANTS)
+    write_json(path, report)

@@ -1,14 +1,18 @@
-"""`orchestrator chaos`: dialogs through the whole product while it is being broken, then proof
-that nothing acknowledged was lost, no lead doubled and no dialog got stuck.
+"""`orchestrator chaos`: dialogs through the whole product while it is being broken, then proof,
+read off the portals' own journals, that nothing acknowledged was lost, nothing was said or
+created twice and no dialog got stuck.
 
-During the run a random worker is SIGKILLed every `--kill-every` s and started again, Redis (AOF,
-fsync everysec) is stopped once for `--redis-down` s and started on the same port (the ingress
-spools meanwhile and replays after), the portals fail (10% 500s, 1% timeouts, 2% HTML error
-pages) and their OAuth access tokens are expired every `--expire-every` s. The dialogs are spread
-over `--portals` portals only to have more REST budget: each portal drains 2 requests/s.
+During the run a random worker is SIGKILLed every `--kill-every` s and started again; Redis (AOF,
+fsync everysec) is SIGKILLed once and started on the same port after `--redis-down` s (the
+ingresses spool meanwhile and replay after); one of the two ingress replicas behind the
+balancer is SIGKILLed once while the portals post; the portals fail (500s, timeouts, HTML error
+pages, and answers lost after the write was applied) and their OAuth access tokens are expired
+every `--expire-every` s. The dialogs are spread over `--portals` portals only to have more
+REST budget: each portal drains 2 requests/s.
 
 When the clients are done the trouble stops, the faults are cleared and the run drains (bounded
-by `--drain`). Exit code 0 only when lost = 0, duplicate leads = 0 and stuck = 0.
+by `--drain`). Exit code 0 only when every invariant holds (CHAOS_INVARIANTS: harness/judge.py
+and the dialogs a kill left unresumed); chaos.json is written whatever ends the run.
 
 Recovery after a kill is timed per dialog the killed worker held (its lease named the worker's
 pid at the kill instant) and that still had work; see `harness.chaos.agents` for how:
@@ -63,11 +67,11 @@ from harness.chaos.stuck import stuck_details
 from harness.chaos.trouble import FAULTS, Trouble, make_trouble
 from harness.demo.portal_setup import write_demo_scenario
 from harness.demo.stack import Stack, StackOptions, run_stack
-from harness.judge import judge_portals
+from harness.judge import Tamper, judge_portals, why_stopped
 from orchestrator.observe.logs import configure_logging
 from orchestrator.settings import Settings, load_settings
 
-__all__ = ["FAULTS", "ChaosOptions", "cli_main", "render", "run_chaos"]
+__all__ = ["FAULTS", "ChaosOptions", "cli_main", "options", "render", "run_chaos", "run_cli"]
 
 FAULT_TIMEOUT_S = 6.0  # how long the portal holds a "timeout" request
 REQUEST_TIMEOUT_S = 5.0  # our client hangs up first, as on a real stalled request
@@ -99,6 +103,7 @@ class ChaosOptions:
     seed: int = 7
     output: str = "chaos.json"
     log_dir: str | None = None  # keep the child processes' logs here (default: dropped)
+    tamper: Tamper | None = None  # a test seam (harness/judge.py), never set by the command
 
 
 def _chaos_settings(settings: Settings, tmp: str) -> Settings:
@@ -222,6 +227,8 @@ async def _phases(
         stack, plays, min(opts.drain_s, deadline - time.monotonic() - _TAIL_S)
     )
     await trouble.watch.check()
+    if opts.tamper is not None:
+        await opts.tamper(plays)
     report = await _report(stack, plays, opts, ledger, trouble)
     report.update(
         elapsed_s=round(time.monotonic() - started, 1),
@@ -287,11 +294,9 @@ async def _main(opts: ChaosOptions, console: Console, witness: Witness) -> dict[
         loop.remove_signal_handler(signal.SIGTERM)
 
 
-def cli_main(args: argparse.Namespace) -> int:
-    """`orchestrator chaos`."""
-    configure_logging("console", "WARNING")
-    console = Console()
-    opts = ChaosOptions(
+def options(args: argparse.Namespace) -> ChaosOptions:
+    """The run the command line asks for."""
+    return ChaosOptions(
         dialogs=args.dialogs,
         workers=args.workers,
         portals=args.portals,
@@ -306,6 +311,12 @@ def cli_main(args: argparse.Namespace) -> int:
         output=args.output,
         log_dir=args.log_dir,
     )
+
+
+def run_cli(opts: ChaosOptions) -> int:
+    """Run chaos as the command does: the table, chaos.json on any exit, 0 only on a pass."""
+    configure_logging("console", "WARNING")
+    console = Console()
     room_s = opts.timeout_s - opts.drain_s - _TAIL_S
     if room_s < opts.dialogs / opts.arrivals_per_s:
         # else the clients' bound is spent before they arrive: nothing is tested, all "passes"
@@ -320,15 +331,9 @@ def cli_main(args: argparse.Namespace) -> int:
         report = asyncio.run(_main(opts, console, witness))
     except (Exception, KeyboardInterrupt, asyncio.CancelledError) as exc:
         # whatever ends the run early still leaves chaos.json, with what it saw and why
-        reason = (
-            f"gave up after --timeout {opts.timeout_s:.0f} s"
-            if isinstance(exc, TimeoutError)
-            else "stopped by a signal"
-            if isinstance(exc, KeyboardInterrupt | asyncio.CancelledError)
-            else f"{type(exc).__name__}: {exc}"
-        )
         setup = {"dialogs": opts.dialogs, "portals": opts.portals, "workers": opts.workers}
-        report = failed_report(setup, witness, f"did not finish ({witness.phase}): {reason}")
+        reason = f"did not finish ({witness.phase}): {why_stopped(exc, opts.timeout_s)}"
+        report = failed_report(setup, witness, reason)
         write_report(opts.output, report)
         console.print(f"[red]chaos: {report['reasons'][0]}[/]")
         console.print(f"wrote {opts.output}")
@@ -336,3 +341,8 @@ def cli_main(args: argparse.Namespace) -> int:
     render(report, console)
     console.print(f"wrote {opts.output}")
     return 0 if report["verdict"] == "pass" else 1
+
+
+def cli_main(args: argparse.Namespace) -> int:
+    """`orchestrator chaos`."""
+    return run_cli(options(args))

@@ -22,3 +22,4 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="give up after this many seconds; the demo always ends (default 600)",
     )
     p.add_argument("--arrivals", type=float, default=8.0, help="new clients per second (default 8)")
+    p.add_argument("--output", default="demo.json", help="the JSON report (default demo.json)")

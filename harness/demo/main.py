@@ -2,8 +2,10 @@
 
 Starts Redis (embedded unless REDIS_URL is set), the emulated portal, the ingress and worker
 processes; plays clients, operators and the portal's clock through whole dialog lifecycles with a
-progress bar; then checks our dialog states against the portal's own state and prints a summary.
-Exit code 0 only when every dialog reached a terminal state and everything agrees.
+progress bar; then judges the run by the portal's journal (harness/judge.py: nothing lost, no
+duplicate, nothing stuck, no client left waiting), checks our dialog states against the portal's
+own state and prints a summary. Exit code 0 only when every invariant held and everything
+agrees; demo.json holds the report, written whatever ends the run.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from harness.demo.actors import Actors, ClientRun, client_runs
 from harness.demo.portal_setup import write_demo_scenario
 from harness.demo.report import Verdict, percentile, render, verify
 from harness.demo.stack import Stack, StackOptions, run_stack
+from harness.judge import Tamper, broken, judge_portals, why_stopped
+from harness.provenance import write_json
 from orchestrator.dialog.state import TERMINAL, DialogState
 from orchestrator.observe.logs import configure_logging
 from orchestrator.pipeline.store import Store
@@ -43,6 +47,8 @@ class DemoOptions:
     timeout_s: float = 600.0
     arrivals_per_s: float = 8.0
     in_process: bool = False
+    output: str = "demo.json"
+    tamper: Tamper | None = None  # a test seam (harness/judge.py), never set by the command
 
 
 async def _states(stack: Stack, runs: list[ClientRun]) -> dict[int, DialogState | None]:
@@ -130,12 +136,10 @@ async def play_on(stack: Stack, opts: DemoOptions, console: Console) -> Verdict:
     runs = client_runs(opts.dialogs)
     # The later steps (handoff -> accepted, finish -> vote, finish -> lead) are read off the
     # in-process portal, the way `bench e2e` times them.
-    watch = StepWatch(
-        [
-            PortalPlay(r.identity.member_id, r, stack.control, actors, runs)
-            for r in stack.emu.portals
-        ]
-    )
+    plays = [
+        PortalPlay(r.identity.member_id, r, stack.control, actors, runs) for r in stack.emu.portals
+    ]
+    watch = StepWatch(plays)
     helpers = [
         asyncio.create_task(actors.operators(stop)),
         asyncio.create_task(actors.clock(stop)),
@@ -160,6 +164,8 @@ async def play_on(stack: Stack, opts: DemoOptions, console: Console) -> Verdict:
     for task in clients:
         task.cancel()
     await asyncio.gather(*helpers, *clients, return_exceptions=True)
+    if opts.tamper is not None:
+        await opts.tamper(plays)
     verdict = verify(
         runs,
         await _states(stack, runs),
@@ -173,8 +179,16 @@ async def play_on(stack: Stack, opts: DemoOptions, console: Console) -> Verdict:
         for spans in [watch.durations(start, end)]
     }
     verdict.elapsed_s = time.monotonic() - started
+    verdict.portal = (await judge_portals(plays)).report()
+    verdict.reasons = broken(
+        {
+            **verdict.portal,
+            "disagreements": len(verdict.problems),
+            "dialogs_not_started": sum(1 for r in runs if not r.chat_id),
+        }
+    )
     if timed_out:
-        verdict.problems.append(f"timed out after {opts.timeout_s:.0f} s")
+        verdict.reasons.insert(0, f"did not finish: {why_stopped(TimeoutError(), opts.timeout_s)}")
     return verdict
 
 
@@ -188,7 +202,17 @@ def cli_main(args: argparse.Namespace) -> int:
         workers=args.workers,
         timeout_s=args.timeout,
         arrivals_per_s=args.arrivals,
+        output=args.output,
     )
-    verdict = asyncio.run(run_demo(settings, opts, console))
-    render(verdict, console)
+    try:
+        verdict = asyncio.run(run_demo(settings, opts, console))
+    except (Exception, KeyboardInterrupt, asyncio.CancelledError) as exc:
+        verdict = Verdict(
+            dialogs=opts.dialogs, reasons=[f"did not finish: {why_stopped(exc, opts.timeout_s)}"]
+        )
+        console.print(f"[red]demo: {verdict.reasons[0]}[/]")
+    else:
+        render(verdict, console)
+    write_json(opts.output, verdict.report())
+    console.print(f"wrote {opts.output}")
     return 0 if verdict.ok else 1

@@ -1,5 +1,5 @@
-"""The demo's verdict: our dialog states checked against the emulated portal's own state, and
-the summary table.
+"""The demo's verdict: the strict verdict of every proof (harness/judge.py, read off the portal's
+journal), our dialog states checked against the emulated portal's own state, and the summary.
 
 Agreement means, for every dialog: our state is terminal; the portal's session is closed; the
 session has exactly one lead (ours by ORIGINATOR_ID/ORIGIN_ID, or the chat's CRM binding) and
@@ -40,7 +40,6 @@ class Verdict:
     by_status: Counter[str] = field(default_factory=Counter)
     by_persona: Counter[str] = field(default_factory=Counter)
     leads: int = 0
-    duplicate_leads: int = 0
     votes_saved: int = 0
     portal_head_votes: int = 0
     rest: dict[str, int] = field(default_factory=dict)
@@ -49,12 +48,32 @@ class Verdict:
     # the later steps, seen on the portal: name -> (p50, p99) in seconds
     steps: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     elapsed_s: float = 0.0
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # disagreements with our records
+    portal: dict[str, Any] = field(default_factory=dict)  # the judgment (harness/judge.py)
+    reasons: list[str] = field(default_factory=list)  # each invariant broken, or why it stopped
 
     @property
     def ok(self) -> bool:
-        """Every dialog terminal and our counts agree with the portal's."""
-        return not self.problems and self.dialogs > 0
+        """Every invariant held and our records agree with the portal's."""
+        return not self.reasons and not self.problems and self.dialogs > 0
+
+    def report(self) -> dict[str, Any]:
+        """demo.json: the counts, the portal's judgment and the verdict."""
+        return {
+            "dialogs": self.dialogs,
+            "elapsed_s": round(self.elapsed_s, 1),
+            "by_status": dict(self.by_status),
+            "by_persona": dict(self.by_persona),
+            "leads": self.leads,
+            "votes_saved": self.votes_saved,
+            "portal_head_votes": self.portal_head_votes,
+            "rest": self.rest,
+            **self.portal,
+            "disagreements": len(self.problems),
+            "problems": self.problems[:20],
+            "verdict": "pass" if self.ok else "fail",
+            "reasons": self.reasons,
+        }
 
 
 def _leads_by_origin(portal: dict[str, Any]) -> dict[str, list[int]]:
@@ -73,8 +92,6 @@ def _check_dialog(
     by_origin: dict[str, list[int]],
 ) -> None:
     where = f"dialog {run.index} (chat {run.chat_id}, {run.persona.value})"
-    if run.error:
-        v.problems.append(f"{where}: client gave up: {run.error}")
     if state is None:
         v.problems.append(f"{where}: we have no state")
         v.by_status["none"] += 1
@@ -94,7 +111,6 @@ def _check_dialog(
     if chat.get("crm_bindings", {}).get("LEAD"):
         leads.add(int(chat["crm_bindings"]["LEAD"]))
     v.leads += len(leads)
-    v.duplicate_leads += max(0, len(leads) - 1)
     # The demo's scenario owns both steps: every closed session must end with exactly one lead
     # and an evaluation, as the portal itself records them.
     if not leads:
@@ -159,7 +175,15 @@ def render(v: Verdict, console: Console) -> None:
     for persona, count in sorted(v.by_persona.items()):
         table.add_row(f"clients who {persona}", str(count))
     table.add_row("leads on the portal (one per session)", str(v.leads))
-    table.add_row("duplicate leads", str(v.duplicate_leads))
+    for name, key in (
+        ("events acknowledged (the portal's journal)", "acknowledged"),
+        ("events lost (the portal shows no effect)", "lost"),
+        ("duplicate leads (the portal's journal)", "duplicate_leads"),
+        ("duplicate messages (ours, shown twice within a turn)", "duplicate_messages"),
+        ("sessions stuck (not closed, or without rating or lead)", "stuck"),
+        ("clients who gave up waiting", "clients_gave_up"),
+    ):
+        table.add_row(name, str(v.portal.get(key, "-")))
     table.add_row(
         "evaluations saved (ours / portal head votes)", f"{v.votes_saved} / {v.portal_head_votes}"
     )
@@ -171,8 +195,15 @@ def render(v: Verdict, console: Console) -> None:
     )
     for name, (p50, p99) in v.steps.items():
         table.add_row(f"p50 / p99: {name}", f"{_secs(p50)} / {_secs(p99)}")
-    verdict = "[green]agrees with the portal[/]" if v.ok else f"[red]{len(v.problems)} problems[/]"
+    verdict = (
+        "[green]every invariant held; agrees with the portal[/]"
+        if v.ok
+        else f"[red]FAIL: {len(v.reasons)} invariants broken, {len(v.problems)} disagreements[/]"
+    )
     table.add_row("verdict", verdict)
     console.print(table)
-    for problem in v.problems[:20]:
+    for reason in v.reasons:
+        console.print(f"[red]- broke: {reason}[/]")
+    examples = [e for kind in v.portal.get("problem_examples", {}).values() for e in kind]
+    for problem in examples + v.problems[:20]:
         console.print(f"[red]- {problem}[/]")

@@ -8,13 +8,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REQUIRED = (
     "dialogs",
     "dialogs_per_s",
-    "ceiling_dialogs_per_s",
+    "calls_per_dialog",
+    "necessary_calls_per_dialog",
+    "true_ceiling_dialogs_per_s",
+    "dialogs_vs_true_ceiling",
     "request_ratio",
     "status_503",
     "p99_ms",
+    "verdict",
+    "source",
 )
 
 
@@ -50,10 +57,17 @@ def test_bench_e2e_writes_the_report_keys_and_the_chart(redis_url: str, tmp_path
     report = json.loads((tmp_path / "bench-e2e.json").read_text())
     assert all(key in report for key in REQUIRED), sorted(report)
     assert report["dialogs"] == 30
-    assert report["calls_per_dialog"] > 0
-    assert "calls_per_dialog" in report["ceiling_formula"]
-    assert report["not_terminal"] == 0
-    assert report["duplicate_leads"] == 0
+    assert (report["verdict"], report["reasons"], report["source"]) == ("pass", [], "portal")
+    counts = ("lost", "duplicate_leads", "duplicate_messages", "stuck", "disagreements")
+    assert [report[k] for k in counts] == [0, 0, 0, 0, 0]
+    # what the dialogs needed, read off the portal's journal, never exceeds what we called
+    assert 0 < report["necessary_calls_per_dialog"] <= report["calls_per_dialog"]
+    assert "necessary_calls_per_dialog" in report["ceiling_formula"]
+    ceiling = report["drain_per_s"] * 50 / report["necessary_calls_per_dialog"]
+    assert report["true_ceiling_dialogs_per_s"] == pytest.approx(ceiling, rel=0.01)
+    assert report["necessary_reads"] == [
+        "read: imopenlines.session.history.get (the client's vote)"
+    ]
     assert set(report["steps"]) == {
         "client_message_to_bot_reply",
         "handoff_to_accepted",
