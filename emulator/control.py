@@ -30,6 +30,9 @@ ACTIONS: dict[str, Action] = {
     ),
     "operator-finish": lambda p, b: p.operator_finish(int(b["chat_id"]), int(b["user_id"])),
     "client-vote": lambda p, b: p.client_vote(int(b["chat_id"]), str(b["vote"])),
+    "client-command": lambda p, b: p.client_command(
+        int(b["chat_id"]), int(b["message_id"]), str(b["command"])
+    ),
 }
 
 
@@ -37,6 +40,7 @@ ACTIONS: dict[str, Action] = {
 ACTORS = {
     "client-message": "client",
     "client-vote": "client",
+    "client-command": "client",
     "operator-answer": "operator",
     "operator-message": "operator",
     "operator-finish": "operator",

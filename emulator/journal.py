@@ -36,6 +36,7 @@ KINDS = frozenset(
         "bot_registered",
         "bot_unregistered",
         "event_posted",
+        "event_queued",
         "fault",
     }
 )

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from emulator.bots_v2 import V2Settings
 from emulator.delivery import EventDelivery
 from emulator.faults import Faults
 from emulator.limits import PLANS, LeakyBucket, OperatingBudget
@@ -59,6 +60,8 @@ class EmulatorConfig:
     client_id: str | None = None
     client_secret: str | None = None
     webhook_code: str | None = None
+    # Chat-bot API v2: docs-vs-code switches and values (emulator.bots_v2.V2Settings).
+    bots_v2: V2Settings = field(default_factory=V2Settings)
 
     def check(self) -> None:
         """Refuse a config that cannot be played (ValueError)."""
@@ -142,6 +145,8 @@ class PortalRuntime:
         self.portal.app_client_id = self.tokens.client_id
         self.portal.client_endpoint = f"{base_url}/rest/"
         self.portal.token_issuer = self._bot_tokens
+        self.portal.bots_v2.settings = config.bots_v2
+        self.portal.fetch_queue.retention_s = config.bots_v2.retention_s
         self.journal = self.portal.journal
         delivery.attach_journal(self.identity.member_id, self.journal)
         self.portal.seed_default(config.event_url)

@@ -82,6 +82,9 @@ class Bot:
     openline: bool
     handlers: dict[str, BotHandler]  # upper-case event name -> handler
     client_id: str | None = None  # raw CLIENT_ID of a webhook-registered bot
+    # Which API registered it: a bot gets events only in that API's format (v1 ONIMBOT*, v2
+    # ONIMBOTV2*); its v2-only settings live in emulator.bots_v2.
+    api: str = "v1"
 
 
 @dataclass

@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from emulator import payloads
+from emulator.bots_v2 import BotsV2
+from emulator.fetch_queue import FetchQueue
 from emulator.journal import Journal, current_via
 from emulator.payloads import TokenIssuer
 from emulator.primitives import Clock, EventSink, PortalIdentity
@@ -74,6 +76,9 @@ class PortalStore:
         self._ids: Counter[str] = Counter()
         # Every change this portal makes, in order (emulator.journal).
         self.journal = Journal(clock)
+        # Chat-bot API v2: the v2 bots' own tables and the event log fetch-mode bots poll.
+        self.bots_v2 = BotsV2()
+        self.fetch_queue = FetchQueue(clock)
 
     # ---- ids and lookups -------------------------------------------------------------------
 
@@ -143,10 +148,11 @@ class PortalStore:
         openline: bool,
         urls: dict[str, str],
         client_id: str | None = None,
+        api: str = "v1",
     ) -> Bot:
         """Create a bot user and bind its handlers (`urls`: EVENT_* param -> URL)."""
         user = self.add_user(name, role=ROLE_BOT)
-        bot = Bot(user.id, code, app_id, bot_type, openline, {}, client_id)
+        bot = Bot(user.id, code, app_id, bot_type, openline, {}, client_id, api)
         self.bind_bot_handlers(bot, urls)
         self.bots[bot.id] = bot
         self._journal_bot("bot_registered", bot, new=True)
@@ -167,6 +173,8 @@ class PortalStore:
         self._journal_bot("bot_unregistered", bot)
 
     def _journal_bot(self, kind: str, bot: Bot, **extra: Any) -> None:
+        if bot.api != "v1":  # v1 entries keep their old shape; others say which API
+            extra["api"] = bot.api
         self.journal.append(
             kind, bot_id=bot.id, code=bot.code, app_id=bot.app_id, via=current_via(), **extra
         )
