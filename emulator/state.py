@@ -227,10 +227,13 @@ class Lead:
 
 @dataclass
 class EventBinding:
-    """An event.bind row: an app's online handler for one event."""
+    """An event.bind row: an app's online handler for one event, or (empty `handler`) an
+    offline binding whose events go to the app's offline queue (emulator.offline)."""
 
     id: int
     event: str  # upper-case
-    handler: str
+    handler: str  # "" for an offline binding
     app_id: str
     auth_type: int
+    connector_id: str = ""  # the auth_connector an offline binding was made with
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. {"minTimeout": 5}

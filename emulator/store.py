@@ -12,7 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from emulator import payloads
+from emulator.features import Features
 from emulator.journal import Journal, current_via
+from emulator.offline import OfflineQueue
 from emulator.payloads import TokenIssuer
 from emulator.primitives import Clock, EventSink, PortalIdentity
 from emulator.state import (
@@ -74,6 +76,9 @@ class PortalStore:
         self._ids: Counter[str] = Counter()
         # Every change this portal makes, in order (emulator.journal).
         self.journal = Journal(clock)
+        # The licence features (feature.get) and the apps' offline-event queue.
+        self.features = Features()
+        self.offline = OfflineQueue(self)
 
     # ---- ids and lookups -------------------------------------------------------------------
 
@@ -316,10 +321,14 @@ class PortalStore:
     # ---- events ----------------------------------------------------------------------------
 
     def emit_app_event(self, event: str, data: dict[str, Any], *, chat_id: int, ref: str) -> None:
-        """Deliver an app event (event.bind) once to every handler bound to it; `ref` names the
-        occurrence (e.g. "message:12"), `chat_id` its chat, for the journal's event_posted."""
+        """Deliver an app event (event.bind) once to every handler bound to it, or write it to
+        the app's offline queue for an offline binding; `ref` names the occurrence (e.g.
+        "message:12"), `chat_id` its chat, for the journal's event_posted."""
         for binding in sorted(self.bindings.values(), key=lambda b: b.id):
             if binding.event != event:
+                continue
+            if not binding.handler:  # an offline binding: a row in the app's queue, no POST
+                self.offline.write(binding, data, chat_id=chat_id)
                 continue
             auth = payloads.event_auth(self, self.identity.application_token)
             self._send(

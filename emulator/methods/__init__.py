@@ -3,6 +3,8 @@
 from emulator.methods import (
     crm,
     events,
+    events_offline,
+    feature,
     imbot,
     imopenlines_bot,
     imopenlines_dialog,
@@ -14,6 +16,8 @@ from emulator.methods import (
 __all__ = [
     "crm",
     "events",
+    "events_offline",
+    "feature",
     "imbot",
     "imopenlines_bot",
     "imopenlines_dialog",
