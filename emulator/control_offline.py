@@ -28,9 +28,28 @@ def _offline_queue(_: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> A
     return {"rows": runtime.portal.offline.describe(), "now": runtime.clock.now()}
 
 
+def _set_push_drops(_: Emulator, runtime: PortalRuntime, body: dict[str, Any]) -> Any:
+    """POST: replace the portal's push-drop plan (`rate`, `next`, `seed`)."""
+    runtime.push_drops.configure(body)
+    return {"push_drops": runtime.push_drops.describe()}
+
+
+def _clear_push_drops(_: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> Any:
+    runtime.push_drops.clear()
+    return {"push_drops": runtime.push_drops.describe()}
+
+
+def _get_push_drops(_: Emulator, runtime: PortalRuntime, __: dict[str, Any]) -> Any:
+    """The plan as it stands (`next` counts down as drops are used)."""
+    return {"push_drops": runtime.push_drops.describe()}
+
+
 def add_offline_control_routes(app: web.Application) -> None:
     """Mount the routes of this module on `app`."""
     prefix = "/_emulator"
     app.router.add_get(f"{prefix}/features", _wrap(_get_features))
     app.router.add_post(f"{prefix}/features", _wrap(_features))
     app.router.add_get(f"{prefix}/offline-queue", _wrap(_offline_queue))
+    app.router.add_get(f"{prefix}/push-drops", _wrap(_get_push_drops))
+    app.router.add_post(f"{prefix}/push-drops", _wrap(_set_push_drops))
+    app.router.add_delete(f"{prefix}/push-drops", _wrap(_clear_push_drops))

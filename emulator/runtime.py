@@ -16,6 +16,7 @@ from emulator.features import Features
 from emulator.limits import PLANS, LeakyBucket, OperatingBudget
 from emulator.oauth import TokenPair, TokenStore, token_fields
 from emulator.primitives import AuthType, Clock, EventSink, PortalIdentity, RestError
+from emulator.push_drops import PushDrops
 from emulator.transport import Credentials
 
 if TYPE_CHECKING:
@@ -154,6 +155,8 @@ class PortalRuntime:
         self.portal.token_issuer = self._bot_tokens
         self.journal = self.portal.journal
         delivery.attach_journal(self.identity.member_id, self.journal)
+        self.push_drops = PushDrops()  # pushes this portal loses (control: push-drops)
+        delivery.attach_drops(self.identity.member_id, self.push_drops)
         self.portal.seed_default(config.event_url)
         self.tokens.user_id = int(self.portal.admin_user_id)
         self.install_pair: TokenPair = self.tokens.issue_pair()
