@@ -102,6 +102,9 @@ class Line:
     crm: bool = True
     crm_create: str = "lead"  # lead | none
     connector: str = "livechat"
+    # Settings imopenlines.config.update stores that no behaviour reads yet (e.g. CLOSE_BOT_ID),
+    # as config.get returns them (emulator.methods.imopenlines_config).
+    config: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
