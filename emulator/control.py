@@ -13,6 +13,7 @@ from aiohttp import web
 
 from emulator.dispatch import EMULATOR
 from emulator.journal import PAGE_LIMIT, acting
+from emulator.offline_context import request
 from emulator.primitives import RestError
 from emulator.runtime import Emulator, PortalRuntime
 from emulator.transport import json_response
@@ -99,7 +100,8 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
 
 def _action(name: str) -> Route:
     def run(_: Emulator, runtime: PortalRuntime, body: dict[str, Any]) -> Any:
-        with acting(ACTORS[name]):
+        # One portal request each: its offline rows are announced once, at its end.
+        with acting(ACTORS[name]), request():
             return ACTIONS[name](runtime.portal, body)
 
     return run

@@ -37,6 +37,11 @@ KINDS = frozenset(
         "bot_unregistered",
         "event_posted",
         "event_queued",
+        "event_dropped",
+        "offline_queued",
+        "offline_reserved",
+        "offline_cleared",
+        "offline_error",
         "fault",
     }
 )

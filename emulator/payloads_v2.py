@@ -11,7 +11,8 @@ from typing import Any
 
 from emulator.bots_v2 import V2Bot
 from emulator.state import Bot, Chat, Message, User
-from emulator.store import PortalStore, iso_date
+from emulator.store import PortalStore
+from emulator.transport import iso_date
 
 MESSAGE_LIMIT = 20_000
 TRUNCATED = " (...)"

@@ -83,8 +83,9 @@ class Portal(PortalStore):
         return snapshot.snapshot(self)
 
     def tick(self) -> None:
-        """Fire due timers: welcome-bot timeout and vote time limit."""
+        """Fire due timers: welcome-bot timeout and vote time limit; purge old offline rows."""
         closing.tick(self)
+        self.offline.purge()
 
     def _control_chat(self, chat_id: int) -> Chat:
         chat = self.get_chat(int(chat_id))

@@ -10,7 +10,7 @@ from emulator.methods._common import php_int
 from emulator.methods._v2_common import first, flag, owned_bot
 from emulator.primitives import RestError
 from emulator.registry import CallContext, method
-from emulator.store import iso_date
+from emulator.transport import iso_date
 
 DEFAULT_LIMIT = 100
 
