@@ -13,6 +13,7 @@ from aiohttp import web
 
 from emulator.dispatch import EMULATOR
 from emulator.journal import PAGE_LIMIT, acting
+from emulator.offline_context import request
 from emulator.primitives import RestError
 from emulator.runtime import Emulator, PortalRuntime
 from emulator.transport import json_response
@@ -30,6 +31,9 @@ ACTIONS: dict[str, Action] = {
     ),
     "operator-finish": lambda p, b: p.operator_finish(int(b["chat_id"]), int(b["user_id"])),
     "client-vote": lambda p, b: p.client_vote(int(b["chat_id"]), str(b["vote"])),
+    "client-command": lambda p, b: p.client_command(
+        int(b["chat_id"]), int(b["message_id"]), str(b["command"])
+    ),
 }
 
 
@@ -37,6 +41,7 @@ ACTIONS: dict[str, Action] = {
 ACTORS = {
     "client-message": "client",
     "client-vote": "client",
+    "client-command": "client",
     "operator-answer": "operator",
     "operator-message": "operator",
     "operator-finish": "operator",
@@ -95,7 +100,8 @@ def _wrap(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]
 
 def _action(name: str) -> Route:
     def run(_: Emulator, runtime: PortalRuntime, body: dict[str, Any]) -> Any:
-        with acting(ACTORS[name]):
+        # One portal request each: its offline rows are announced once, at its end.
+        with acting(ACTORS[name]), request():
             return ACTIONS[name](runtime.portal, body)
 
     return run

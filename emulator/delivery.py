@@ -1,6 +1,7 @@
 """Outbound events: the portal's queue server. Each payload is form-encoded like PHP
 `http_build_query` and POSTed once — never retried, as on the real portal [docs/bitrix24.md §8].
-Every attempt is journaled (`event_posted`) in the portal's journal once its outcome is known."""
+Every attempt is journaled (`event_posted`) in the portal's journal once its outcome is known; a
+push the portal's drop plan loses (emulator.push_drops) is journaled `event_dropped` instead."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import aiohttp
 import structlog
 
 from emulator.journal import Journal
+from emulator.push_drops import PushDrops, journal_drop
 from emulator.transport import http_build_query
 
 log = structlog.get_logger(__name__)
@@ -31,6 +33,7 @@ class EventDelivery:
         self._session: aiohttp.ClientSession | None = None
         self._worker: asyncio.Task[None] | None = None
         self._journals: dict[str, Journal] = {}
+        self._drops: dict[str, PushDrops] = {}
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=self._timeout)
@@ -55,6 +58,10 @@ class EventDelivery:
         """Journal the deliveries of one portal's events into `journal`."""
         self._journals[member_id] = journal
 
+    def attach_drops(self, member_id: str, drops: PushDrops) -> None:
+        """Let `drops` lose some of one portal's pushes before they are sent."""
+        self._drops[member_id] = drops
+
     def enqueue(
         self,
         member_id: str,
@@ -76,6 +83,11 @@ class EventDelivery:
         while True:
             member_id, url, payload, note = await self._queue.get()
             try:
+                drops = self._drops.get(member_id)
+                reason = drops.decide(str(payload.get("event") or "")) if drops else None
+                if reason is not None:  # lost on the way: no attempt, never retried
+                    journal_drop(self._journals.get(member_id), url, payload, note, reason)
+                    continue
                 entry = await self._deliver(member_id, url, payload)
                 self._journal(member_id, entry, note)
             finally:

@@ -17,6 +17,7 @@ from emulator import wire_faults
 from emulator.batch import run_batch
 from emulator.faults import FaultDecision
 from emulator.journal import acting
+from emulator.offline_context import rest_call
 from emulator.primitives import RestError
 from emulator.registry import METHODS, CallContext, MethodSpec
 from emulator.runtime import GLOBAL_SCOPES, Caller, Emulator, PortalRuntime
@@ -112,7 +113,15 @@ async def _serve_batch(
         outcome.pop("_status", None)
         return outcome
 
-    result = await run_batch(normalise_keys(params), sub_call)
+    # One portal request: its offline rows are announced once, when the whole batch ends.
+    try:
+        request = rest_call(
+            runtime.portal.features, caller.auth_type, caller.app_client_id, caller.user_id, params
+        )
+    except RestError as err:  # auth_connector without the licence: refused before any command
+        return error_response(err), []
+    with request:
+        result = await run_batch(normalise_keys(params), sub_call)
     finish = runtime.clock.now()
     # `batch` itself is exempt from the operating budget: no operating* in its time block.
     body = {"result": result, "time": time_block(start, finish, time.perf_counter() - t0, None)}
@@ -138,7 +147,11 @@ async def execute(
     """Run one method for an authenticated caller: the success body, or an error envelope
     carrying its HTTP status under "_status"."""
     try:
-        return await _execute(runtime, caller, method, params, decision)
+        # The caller and its auth_connector, as the offline-event code reads them.
+        with rest_call(
+            runtime.portal.features, caller.auth_type, caller.app_client_id, caller.user_id, params
+        ):
+            return await _execute(runtime, caller, method, params, decision)
     except RestError as err:
         runtime.count(method, "429" if err.status == 429 else "errors")
         return {**err.envelope(), "_status": err.status}

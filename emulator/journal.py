@@ -36,6 +36,12 @@ KINDS = frozenset(
         "bot_registered",
         "bot_unregistered",
         "event_posted",
+        "event_queued",
+        "event_dropped",
+        "offline_queued",
+        "offline_reserved",
+        "offline_cleared",
+        "offline_error",
         "fault",
     }
 )

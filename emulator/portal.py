@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulator import closing, lifecycle, messaging, planting, snapshot
+from emulator import closing, events_v2, lifecycle, messaging, planting, snapshot
 from emulator.primitives import RestError
-from emulator.state import Chat, Session, User
+from emulator.state import Bot, Chat, Session, User
 from emulator.store import PortalStore
 
 
@@ -59,6 +59,20 @@ class Portal(PortalStore):
             "vote": session.vote,
         }
 
+    def client_command(self, chat_id: int, message_id: int, command: str) -> dict[str, Any]:
+        """The client clicks a COMMAND keyboard button of a v2 bot's message."""
+        return events_v2.keyboard_command(self, chat_id, message_id, command)
+
+    def emit_bot_event(
+        self, bot: Bot, event: str, data: dict[str, Any], *, chat_id: int, ref: str
+    ) -> None:
+        """As the portal fires both families from one code path, a bot registered through
+        imbot.v2 gets the event's ONIMBOTV2* twin instead (emulator.events_v2)."""
+        if bot.api == "v2":
+            events_v2.route_v1_event(self, bot, event, data, chat_id=chat_id, ref=ref)
+            return
+        super().emit_bot_event(bot, event, data, chat_id=chat_id, ref=ref)
+
     def plant(self, entry: dict[str, Any]) -> dict[str, Any]:
         """A test tool: append `entry` to the journal as if the portal had made that change
         (a `message` is also added to its chat); the entry as recorded."""
@@ -69,8 +83,9 @@ class Portal(PortalStore):
         return snapshot.snapshot(self)
 
     def tick(self) -> None:
-        """Fire due timers: welcome-bot timeout and vote time limit."""
+        """Fire due timers: welcome-bot timeout and vote time limit; purge old offline rows."""
         closing.tick(self)
+        self.offline.purge()
 
     def _control_chat(self, chat_id: int) -> Chat:
         chat = self.get_chat(int(chat_id))

@@ -10,11 +10,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from emulator.bots_v2 import V2Settings
 from emulator.delivery import EventDelivery
 from emulator.faults import Faults
+from emulator.features import Features
 from emulator.limits import PLANS, LeakyBucket, OperatingBudget
 from emulator.oauth import TokenPair, TokenStore, token_fields
 from emulator.primitives import AuthType, Clock, EventSink, PortalIdentity, RestError
+from emulator.push_drops import PushDrops
 from emulator.transport import Credentials
 
 if TYPE_CHECKING:
@@ -59,6 +62,15 @@ class EmulatorConfig:
     client_id: str | None = None
     client_secret: str | None = None
     webhook_code: str | None = None
+    # Chat-bot API v2: docs-vs-code switches and values (emulator.bots_v2.V2Settings).
+    bots_v2: V2Settings = field(default_factory=V2Settings)
+    # Licence features feature.get reports and the REST server checks (emulator.features):
+    # merged over the cloud defaults (both offline features "Y"); `self_hosted` plays a portal
+    # without the bitrix24 module (every licence check passes, unknown codes `en_selfhosted`).
+    features: dict[str, str] = field(default_factory=dict)
+    self_hosted: bool = False
+    # How long offline-event rows live (docs: 30 days; the code's constant: 2952000 s).
+    offline_retention_s: float = 30 * 86_400.0
 
     def check(self) -> None:
         """Refuse a config that cannot be played (ValueError)."""
@@ -138,12 +150,18 @@ class PortalRuntime:
         self.tokens.client_secret = given.client_secret or self.tokens.client_secret
         factory = config.portal_factory or _default_factory
         self.portal = factory(self.identity, self.clock, delivery.sink(self.identity.member_id))
+        self.portal.features = Features(config.features, self_hosted=config.self_hosted)
+        self.portal.offline.retention_s = config.offline_retention_s
         # The platform owns the app, the endpoint and the tokens that events carry.
         self.portal.app_client_id = self.tokens.client_id
         self.portal.client_endpoint = f"{base_url}/rest/"
         self.portal.token_issuer = self._bot_tokens
+        self.portal.bots_v2.settings = config.bots_v2
+        self.portal.fetch_queue.retention_s = config.bots_v2.retention_s
         self.journal = self.portal.journal
         delivery.attach_journal(self.identity.member_id, self.journal)
+        self.push_drops = PushDrops()  # pushes this portal loses (control: push-drops)
+        delivery.attach_drops(self.identity.member_id, self.push_drops)
         self.portal.seed_default(config.event_url)
         self.tokens.user_id = int(self.portal.admin_user_id)
         self.install_pair: TokenPair = self.tokens.issue_pair()

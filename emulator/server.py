@@ -16,6 +16,7 @@ import structlog
 from aiohttp import web
 
 from emulator.control import add_control_routes
+from emulator.control_offline import add_offline_control_routes
 from emulator.dispatch import EMULATOR, handle_rest
 from emulator.oauth import OAuthError, token_answer
 from emulator.runtime import Emulator, EmulatorConfig, PortalRuntime
@@ -59,6 +60,7 @@ def build_app(emu: Emulator) -> web.Application:
     app.router.add_route("GET", "/oauth/token", handle_token)
     app.router.add_route("POST", "/oauth/token", handle_token)
     add_control_routes(app)
+    add_offline_control_routes(app)
     return app
 
 

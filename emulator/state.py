@@ -38,6 +38,17 @@ ROLE_CLIENT = "client"
 ROLE_BOT = "bot"
 
 
+# imbot.register's handler parameters and the v1 event each one receives.
+BOT_EVENT_PARAMS = {
+    "EVENT_MESSAGE_ADD": "ONIMBOTMESSAGEADD",
+    "EVENT_MESSAGE_UPDATE": "ONIMBOTMESSAGEUPDATE",
+    "EVENT_MESSAGE_DELETE": "ONIMBOTMESSAGEDELETE",
+    "EVENT_WELCOME_MESSAGE": "ONIMBOTJOINCHAT",
+    "EVENT_BOT_DELETE": "ONIMBOTDELETE",
+    "EVENT_CONTEXT_GET": "ONIMBOTCONTEXTGET",
+}
+
+
 @dataclass
 class User:
     id: int
@@ -82,6 +93,9 @@ class Bot:
     openline: bool
     handlers: dict[str, BotHandler]  # upper-case event name -> handler
     client_id: str | None = None  # raw CLIENT_ID of a webhook-registered bot
+    # Which API registered it: a bot gets events only in that API's format (v1 ONIMBOT*, v2
+    # ONIMBOTV2*); its v2-only settings live in emulator.bots_v2.
+    api: str = "v1"
 
 
 @dataclass
@@ -102,6 +116,9 @@ class Line:
     crm: bool = True
     crm_create: str = "lead"  # lead | none
     connector: str = "livechat"
+    # Settings imopenlines.config.update stores that no behaviour reads yet (e.g. CLOSE_BOT_ID),
+    # as config.get returns them (emulator.methods.imopenlines_config).
+    config: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -227,10 +244,13 @@ class Lead:
 
 @dataclass
 class EventBinding:
-    """An event.bind row: an app's online handler for one event."""
+    """An event.bind row: an app's online handler for one event, or (empty `handler`) an
+    offline binding whose events go to the app's offline queue (emulator.offline)."""
 
     id: int
     event: str  # upper-case
-    handler: str
+    handler: str  # "" for an offline binding
     app_id: str
     auth_type: int
+    connector_id: str = ""  # the auth_connector an offline binding was made with
+    options: dict[str, Any] = field(default_factory=dict)  # e.g. {"minTimeout": 5}

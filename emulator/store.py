@@ -8,14 +8,18 @@ a rung below it and imports none of it."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
 from emulator import payloads
+from emulator.bots_v2 import BotsV2
+from emulator.features import Features
+from emulator.fetch_queue import FetchQueue
 from emulator.journal import Journal, current_via
+from emulator.offline import OfflineQueue
 from emulator.payloads import TokenIssuer
 from emulator.primitives import Clock, EventSink, PortalIdentity
 from emulator.state import (
+    BOT_EVENT_PARAMS,
     ROLE_ADMIN,
     ROLE_BOT,
     ROLE_CLIENT,
@@ -30,21 +34,7 @@ from emulator.state import (
     Session,
     User,
 )
-
-
-def iso_date(ts: float) -> str:
-    """A portal date as the REST API prints it (ISO-8601 with offset)."""
-    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds")
-
-
-BOT_EVENT_PARAMS = {
-    "EVENT_MESSAGE_ADD": "ONIMBOTMESSAGEADD",
-    "EVENT_MESSAGE_UPDATE": "ONIMBOTMESSAGEUPDATE",
-    "EVENT_MESSAGE_DELETE": "ONIMBOTMESSAGEDELETE",
-    "EVENT_WELCOME_MESSAGE": "ONIMBOTJOINCHAT",
-    "EVENT_BOT_DELETE": "ONIMBOTDELETE",
-    "EVENT_CONTEXT_GET": "ONIMBOTCONTEXTGET",
-}
+from emulator.transport import iso_date
 
 
 class PortalStore:
@@ -74,6 +64,12 @@ class PortalStore:
         self._ids: Counter[str] = Counter()
         # Every change this portal makes, in order (emulator.journal).
         self.journal = Journal(clock)
+        # The v2 bots' tables and the event log fetch-mode bots poll; licence features
+        # (feature.get) and the apps' offline-event queue.
+        self.bots_v2 = BotsV2()
+        self.fetch_queue = FetchQueue(clock)
+        self.features = Features()
+        self.offline = OfflineQueue(self)
 
     # ---- ids and lookups -------------------------------------------------------------------
 
@@ -143,10 +139,11 @@ class PortalStore:
         openline: bool,
         urls: dict[str, str],
         client_id: str | None = None,
+        api: str = "v1",
     ) -> Bot:
         """Create a bot user and bind its handlers (`urls`: EVENT_* param -> URL)."""
         user = self.add_user(name, role=ROLE_BOT)
-        bot = Bot(user.id, code, app_id, bot_type, openline, {}, client_id)
+        bot = Bot(user.id, code, app_id, bot_type, openline, {}, client_id, api)
         self.bind_bot_handlers(bot, urls)
         self.bots[bot.id] = bot
         self._journal_bot("bot_registered", bot, new=True)
@@ -167,6 +164,8 @@ class PortalStore:
         self._journal_bot("bot_unregistered", bot)
 
     def _journal_bot(self, kind: str, bot: Bot, **extra: Any) -> None:
+        if bot.api != "v1":  # v1 entries keep their old shape; others say which API
+            extra["api"] = bot.api
         self.journal.append(
             kind, bot_id=bot.id, code=bot.code, app_id=bot.app_id, via=current_via(), **extra
         )
@@ -316,10 +315,14 @@ class PortalStore:
     # ---- events ----------------------------------------------------------------------------
 
     def emit_app_event(self, event: str, data: dict[str, Any], *, chat_id: int, ref: str) -> None:
-        """Deliver an app event (event.bind) once to every handler bound to it; `ref` names the
-        occurrence (e.g. "message:12"), `chat_id` its chat, for the journal's event_posted."""
+        """Deliver an app event (event.bind) once to every handler bound to it, or write it to
+        the app's offline queue for an offline binding; `ref` names the occurrence (e.g.
+        "message:12"), `chat_id` its chat, for the journal's event_posted."""
         for binding in sorted(self.bindings.values(), key=lambda b: b.id):
             if binding.event != event:
+                continue
+            if not binding.handler:  # an offline binding: a row in the app's queue, no POST
+                self.offline.write(binding, data, chat_id=chat_id)
                 continue
             auth = payloads.event_auth(self, self.identity.application_token)
             self._send(

@@ -22,7 +22,9 @@ from multidict import CIMultiDictProxy
 from emulator.primitives import RestError
 
 # Keys an OAuth provider reads and strips from the method's params [docs/bitrix24.md §1.1].
-OAUTH_PARAM_KEYS = ("auth", "access_token", "auth_connector")
+# `auth_connector` is the OAuth layer's too, but emulator.offline_context takes it out (it needs
+# the value, and the licence check) when the method runs.
+OAUTH_PARAM_KEYS = ("auth", "access_token")
 
 
 # --- PHP parse_str / http_build_query -------------------------------------------------------

@@ -1,4 +1,5 @@
-"""`event.bind|get|unbind` (docs/bitrix24.md §7.3): an app's online handlers; OAuth only."""
+"""`event.bind|get|unbind` (docs/bitrix24.md §7.3): an app's online handlers; OAuth only. The
+offline half (event_type=offline, event.offline.*) is emulator.methods.events_offline."""
 
 from __future__ import annotations
 
@@ -6,6 +7,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from emulator.methods._common import php_int
+from emulator.methods.events_offline import (
+    bind_offline,
+    binding_options,
+    binding_row,
+    unbind_offline,
+)
 from emulator.primitives import RestError
 from emulator.registry import CallContext, method
 from emulator.state import ROLE_ADMIN, EventBinding
@@ -30,6 +37,7 @@ EVENT_SCOPES = {
     "ONIMBOTMESSAGEDELETE": "imbot",
     "ONIMBOTJOINCHAT": "imbot",
     "ONIMBOTDELETE": "imbot",
+    "ONOFFLINEEVENT": "",
 }
 
 
@@ -49,14 +57,14 @@ def _event_name(ctx: CallContext, params: dict[str, Any]) -> str:
 
 @method("event.bind", scope="basic", keys_normalised=True, auth=OAUTH_ONLY)
 def event_bind(ctx: CallContext, params: dict[str, Any]) -> bool:
-    """Bind an online handler of the calling app to an event."""
+    """Bind an online handler of the calling app to an event (or, event_type=offline, the
+    app's offline queue)."""
     event = _event_name(ctx, params)
     event_type = str(params.get("EVENT_TYPE") or "online").lower()
     if event_type not in ("online", "offline"):
         raise RestError("ERROR_ARGUMENT", "Value of 'event_type' is invalid", argument="EVENT_TYPE")
     if event_type == "offline":
-        # The emulator has no offline queue (event.offline.*): refuse rather than drop events.
-        raise RestError("ERROR_ARGUMENT", "Offline events are not emulated", argument="EVENT_TYPE")
+        return bind_offline(ctx, event)
     handler = str(params.get("HANDLER") or "")
     if not handler:
         raise _argument("HANDLER")
@@ -74,7 +82,10 @@ def event_bind(ctx: CallContext, params: dict[str, Any]) -> bool:
         for b in portal.bindings.values()
     ):
         raise RestError("ERROR_CORE", "Unable to set event handler: Handler already binded")
-    binding = EventBinding(portal.next_id("binding"), event, handler, app_id, auth_user)
+    options = binding_options(event, params.get("OPTIONS"))
+    binding = EventBinding(
+        portal.next_id("binding"), event, handler, app_id, auth_user, options=options
+    )
     portal.bindings[binding.id] = binding
     return True
 
@@ -85,12 +96,15 @@ def event_unbind(ctx: CallContext, params: dict[str, Any]) -> dict[str, int]:
     event = str(params.get("EVENT") or "").upper()
     if not event:
         raise _argument("EVENT")
+    if str(params.get("EVENT_TYPE") or "").lower() == "offline":
+        return unbind_offline(ctx, event)
     handler = str(params.get("HANDLER") or "")
     portal = ctx.portal
     gone = [
         b.id
         for b in portal.bindings.values()
         if b.event == event
+        and b.handler  # an online handler (offline bindings have none)
         and b.app_id == (ctx.app_client_id or "")
         and (not handler or b.handler == handler)
     ]
@@ -101,12 +115,12 @@ def event_unbind(ctx: CallContext, params: dict[str, Any]) -> dict[str, int]:
 
 @method("event.get", scope="basic", keys_normalised=True, auth=OAUTH_ONLY)
 def event_get(ctx: CallContext, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """The app's online bindings (non-admins see only their own)."""
+    """The app's bindings, online and offline (non-admins see only their own)."""
     portal = ctx.portal
     user = portal.get_user(ctx.user_id)
     admin = user is not None and user.role == ROLE_ADMIN
     return [
-        {"event": b.event, "handler": b.handler, "auth_type": str(b.auth_type), "offline": 0}
+        binding_row(b)
         for b in sorted(portal.bindings.values(), key=lambda b: b.id)
         if b.app_id == (ctx.app_client_id or "") and (admin or b.auth_type == ctx.user_id)
     ]

@@ -12,8 +12,7 @@ from emulator.methods._common import app_bot, php_empty, php_int
 from emulator.portal import Portal
 from emulator.primitives import RestError
 from emulator.registry import CallContext, method
-from emulator.state import Bot, Chat, Message
-from emulator.store import BOT_EVENT_PARAMS
+from emulator.state import BOT_EVENT_PARAMS, Bot, Chat, Message
 
 REQUIRED_HANDLERS = ("EVENT_MESSAGE_ADD", "EVENT_WELCOME_MESSAGE", "EVENT_BOT_DELETE")
 ATTACH_LIMIT = 30_000

@@ -10,7 +10,7 @@ from emulator.portal import Portal
 from emulator.primitives import RestError
 from emulator.registry import CallContext, method
 from emulator.state import Chat, Message, Session
-from emulator.store import iso_date
+from emulator.transport import iso_date
 
 
 def _resolve_dialog_chat(portal: Portal, params: dict[str, Any]) -> Chat | None:

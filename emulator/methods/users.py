@@ -8,7 +8,7 @@ from emulator.methods._listing import apply_filter, apply_order, page
 from emulator.portal import Portal
 from emulator.registry import CallContext, method
 from emulator.state import User
-from emulator.store import iso_date
+from emulator.transport import iso_date
 
 CONTROL_KEYS = {"SORT", "ORDER", "FILTER", "ADMIN_MODE", "SELECT", "IMAGE_RESIZE", "START"}
 
