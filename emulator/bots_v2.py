@@ -1,7 +1,7 @@
-"""The portal's chat-bot API v2 tables (docs/bitrix24-v2.md §1-§2): what a v2 bot has beyond the
-v1 bot row it shares (emulator.state.Bot: id, code, owner key in `app_id`, OPENLINE), the owners'
-`ONIMBOTV2*` webhook subscriptions, registered commands, chat UX state, and the switches that pick
-between the docs' (newer, default) and the 2026-05 code's (older) behaviour.
+"""The portal's chat-bot API v2 tables (docs/bitrix24-bots-v2.md §1-§2): what a v2 bot has beyond
+the v1 bot row it shares (emulator.state.Bot: id, code, owner key in `app_id`, OPENLINE), the
+owners' `ONIMBOTV2*` webhook subscriptions, registered commands, chat UX state, and the switches
+that pick between the docs' (newer, default) and the 2026-05 code's (older) behaviour.
 
 A v2 bot IS a v1 bot row (`api="v2"`), so every v1 code path — the welcome bot joining a line
 chat, `imopenlines.bot.session.*` finding "the first bot of the owner" — works for it unchanged;

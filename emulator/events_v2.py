@@ -1,4 +1,4 @@
-"""Where a v2 bot's events go (docs/bitrix24-v2.md §1.1, §3.2, §4).
+"""Where a v2 bot's events go (docs/bitrix24-bots-v2.md §1.1, §3.2, §4).
 
 The portal fires both event families from the same code paths (`Bot::fireRestEvents(
 'onImBotMessageAdd', 'onImBotV2MessageAdd', ...)`): the v1 paths decide WHO gets an event (the

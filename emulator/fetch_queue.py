@@ -1,5 +1,5 @@
 """The messenger's event log that fetch-mode bots poll with `imbot.v2.Event.get`
-(docs/bitrix24-v2.md §3; the portal's `b_im_event_log` and EventService).
+(docs/bitrix24-bots-v2.md §3; the portal's `b_im_event_log` and EventService).
 
 The semantics a client gets wrong are the point of this module, so they are spelled out:
 * ids are ONE auto-increment over the whole log (every bot of the portal), so one bot's ids have

@@ -1,6 +1,6 @@
-"""Chat-bot API v2 shapes (docs/bitrix24-v2.md §2.6, §3.6, §4): the camelCase bot, user, chat and
-message objects the `imbot.v2.*` methods answer with and the `ONIMBOTV2*` events carry, and the
-webhook form of an event (every scalar a string, nulls and empty arrays gone).
+"""Chat-bot API v2 shapes (docs/bitrix24-bots-v2.md §2.6, §3.6, §4): the camelCase bot, user, chat
+and message objects the `imbot.v2.*` methods answer with and the `ONIMBOTV2*` events carry, and
+the webhook form of an event (every scalar a string, nulls and empty arrays gone).
 
 Booleans are JSON booleans here (v2 answers and the fetch log); `wire()` turns them into the
 `"1"`/`"0"` a webhook receives. Reads the store; builds nothing it does not return."""

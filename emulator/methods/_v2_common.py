@@ -1,4 +1,4 @@
-"""What every `imbot.v2.*` controller does before its action (docs/bitrix24-v2.md §1.3, §1.6):
+"""What every `imbot.v2.*` controller does before its action (docs/bitrix24-bots-v2.md §1.3, §1.6):
 find the caller's owner key, find and own the bot, read v2 booleans. Every business error here is
 HTTP 400 (the REST layer gives controller errors no status of their own)."""
 

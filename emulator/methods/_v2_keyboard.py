@@ -1,4 +1,4 @@
-"""Keyboards of `imbot.v2.Chat.Message.send/update` (docs/bitrix24-v2.md §5.3; the portal's
+"""Keyboards of `imbot.v2.Chat.Message.send/update` (docs/bitrix24-bots-v2.md §5.3; the portal's
 `Im\\Bot\\Keyboard`): which buttons survive and when the whole keyboard is refused.
 
 Keys inside buttons are read as sent — the controller camel-to-upper converts only the top level

@@ -1,4 +1,4 @@
-"""`imbot.v2.Bot.*` and `imbot.v2.Revision.get` (docs/bitrix24-v2.md §1.7, §2): the v2 bot
+"""`imbot.v2.Bot.*` and `imbot.v2.Revision.get` (docs/bitrix24-bots-v2.md §1.7, §2): the v2 bot
 registry. A v2 bot is a v1 bot row with `api="v2"` plus its v2 settings (emulator.bots_v2), owned
 by the caller's owner key; its webhook subscriptions belong to that owner."""
 

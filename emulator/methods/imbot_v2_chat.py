@@ -1,4 +1,4 @@
-"""`imbot.v2.Chat.*` and `imbot.v2.Command.register` (docs/bitrix24-v2.md §5): a v2 bot writes,
+"""`imbot.v2.Chat.*` and `imbot.v2.Command.register` (docs/bitrix24-bots-v2.md §5): a v2 bot writes,
 edits and deletes messages, shows a typing indicator, switches the text field, and registers the
 commands its keyboard buttons send. Messages go to the same chats, message table and journal as
 v1 messages (kind `message`, `via` = the method), and in a LINES chat through the same path as an

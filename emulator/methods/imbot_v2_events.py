@@ -1,4 +1,4 @@
-"""`imbot.v2.Event.get` (docs/bitrix24-v2.md §3): a fetch-mode bot polls its rows of the event
+"""`imbot.v2.Event.get` (docs/bitrix24-bots-v2.md §3): a fetch-mode bot polls its rows of the event
 log. The owner alone may read (and, by `offset`, delete) them; the semantics of the log itself are
 emulator.fetch_queue's."""
 

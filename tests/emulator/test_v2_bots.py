@@ -1,4 +1,4 @@
-"""`imbot.v2.Bot.*` and `Revision.get`: the rules of docs/bitrix24-v2.md §1.3-§1.7 and §2."""
+"""`imbot.v2.Bot.*` and `Revision.get`: the rules of docs/bitrix24-bots-v2.md §1.3-§1.7 and §2."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """`imbot.v2.Chat.*`, `Command.register`, keyboard clicks and `imopenlines.bot.session.*` for a
-v2 webhook-token bot (docs/bitrix24-v2.md §1.5, §5)."""
+v2 webhook-token bot (docs/bitrix24-bots-v2.md §1.5, §5)."""
 
 from __future__ import annotations
 

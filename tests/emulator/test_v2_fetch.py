@@ -1,4 +1,4 @@
-"""`imbot.v2.Event.get` and who gets which v2 event (docs/bitrix24-v2.md §1.5, §3, §4.1)."""
+"""`imbot.v2.Event.get` and who gets which v2 event (docs/bitrix24-bots-v2.md §1.5, §3, §4.1)."""
 
 from __future__ import annotations
 

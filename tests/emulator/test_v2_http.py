@@ -1,6 +1,6 @@
 """imbot.v2 over real HTTP: business errors are 400, the journal names the v2 methods, and a
 webhook-mode bot's events reach a receiver form-encoded with every scalar a string and the two
-auth blocks (docs/bitrix24-v2.md §1.6, §4.2)."""
+auth blocks (docs/bitrix24-bots-v2.md §1.6, §4.2)."""
 
 from __future__ import annotations
 
