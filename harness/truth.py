@@ -137,12 +137,23 @@ class PortalTruth:
     member_id: str
     journal: list[dict[str, Any]]
     chats: dict[int, ChatTruth] = field(default_factory=dict)
+    # lead ids by the ORIGIN_ID they carry and by the (chat, session) they were made or bound
+    # for: read once, so judging a run stays linear in its journal
+    _by_origin: defaultdict[str, set[int]] = field(init=False, repr=False)
+    _by_session: defaultdict[tuple[int, int], set[int]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         by_chat: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)
+        self._by_origin, self._by_session = defaultdict(set), defaultdict(set)
         for e in self.journal:
             if e.get("chat_id"):
                 by_chat[int(e["chat_id"])].append(e)
+            if e["kind"] == "lead_created":
+                origin = str((e.get("fields") or {}).get("ORIGIN_ID", ""))
+                self._by_origin[origin].add(int(e["lead_id"]))
+                self._by_session[_chat_session(e)].add(int(e["lead_id"]))
+            elif e["kind"] == "crm_binding":
+                self._by_session[_chat_session(e)].add(int(e["entity_id"]))
         self.chats = {c: ChatTruth(c, es) for c, es in by_chat.items()}
 
     def acknowledged(self) -> list[dict[str, Any]]:
@@ -168,21 +179,9 @@ class PortalTruth:
         """Leads of a session: ours (ORIGIN_ID names it, wherever it was created) and the lead
         bound to the chat for it (the line's own, or ours through the Open Lines method)."""
         origin = f"{self.member_id}:{chat_id}:{session_id}"
-        found = set()
-        for e in self.journal:
-            fields = e.get("fields") or {}
-            if e["kind"] == "lead_created" and (
-                str(fields.get("ORIGIN_ID", "")) == origin
-                or (e.get("chat_id") == chat_id and e.get("session_id") == session_id)
-            ):
-                found.add(int(e["lead_id"]))
-            if (
-                e["kind"] == "crm_binding"
-                and e.get("chat_id") == chat_id
-                and e.get("session_id") == session_id
-            ):
-                found.add(int(e["entity_id"]))
-        return found
+        return self._by_origin.get(origin, set()) | self._by_session.get(
+            (chat_id, session_id), set()
+        )
 
     def ended_well(self, chat: ChatTruth, session_id: int) -> list[str]:
         """Why the session did not end as it must (closed, rated, a lead); none when it did."""
@@ -238,6 +237,11 @@ class PortalTruth:
             for chat in self.chats.values()
             for s in chat.sessions
         )
+
+
+def _chat_session(entry: dict[str, Any]) -> tuple[int, int]:
+    """The (chat, session) a journal entry names; 0 for what it leaves out."""
+    return int(entry.get("chat_id") or 0), int(entry.get("session_id") or 0)
 
 
 def necessary_calls(truth: PortalTruth) -> dict[str, int]:
