@@ -29,18 +29,27 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip()
 
 
+def _cpu_model() -> str | None:
+    """The CPU's model name on Linux (platform.processor() there is only the architecture)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text("utf-8").splitlines()
+    except OSError:
+        return None
+    return next((ln.split(":", 1)[1].strip() for ln in lines if ln.startswith("model name")), None)
+
+
 def provenance() -> dict[str, Any]:
     """The commit (and whether the tree had uncommitted changes), cores, CPU, Python, the
-    command line and when the run started."""
+    command line and when the report was written."""
     status = _git("status", "--porcelain", "--untracked-files=no")
     return {
         "commit": _git("rev-parse", "HEAD"),
         "uncommitted_changes": bool(status) if status is not None else None,
         "cores": os.cpu_count(),
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": _cpu_model() or platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "command": "orchestrator " + shlex.join(sys.argv[1:]),
-        "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "written_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 

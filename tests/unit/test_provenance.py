@@ -23,7 +23,7 @@ def test_a_written_report_carries_the_commit_machine_and_command(tmp_path: Path)
     assert run["cores"] >= 1
     assert run["python"].count(".") == 2
     assert run["command"].startswith("orchestrator ")
-    assert run["started_at"].endswith("Z")
+    assert run["written_at"].endswith("Z")
 
 
 def test_a_report_that_already_names_its_run_keeps_it(tmp_path: Path) -> None:
