@@ -111,7 +111,14 @@ async def _align_mode(
     fields: dict[str, Any] = {"eventMode": args.event_mode}
     if url:
         fields["webhookUrl"] = url
-    return await bots.update(bot.id, fields), True
+    updated = await bots.update(bot.id, fields)
+    if updated.event_mode != args.event_mode:
+        # A v1 bot seen through v2 keeps its v1 handlers whatever Bot.update is asked.
+        raise ConfigurationError(
+            f"bot {args.code!r} (id {bot.id}) stays in {updated.event_mode} mode: a bot "
+            "registered through v1? Use --api v1 for it, or another --code"
+        )
+    return updated, True
 
 
 async def register_v2(

@@ -257,3 +257,18 @@ async def test_a_run_that_loses_the_register_answer_is_finished_by_the_next_one(
         next(iter(bots)),
     )
     assert len(bots) == 1
+
+
+async def test_a_v1_bot_of_that_code_is_not_taken_for_a_v2_one(
+    settings: Settings, emulator: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A code registered through v1 shows through v2 in webhook mode and cannot be switched to
+    fetch: the command stops and points at --api v1 instead of reporting a mode it did not get."""
+    await (await oauth_client(settings, emulator.credentials)).close()
+    app = app_settings(settings, emulator.credentials)
+    member = emulator.credentials["member_id"]
+    args = ("--member-id", member, "--ingress-url", INGRESS, "--no-bind")
+    assert (await _run(app, capsys, "--api", "v1", *args))[0] == 0
+    code, out, text = await _run(app, capsys, *args)
+    assert (code, out) == (2, None)
+    assert "--api v1" in text
