@@ -56,7 +56,8 @@ async def _run(
 ) -> tuple[int, Any, str]:
     """One `register-bot` run: a new client, as a new process would open it."""
     capsys.readouterr()
-    args = build_parser().parse_args(["register-bot", "--code", CODE, *argv])
+    api = () if "--api" in argv else ("--api", "v2")
+    args = build_parser().parse_args(["register-bot", "--code", CODE, *api, *argv])
     code = await run_register(args, settings)
     out, err = capsys.readouterr()
     # stdout is the report only when the run succeeded (unconfigured logs print there in tests)
