@@ -11,7 +11,9 @@ from collections.abc import Mapping
 from typing import Any, Literal, Protocol
 
 from orchestrator.bitrix.batch import BatchResult, Command
+from orchestrator.bitrix.bot_v2 import BotV2Api
 from orchestrator.bitrix.envelope import Envelope, as_int
+from orchestrator.bitrix.line_config import LineConfigApi
 from orchestrator.bitrix.models import (
     Dialog,
     EventBinding,
@@ -21,6 +23,7 @@ from orchestrator.bitrix.models import (
     SessionOpenResult,
     User,
 )
+from orchestrator.bitrix.offline import OfflineApi
 from orchestrator.errors import MethodError
 
 YN = Literal["Y", "N"]
@@ -79,6 +82,25 @@ class PortalApi:
     async def batch(self, commands: Mapping[str, Command], *, halt: bool = False) -> BatchResult:
         """`batch`: up to 50 commands in one request; `$result[key]` references allowed."""
         return await self.client.batch(commands, halt=halt, member_id=self.member_id)
+
+    # --- the method families with their own modules ----------------------------------------
+
+    def bot_v2(self, bot_token: str | None = None) -> BotV2Api:
+        """`imbot.v2.*` as the owner `bot_token` names (None: the OAuth app itself)."""
+        return BotV2Api(self, bot_token=bot_token)
+
+    def offline(self, *, auth_connector: str | None = None) -> OfflineApi:
+        """`event.offline.*` over the app's offline queue (of that connector)."""
+        return OfflineApi(self, auth_connector=auth_connector)
+
+    def lines(self) -> LineConfigApi:
+        """`imopenlines.config.*`: line settings and the welcome bot."""
+        return LineConfigApi(self)
+
+    async def feature_get(self, code: str) -> str:
+        """feature.get: "Y"/"N" (or `<lang>_selfhosted`); only "Y" means available."""
+        result = (await self.call("feature.get", {"CODE": code})).result
+        return str(result.get("value", "")) if isinstance(result, dict) else ""
 
     # --- imopenlines.bot.session.* -----------------------------------------------------------
 
@@ -343,11 +365,17 @@ class PortalApi:
         return _page(env, Lead)
 
     async def event_bind(
-        self, event: str, handler: str, *, event_type: Literal["online", "offline"] | None = None
+        self,
+        event: str,
+        handler: str | None = None,
+        *,
+        event_type: Literal["online", "offline"] | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> bool:
-        """event.bind (OAuth apps only)."""
+        """event.bind (OAuth apps only; offline: also an administrator, and no handler)."""
         return await self._true(
-            "event.bind", _params(event=event, handler=handler, event_type=event_type)
+            "event.bind",
+            _params(event=event, handler=handler, event_type=event_type, options=options),
         )
 
     async def event_get(self) -> list[EventBinding]:

@@ -32,6 +32,21 @@ NON_IDEMPOTENT: dict[str, str] = {
     "crm.lead.add": "every call creates a lead",
     "event.bind": "a replay after success fails with ERROR_CORE (already bound)",
     "batch": "an explicit batch may hold any write",
+    # v2 chat-bot API and offline events (docs/bitrix24-bots-v2.md, bitrix24-offline-events.md)
+    "imbot.v2.Chat.Message.send": "every call posts a new message",
+    "imbot.v2.Bot.update": (
+        "a token rotation retires the old token at once: its replay fails (BOT_OWNERSHIP_ERROR) "
+        "though it took; BotV2Api.rotate_token reconciles by asking with the new token"
+    ),
+    "event.offline.get": (
+        "clear=1 deletes the rows it returns, so a lost answer is a lost batch; clear=0 "
+        "reserves them under the process id the lost answer carried, so a replay reserves the "
+        "next rows and the first stay reserved, unseen, until retention (named .get, a write)"
+    ),
+    "event.offline.error": (
+        "deletes every other copy of the objects, so a replay also deletes a row the portal "
+        "wrote after the first call (its newer data lost; the object stays as an error row)"
+    ),
 }
 # Writes that are safe to replay, and why (kept here so the classification is reviewable):
 IDEMPOTENT_WRITES: dict[str, str] = {
@@ -49,6 +64,18 @@ IDEMPOTENT_WRITES: dict[str, str] = {
     "imopenlines.session.mode.unpinAll": "clears a flag on a set",
     "imopenlines.session.mode.silent": "sets a flag",
     "event.unbind": "the binding stays removed",
+    "imbot.v2.Bot.register": "the same code for the same owner returns the stored bot",
+    "imbot.v2.Event.get": (
+        "an offset deletes only the rows below it, which the caller confirmed by passing it; a "
+        "replay with the same offset deletes nothing more and returns the same rows again "
+        "(the danger is not the retry but an offset passed before its rows are stored, or a "
+        "second reader: there is no consumer group, any reader's offset deletes for all)"
+    ),
+    "imbot.v2.Chat.InputAction.notify": "an indicator, no state",
+    "imbot.v2.Command.register": "idempotent per bot and command",
+    "event.offline.clear": "the rows stay deleted; true even when nothing matched",
+    "imopenlines.config.update": "sets the keys given to the values given (send the five "
+    "welcome-bot keys together: line_config.py)",
 }
 _READ_SUFFIXES = (".get", ".list", ".search", ".open", ".history.get", ".fields")
 

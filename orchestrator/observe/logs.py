@@ -20,6 +20,8 @@ SECRET_KEYS = frozenset(
         "auth",
         "password",
         "token",
+        "bottoken",
+        "bot_token",
         "authorization",
         "b24_client_secret",
         "b24_application_token",

@@ -7,6 +7,9 @@ keeps a portal's keys in one slot:
     {prefix}:{<member>}:portal                HASH   domain, token_sha256, endpoints, source
     {prefix}:{<member>}:creds                 HASH   REST credentials (orchestrator/bitrix/auth.py):
                                                      the one key that holds access/refresh tokens
+    {prefix}:{<member>}:bot:<code>            HASH   a v2 bot we registered: bot_token (webhook
+                                                     portals only), bot_id, event_mode, webhook_url
+                                                     (orchestrator/bitrix/bot_store.py)
     {prefix}:{<member>}:rate, :op:<method>    GCRA bucket and operating budget (bitrix/limiter.py)
     {prefix}:{<member>}:dedup:<dedup key>     STRING an event already accepted (EX dedup_ttl_s)
     {prefix}:{<member>}:dlg:<chat>:inbox      LIST   "<seq>|<event json>", oldest first
@@ -156,6 +159,10 @@ class Keys:
     def creds(self, member_id: str) -> str:
         """HASH of one portal's REST credentials: the only place a token lives."""
         return f"{self.prefix}:{{{_safe('member_id', member_id)}}}:creds"
+
+    def bot(self, member_id: str, code: str) -> str:
+        """HASH of one v2 bot we registered on the portal: its token and what the portal said."""
+        return f"{self.prefix}:{{{_safe('member_id', member_id)}}}:bot:{_safe('bot code', code)}"
 
     def dedup(self, member_id: str, dedup_key: str) -> str:
         """Marker of an accepted event."""

@@ -1,5 +1,6 @@
-"""`orchestrator register-bot` against the emulated portal: as an OAuth app (bot + event
-bindings) and over a webhook (bot with CLIENT_ID, bindings skipped and said so)."""
+"""`orchestrator register-bot --api v1` against the emulated portal: as an OAuth app (bot + event
+bindings) and over a webhook (bot with CLIENT_ID, bindings skipped and said so). The v1 path
+stays for bots registered before v2; the v2 default: test_register_bot_v2.py."""
 
 from __future__ import annotations
 
@@ -21,7 +22,9 @@ async def _register(
     settings: Settings, capsys: pytest.CaptureFixture[str], *argv: str
 ) -> tuple[int, Any, str]:
     capsys.readouterr()
-    args = build_parser().parse_args(["register-bot", "--ingress-url", INGRESS, *argv])
+    args = build_parser().parse_args(
+        ["register-bot", "--api", "v1", "--ingress-url", INGRESS, *argv]
+    )
     code = await run_register(args, settings)
     out, err = capsys.readouterr()
     return code, json.loads(out) if out.strip() else None, err

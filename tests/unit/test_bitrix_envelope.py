@@ -61,6 +61,11 @@ def test_success_envelope_lifts_total_next_and_operating() -> None:
         (500, "INTERNAL_SERVER_ERROR", ServerError),
         (500, "ERROR_CORE", ServerError),
         (400, "ERROR_CORE", MethodError),
+        # imbot.v2 answers every business error 400 (docs/bitrix24-bots-v2.md "Owner and token")
+        (400, "BOT_NOT_FOUND", MethodError),
+        (400, "BOT_OWNERSHIP_ERROR", MethodError),
+        (400, "BOT_TOKEN_NOT_SPECIFIED", MethodError),
+        (400, "BOT_CODE_ALREADY_TAKEN", MethodError),
     ],
 )
 def test_errors_are_classified_by_code(status: int, code: str, cls: type[Exception]) -> None:

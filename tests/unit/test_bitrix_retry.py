@@ -72,6 +72,19 @@ def test_unknown_methods_count_as_writes_and_case_is_ignored() -> None:
     assert is_idempotent("imopenlines.session.mode.pinall")
 
 
+def test_v2_and_offline_methods_named_like_reads_are_classified_by_what_they_do() -> None:
+    """event.offline.get deletes or reserves rows (a write despite its name); Event.get with
+    an offset deletes only what the caller confirmed, so its replay is safe; a message send and
+    a token rotation are not replayed blindly."""
+    assert not is_idempotent("event.offline.get")
+    assert not is_idempotent("event.offline.error")
+    assert is_idempotent("imbot.v2.Event.get")
+    assert is_idempotent("imbot.v2.Bot.register")
+    assert not is_idempotent("imbot.v2.Chat.Message.send")
+    assert not is_idempotent("imbot.v2.Bot.update")
+    assert is_idempotent("imopenlines.config.update")
+
+
 def test_explicit_idempotency_overrides_the_table() -> None:
     """A batch of reads may be retried even though `batch` is a write by default."""
     assert decide(TRANSIENT[0], "batch").action is Action.UNKNOWN

@@ -1,0 +1,102 @@
+"""The v2 bots we registered, one Redis hash per portal and bot code (`Keys.bot`).
+
+Over an inbound webhook a v2 bot is owned by `"custom"` + its token, and the token must ride on
+every call (docs/bitrix24-bots-v2.md "Owner and token"): lose it and the bot cannot be used or
+re-claimed — a new token is a new owner, and its `Bot.register` of the same code is
+`BOT_CODE_ALREADY_TAKEN`. So the token is generated here and written with HSETNX BEFORE the portal
+hears of it: two racing runs agree on the first one written, and a run that dies after register
+finds it again. It is never replaced here (rotation is `BotV2Api.rotate_token`, then `set_token`).
+
+At rest the token is kept exactly as the portal's OAuth tokens are (docs/security.md): in clear
+in Redis under our prefix, because the REST client must send it; there is no encryption layer in
+the project to reuse. Nothing else holds it: the command's report, logs (`bottoken`/`bot_token`
+are redacted keys) and errors never carry it. An OAuth app's bots need no token (the app's
+client id owns them); their hash holds only the bot's id and mode.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import cast
+
+import redis.asyncio as aioredis
+
+from orchestrator.bitrix.bot_v2 import TOKEN_MAX_LENGTH
+from orchestrator.errors import ConfigurationError
+from orchestrator.pipeline.keys import Keys
+
+__all__ = ["BotRecord", "BotStore", "new_token"]
+
+# 30 random bytes are 40 URL-safe characters: the longest token the portal accepts.
+_TOKEN_BYTES = TOKEN_MAX_LENGTH * 3 // 4
+
+
+def new_token() -> str:
+    """A fresh bot token: 40 characters of URL-safe randomness (240 bits)."""
+    return secrets.token_urlsafe(_TOKEN_BYTES)
+
+
+@dataclass(frozen=True)
+class BotRecord:
+    """What we keep of one v2 bot (`bot_id` 0 until the portal has answered)."""
+
+    code: str
+    bot_token: str | None = None
+    bot_id: int = 0
+    event_mode: str = ""
+    webhook_url: str = ""
+
+
+class BotStore:
+    """Reads and writes the `bot` hashes of one key prefix."""
+
+    def __init__(self, redis: aioredis.Redis, *, prefix: str) -> None:
+        self._redis = redis
+        self._keys = Keys(prefix)
+
+    def key(self, member_id: str, code: str) -> str:
+        """The bot's hash."""
+        return self._keys.bot(member_id, code)
+
+    async def load(self, member_id: str, code: str) -> BotRecord | None:
+        """The stored record, or None when we never wrote one."""
+        pending = cast(
+            Awaitable[dict[bytes, bytes]], self._redis.hgetall(self.key(member_id, code))
+        )
+        raw = {k.decode(): v.decode() for k, v in (await pending).items()}
+        if not raw:
+            return None
+        return BotRecord(
+            code=code,
+            bot_token=raw.get("bot_token") or None,
+            bot_id=int(raw.get("bot_id") or 0),
+            event_mode=raw.get("event_mode", ""),
+            webhook_url=raw.get("webhook_url", ""),
+        )
+
+    async def ensure_token(self, member_id: str, code: str) -> tuple[str, bool]:
+        """The bot's token and whether this call created it: the stored one, else a new one
+        written first (HSETNX: a racing run's token wins and is returned to both)."""
+        key = self.key(member_id, code)
+        created = await cast(Awaitable[int], self._redis.hsetnx(key, "bot_token", new_token()))
+        if created:
+            await cast(Awaitable[int], self._redis.hsetnx(key, "created_at", str(int(time.time()))))
+        stored = await cast(Awaitable[bytes | None], self._redis.hget(key, "bot_token"))
+        if not stored:
+            # e.g. evicted by a maxmemory policy: registering with it would lose the bot
+            raise ConfigurationError(f"the bot token of {code} did not stay in Redis")
+        return stored.decode(), bool(created)
+
+    async def set_token(self, member_id: str, code: str, token: str) -> None:
+        """Store a rotated token (after `BotV2Api.rotate_token` succeeded)."""
+        await cast(Awaitable[int], self._redis.hset(self.key(member_id, code), "bot_token", token))
+
+    async def record_bot(
+        self, member_id: str, code: str, *, bot_id: int, event_mode: str, webhook_url: str
+    ) -> None:
+        """What the portal answered for the bot: its id, mode and (webhook mode) URL."""
+        fields = {"bot_id": str(bot_id), "event_mode": event_mode, "webhook_url": webhook_url}
+        await cast(Awaitable[int], self._redis.hset(self.key(member_id, code), mapping=fields))
