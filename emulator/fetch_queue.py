@@ -84,10 +84,15 @@ class FetchQueue:
         return len(gone)
 
     def expire(self) -> None:
-        """The clean-up agent: rows older than the retention go, confirmed or not."""
+        """The clean-up agent: rows older than the retention go, confirmed or not. Rows are
+        kept in id order, which is write order, so the old ones are at the front: this stops at
+        the first row still young instead of reading the whole log on every append."""
         cutoff = self._clock.now() - self.retention_s
-        for row_id in [i for i, r in self._rows.items() if r.at < cutoff]:
-            del self._rows[row_id]
+        while self._rows:
+            oldest = next(iter(self._rows.values()))
+            if oldest.at >= cutoff:
+                return
+            del self._rows[oldest.id]
 
     def pending(self, bot_id: int | None = None) -> list[LoggedEvent]:
         """Rows still stored (of one bot), oldest first: for tests and the state dump."""

@@ -166,6 +166,21 @@ def _process_id(params: dict[str, Any]) -> str | None:
     return None if raw is None else str(raw).strip()
 
 
+def _required_process_id(params: dict[str, Any]) -> str:
+    """clear and error act on one process's rows: without PROCESS_ID they refuse."""
+    process_id = _process_id(params)
+    if process_id is None:
+        raise _argument("PROCESS_ID", "Argument 'PROCESS_ID' is null or empty")
+    return process_id
+
+
+def _php_list(value: Any) -> list[Any] | None:
+    """A PHP array argument as a list (a form's `a[0]=..` decodes to a dict); None otherwise."""
+    if isinstance(value, dict):
+        return list(value.values())
+    return value if isinstance(value, list) else None
+
+
 # ---- event.offline.* ------------------------------------------------------------------------
 
 
@@ -210,16 +225,12 @@ def offline_clear(ctx: CallContext, raw: dict[str, Any]) -> bool:
     """Delete a process's rows: all, or those MESSAGE_IDs (which win), or those IDs."""
     _require_admin(ctx)
     params = _lower(raw)
-    process_id = _process_id(params)
-    if process_id is None:
-        raise _argument("PROCESS_ID", "Argument 'PROCESS_ID' is null or empty")
+    process_id = _required_process_id(params)
     app_id, connector = _app(ctx)
     queue = ctx.portal.offline
     if "message_id" in params:
-        message_ids = params["message_id"]
-        if isinstance(message_ids, dict):
-            message_ids = list(message_ids.values())
-        if not isinstance(message_ids, list):
+        message_ids = _php_list(params["message_id"])
+        if message_ids is None:
             raise _argument("message_id", "Value must be array of MESSAGE_ID values")
         wanted = [str(m).strip() for m in message_ids]
         if any(len(m) != 32 for m in wanted):
@@ -229,10 +240,8 @@ def offline_clear(ctx: CallContext, raw: dict[str, Any]) -> bool:
         return True
     ids = None
     if "id" in params:
-        raw_ids = params["id"]
-        if isinstance(raw_ids, dict):
-            raw_ids = list(raw_ids.values())
-        if not isinstance(raw_ids, list) or any(php_int(i) <= 0 for i in raw_ids):
+        raw_ids = _php_list(params["id"])
+        if raw_ids is None or any(php_int(i) <= 0 for i in raw_ids):
             raise _argument("id", "Value must be array of integers")
         ids = [php_int(i) for i in raw_ids]
     queue.clear(app_id, connector, process_id, ids=ids, reason="clear")
@@ -244,13 +253,9 @@ def offline_error(ctx: CallContext, raw: dict[str, Any]) -> bool:
     """Mark rows of a process as failed: they become free error rows (read with error=1)."""
     _require_admin(ctx)
     params = _lower(raw)
-    process_id = _process_id(params)
-    if process_id is None:
-        raise _argument("PROCESS_ID", "Argument 'PROCESS_ID' is null or empty")
-    message_ids = params.get("message_id")
-    if isinstance(message_ids, dict):
-        message_ids = list(message_ids.values())
-    if not isinstance(message_ids, list):
+    process_id = _required_process_id(params)
+    message_ids = _php_list(params.get("message_id"))
+    if message_ids is None:
         raise _argument("message_id", "Value must be array of MESSAGE_ID values")
     if message_ids:
         app_id, connector = _app(ctx)

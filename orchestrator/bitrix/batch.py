@@ -232,12 +232,12 @@ class Coalescer:
 async def _past_fences(taken: list[_Pending]) -> list[_Pending]:
     """The calls whose fence (if any) lets them go now; a fence that raises stops its own call,
     unsent, and its caller hears why. Checked here, after the limiter, right before sending."""
-    fenced = [p for p in taken if p.fence is not None]
+    fenced = [(p, p.fence) for p in taken if p.fence is not None]
     if not fenced:
         return taken
-    outcomes = await asyncio.gather(*(p.fence() for p in fenced if p.fence), return_exceptions=True)
+    outcomes = await asyncio.gather(*(fence() for _, fence in fenced), return_exceptions=True)
     stopped: set[int] = set()
-    for pending, outcome in zip(fenced, outcomes, strict=True):
+    for (pending, _), outcome in zip(fenced, outcomes, strict=True):
         if isinstance(outcome, BaseException):
             _fail(pending.future, outcome)
             stopped.add(id(pending))

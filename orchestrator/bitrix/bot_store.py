@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import cast
 
@@ -27,6 +26,7 @@ import redis.asyncio as aioredis
 from orchestrator.bitrix.bot_v2 import TOKEN_MAX_LENGTH
 from orchestrator.errors import ConfigurationError
 from orchestrator.pipeline.keys import Keys
+from orchestrator.redis.client import aw
 
 __all__ = ["BotRecord", "BotStore", "new_token"]
 
@@ -63,10 +63,8 @@ class BotStore:
 
     async def load(self, member_id: str, code: str) -> BotRecord | None:
         """The stored record, or None when we never wrote one."""
-        pending = cast(
-            Awaitable[dict[bytes, bytes]], self._redis.hgetall(self.key(member_id, code))
-        )
-        raw = {k.decode(): v.decode() for k, v in (await pending).items()}
+        stored: dict[bytes, bytes] = await aw(self._redis.hgetall(self.key(member_id, code)))
+        raw = {k.decode(): v.decode() for k, v in stored.items()}
         if not raw:
             return None
         return BotRecord(
@@ -81,10 +79,10 @@ class BotStore:
         """The bot's token and whether this call created it: the stored one, else a new one
         written first (HSETNX: a racing run's token wins and is returned to both)."""
         key = self.key(member_id, code)
-        created = await cast(Awaitable[int], self._redis.hsetnx(key, "bot_token", new_token()))
+        created = await aw(self._redis.hsetnx(key, "bot_token", new_token()))
         if created:
-            await cast(Awaitable[int], self._redis.hsetnx(key, "created_at", str(int(time.time()))))
-        stored = await cast(Awaitable[bytes | None], self._redis.hget(key, "bot_token"))
+            await aw(self._redis.hsetnx(key, "created_at", str(int(time.time()))))
+        stored = cast(bytes | None, await aw(self._redis.hget(key, "bot_token")))
         if not stored:
             # e.g. evicted by a maxmemory policy: registering with it would lose the bot
             raise ConfigurationError(f"the bot token of {code} did not stay in Redis")
@@ -92,11 +90,11 @@ class BotStore:
 
     async def set_token(self, member_id: str, code: str, token: str) -> None:
         """Store a rotated token (after `BotV2Api.rotate_token` succeeded)."""
-        await cast(Awaitable[int], self._redis.hset(self.key(member_id, code), "bot_token", token))
+        await aw(self._redis.hset(self.key(member_id, code), "bot_token", token))
 
     async def record_bot(
         self, member_id: str, code: str, *, bot_id: int, event_mode: str, webhook_url: str
     ) -> None:
         """What the portal answered for the bot: its id, mode and (webhook mode) URL."""
         fields = {"bot_id": str(bot_id), "event_mode": event_mode, "webhook_url": webhook_url}
-        await cast(Awaitable[int], self._redis.hset(self.key(member_id, code), mapping=fields))
+        await aw(self._redis.hset(self.key(member_id, code), mapping=fields))

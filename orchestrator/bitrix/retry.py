@@ -80,12 +80,17 @@ IDEMPOTENT_WRITES: dict[str, str] = {
 _READ_SUFFIXES = (".get", ".list", ".search", ".open", ".history.get", ".fields")
 
 
+# Method names are case-insensitive on the portal; looked up once per call (and per write fence).
+_NON_IDEMPOTENT = frozenset(m.lower() for m in NON_IDEMPOTENT)
+_IDEMPOTENT_WRITES = frozenset(m.lower() for m in IDEMPOTENT_WRITES)
+
+
 def is_idempotent(method: str) -> bool:
     """True when replaying `method` after an unknown outcome cannot double its effect."""
     name = method.lower()
-    if name in {m.lower() for m in NON_IDEMPOTENT}:
+    if name in _NON_IDEMPOTENT:
         return False
-    if name in {m.lower() for m in IDEMPOTENT_WRITES}:
+    if name in _IDEMPOTENT_WRITES:
         return True
     # Unknown methods count as writes unless their name says they read.
     return name.endswith(_READ_SUFFIXES)

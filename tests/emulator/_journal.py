@@ -8,32 +8,24 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
-from aiohttp import web
 
 from emulator.server import EmulatorConfig, RunningEmulator, run_emulator
+from tests.event_receiver import event_receiver
 
 
 @asynccontextmanager
 async def emulator_with_receiver(**config: Any) -> AsyncIterator[RunningEmulator]:
     """An emulator (frozen clock, a roomy bucket) whose events go to a local 200-answering
     receiver, so the seeded open-line bot and the event bindings exist."""
-    app = web.Application()
-
-    async def handle(request: web.Request) -> web.Response:
-        await request.post()
-        return web.Response(text="ok")
-
-    app.router.add_post("/events", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        url = f"http://127.0.0.1:{runner.addresses[0][1]}/events"
-        settings = {"event_url": url, "frozen_clock": True, "bucket_capacity": 1000, **config}
+    async with event_receiver() as receiver:
+        settings = {
+            "event_url": receiver.url,
+            "frozen_clock": True,
+            "bucket_capacity": 1000,
+            **config,
+        }
         async with run_emulator(EmulatorConfig(**settings)) as emu:
             yield emu
-    finally:
-        await runner.cleanup()
 
 
 async def journal(http: aiohttp.ClientSession, emu: RunningEmulator, **query: Any) -> Any:

@@ -6,47 +6,22 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl
 
 import aiohttp
-from aiohttp import web
 
 from emulator.server import EmulatorConfig, RunningEmulator, run_emulator
+from tests.emulator._platform import call
+from tests.event_receiver import Receiver, event_receiver
 
 USER_CODE = "livechat|1|77|88"
 OPERATOR = 2  # a seeded operator of line 1
 
 
-@dataclass
-class Receiver:
-    """The app's event handler: every POST it got, decoded flat (PHP bracket keys)."""
-
-    url: str = ""
-    bodies: list[dict[str, str]] = field(default_factory=list)
-
-    def events(self, name: str) -> list[dict[str, str]]:
-        return [b for b in self.bodies if b.get("event") == name]
-
-
 @asynccontextmanager
 async def emulator_and_receiver(**config: Any) -> AsyncIterator[tuple[RunningEmulator, Receiver]]:
     """A seeded emulator (frozen clock, roomy bucket) posting its events to a receiver."""
-    receiver = Receiver()
-
-    async def handle(request: web.Request) -> web.Response:
-        raw = (await request.read()).decode()
-        receiver.bodies.append(dict(parse_qsl(raw, keep_blank_values=True)))
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/events", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        receiver.url = f"http://127.0.0.1:{runner.addresses[0][1]}/events"
+    async with event_receiver() as receiver:
         settings = {
             "event_url": receiver.url,
             "frozen_clock": True,
@@ -57,8 +32,6 @@ async def emulator_and_receiver(**config: Any) -> AsyncIterator[tuple[RunningEmu
         async with run_emulator(EmulatorConfig(**settings)) as emu:
             await emu.settle()  # ONAPPINSTALL
             yield emu, receiver
-    finally:
-        await runner.cleanup()
 
 
 async def rest(
@@ -75,8 +48,7 @@ async def rest(
     body["auth"] = token or emu.credentials["access_token"]
     if connector is not None:
         body["auth_connector"] = connector
-    async with http.post(f"{emu.url}/rest/{method}", json=body) as resp:
-        return resp.status, await resp.json(content_type=None)
+    return await call(http, f"{emu.url}/rest/{method}", json=body)
 
 
 async def ok(

@@ -6,31 +6,20 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from emulator.server import EmulatorConfig, run_emulator
 from orchestrator.bitrix.methods import PortalApi
 from orchestrator.bitrix.models import Dialog, EventBinding, Lead, SessionHistory, User
 from orchestrator.settings import Settings
+from tests.event_receiver import event_receiver
 from tests.integration.client_support import control, oauth_client
 
 
 @pytest.fixture
 async def event_sink() -> AsyncIterator[str]:
     """A handler URL that accepts the emulator's event POSTs (the bot needs one)."""
-
-    async def accept(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/events", accept)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}/events"
-    await runner.cleanup()
+    async with event_receiver() as receiver:
+        yield receiver.url
 
 
 @pytest.fixture

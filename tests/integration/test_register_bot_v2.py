@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 
 from emulator.server import EmulatorConfig, run_emulator
 from orchestrator.cli import build_parser
@@ -20,6 +19,7 @@ from orchestrator.cli.register_bot import run_register
 from orchestrator.cli.register_bot_v2 import OFFLINE_EVENTS, ON_OFFLINE_EVENT
 from orchestrator.pipeline.keys import Keys
 from orchestrator.settings import Settings
+from tests.event_receiver import event_receiver
 from tests.integration.client_support import (
     control,
     method_counts,
@@ -35,20 +35,8 @@ CODE = "olo_v2"
 @pytest.fixture
 async def seeded() -> AsyncIterator[Any]:
     """The emulator with the app's v1 bot as line 1's welcome bot (its events go to a sink)."""
-
-    async def accept(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_post("/events", accept)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    sink = f"http://127.0.0.1:{runner.addresses[0][1]}/events"
-    async with run_emulator(EmulatorConfig(event_url=sink)) as emu:
+    async with event_receiver() as sink, run_emulator(EmulatorConfig(event_url=sink.url)) as emu:
         yield emu
-    await runner.cleanup()
 
 
 async def _run(
