@@ -29,10 +29,13 @@ from orchestrator.pipeline.store import Store
 
 __all__ = [
     "ERROR_CODES",
+    "FETCHED",
     "PORTAL_CACHE_S",
     "TOKEN_KEYS",
     "Intake",
     "error_code",
+    "fetched_payload",
+    "ingest_event",
     "parse_body",
     "spooled_body",
 ]
@@ -93,6 +96,41 @@ def _without(value: Any, keys: frozenset[str]) -> Any:
     if isinstance(value, list):
         return [v if isinstance(v, str) else _without(v, keys) for v in value]
     return value
+
+
+# The `auth[application_token]` of an event we fetched ourselves (orchestrator/ingress/pull/):
+# it never travelled with one, and needs no check: we asked the portal for it over an
+# authenticated REST call.
+FETCHED = "fetched-from-portal"
+
+
+def fetched_payload(
+    name: str, data: Mapping[str, Any], *, member_id: str, ts: int, **extra: Any
+) -> dict[str, Any]:
+    """A fetched event in the envelope of a pushed one, so it parses with the same models and
+    converts to the same inputs (and the same dedup key: pushed and fetched count once)."""
+    return {
+        "event": name,
+        "data": dict(data),
+        "ts": ts,
+        "auth": {"member_id": member_id, "domain": member_id, "application_token": FETCHED},
+        **extra,
+    }
+
+
+async def ingest_event(store: Store, event: Event, received_ms: int | None = None) -> IngestResult:
+    """Dedup + append + schedule the event's inputs in its dialog, in one Lua call: the path
+    every way in shares (POSTs, spool replays, the bot event fetcher, offline events)."""
+    result, _ = await store.ingest(
+        event.member_id,
+        event.dialog_id or PORTAL_DIALOG,
+        event.dedup_key,
+        event.name,
+        event.ts,
+        stored_inputs(event),
+        received_ms,
+    )
+    return result
 
 
 class Intake:
@@ -182,13 +220,4 @@ class Intake:
         return await self._ingest(event, received_ms)
 
     async def _ingest(self, event: Event, received_ms: int | None) -> IngestResult:
-        result, _ = await self.store.ingest(
-            event.member_id,
-            event.dialog_id or PORTAL_DIALOG,
-            event.dedup_key,
-            event.name,
-            event.ts,
-            stored_inputs(event),
-            received_ms,
-        )
-        return result
+        return await ingest_event(self.store, event, received_ms)

@@ -10,6 +10,13 @@ keeps a portal's keys in one slot:
     {prefix}:{<member>}:bot:<code>            HASH   a v2 bot we registered: bot_token (webhook
                                                      portals only), bot_id, event_mode, webhook_url
                                                      (orchestrator/bitrix/bot_store.py)
+    {prefix}:bots                             SET    "<member>|<code>" of those bots (polled)
+    {prefix}:offline-wake                     PUBSUB member ids with new offline events
+    {prefix}:{<member>}:poll:<name>           HASH   one poller's cursor (e.g. the offset it
+                                                     confirmed), written only under its lease
+    {prefix}:{<member>}:poll:<name>:lease     STRING "<token>|<holder>" of the live poller (PX)
+    {prefix}:{<member>}:poll:<name>:fence     STRING counter the pollers' tokens come from
+                                                     (orchestrator/ingress/pull/lease.py)
     {prefix}:{<member>}:rate, :op:<method>    GCRA bucket and operating budget (bitrix/limiter.py)
     {prefix}:{<member>}:dedup:<dedup key>     STRING an event already accepted (EX dedup_ttl_s)
     {prefix}:{<member>}:dlg:<chat>:inbox      LIST   "<seq>|<event json>", oldest first
@@ -163,6 +170,20 @@ class Keys:
     def bot(self, member_id: str, code: str) -> str:
         """HASH of one v2 bot we registered on the portal: its token and what the portal said."""
         return f"{self.prefix}:{{{_safe('member_id', member_id)}}}:bot:{_safe('bot code', code)}"
+
+    @property
+    def bots(self) -> str:
+        """SET of "<member>|<code>": the v2 bots registered through us, which the fetcher polls."""
+        return f"{self.prefix}:bots"
+
+    @property
+    def offline_wake(self) -> str:
+        """Pub/sub channel: a member id whose portal signalled new offline events."""
+        return f"{self.prefix}:offline-wake"
+
+    def poller(self, member_id: str, name: str) -> str:
+        """STRING: the fenced lease of the one poller `name` of a portal (acquire/lease.py)."""
+        return f"{self.prefix}:{{{_safe('member_id', member_id)}}}:poll:{_safe('poller', name)}"
 
     def dedup(self, member_id: str, dedup_key: str) -> str:
         """Marker of an accepted event."""
