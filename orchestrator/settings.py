@@ -19,6 +19,7 @@ __all__ = [
     "IngressConfig",
     "LogConfig",
     "PortalConfig",
+    "PullConfig",
     "RedisConfig",
     "RestConfig",
     "Settings",
@@ -160,6 +161,30 @@ class WorkerConfig(BaseModel):
     )
 
 
+class PullConfig(BaseModel):
+    """The pollers every worker runs, one holder per queue: the v2 bots' event logs."""
+
+    fetch_enabled: bool = Field(
+        default=True, description="poll the event logs of the fetch-mode v2 bots we registered"
+    )
+    fetch_busy_s: float = Field(
+        default=2.0, ge=2.0, description="wait after a page with events (the platform: >= 2 s)"
+    )
+    fetch_idle_min_s: float = Field(
+        default=5.0, ge=5.0, description="first wait after an empty page (the platform: 5-30 s)"
+    )
+    fetch_idle_max_s: float = Field(
+        default=30.0, le=30.0, description="longest wait while the log stays empty"
+    )
+    fetch_limit: int = Field(default=500, ge=1, le=1000, description="events asked per poll")
+    poller_lease_ms: int = Field(
+        default=6000, ge=1000, description="a dead poller's queue is taken over after this"
+    )
+    poller_discover_s: float = Field(
+        default=10.0, gt=0, description="how often a worker looks for newly registered bots"
+    )
+
+
 class DialogConfig(BaseModel):
     """What the bot says and does."""
 
@@ -179,6 +204,7 @@ class Settings(
     RestConfig,
     IngressConfig,
     WorkerConfig,
+    PullConfig,
     DialogConfig,
     LogConfig,
     BaseSettings,

@@ -28,7 +28,7 @@ from orchestrator.errors import ConfigurationError
 from orchestrator.pipeline.keys import Keys
 from orchestrator.redis.client import aw
 
-__all__ = ["BotRecord", "BotStore", "new_token"]
+__all__ = ["BotDirectory", "BotRecord", "BotStore", "new_token"]
 
 # 30 random bytes are 40 URL-safe characters: the longest token the portal accepts.
 _TOKEN_BYTES = TOKEN_MAX_LENGTH * 3 // 4
@@ -97,4 +97,44 @@ class BotStore:
     ) -> None:
         """What the portal answered for the bot: its id, mode and (webhook mode) URL."""
         fields = {"bot_id": str(bot_id), "event_mode": event_mode, "webhook_url": webhook_url}
-        await aw(self._redis.hset(self.key(member_id, code), mapping=fields))
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.hset(self.key(member_id, code), mapping=fields)
+            pipe.sadd(self._keys.bots, f"{member_id}|{code}")
+            await pipe.execute()
+
+    async def all(self) -> list[tuple[str, BotRecord]]:
+        """Every bot we registered, with its portal's member id (the fetcher's worklist)."""
+        members: set[bytes] = await aw(self._redis.smembers(self._keys.bots))
+        found: list[tuple[str, BotRecord]] = []
+        for member in sorted(members):
+            member_id, _, code = member.decode().partition("|")
+            record = await self.load(member_id, code)
+            if record is not None and record.bot_id:
+                found.append((member_id, record))
+        return found
+
+    async def of_portal(self, member_id: str) -> list[BotRecord]:
+        """The bots we registered on one portal."""
+        return [record for member, record in await self.all() if member == member_id]
+
+
+class BotDirectory:
+    """Which bot speaks for a portal: the v2 bot we registered there, or None (the v1 bot of the
+    settings or the app). Read by every effect, so kept for `ttl_s`: a bot registered while
+    workers run is used by them within that long."""
+
+    def __init__(self, store: BotStore, *, ttl_s: float = 10.0) -> None:
+        self._store = store
+        self._ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, BotRecord | None]] = {}
+
+    async def v2_bot(self, member_id: str) -> BotRecord | None:
+        """The portal's v2 bot (the lowest id if we registered several), or None."""
+        now = time.monotonic()
+        cached = self._cache.get(member_id)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        records = sorted(await self._store.of_portal(member_id), key=lambda r: r.bot_id)
+        found = records[0] if records else None
+        self._cache[member_id] = (now + self._ttl_s, found)
+        return found

@@ -1,8 +1,7 @@
 """Typed async wrappers, one per REST method, bound to one portal (`client.api(member_id)`).
 
-Parameter keys are sent in the case each handler reads (docs/bitrix24.md §5–§7): upper-case for
-`imopenlines.*` and `imbot.*`, lower-case `fields`/`filter`/`event`... for `crm.*` and `event.*`.
-`CLIENT_ID` (webhook-registered bots) is added to the bot methods when configured.
+Keys go in the case each handler reads (docs/bitrix24.md §5–§7): upper-case for `imopenlines.*`
+and `imbot.*`, lower-case for `crm.*` and `event.*`; `CLIENT_ID` names a webhook bot's owner.
 """
 
 from __future__ import annotations
@@ -66,6 +65,10 @@ class PortalApi:
         self.client = client
         self.member_id = member_id
         self.bot_client_id = bot_client_id
+
+    def owned_by(self, token: str | None) -> PortalApi:
+        """These methods with `CLIENT_ID` = another bot owner (a v2 bot's token)."""
+        return PortalApi(self.client, self.member_id, bot_client_id=token or self.bot_client_id)
 
     async def call(self, method: str, params: Mapping[str, Any] | None = None) -> Envelope:
         """Untyped call on this portal."""
@@ -336,12 +339,9 @@ class PortalApi:
         env = await self.call("user.get", _params(FILTER=filter, start=start))
         return _page(env, User)
 
-    async def user_search(
-        self, *, filter: Mapping[str, Any] | None = None, start: int | None = None
-    ) -> Page[User]:
+    async def user_search(self, *, filter: Mapping[str, Any] | None = None) -> Page[User]:
         """user.search: one page of users (NAME_SEARCH etc. in the filter)."""
-        env = await self.call("user.search", _params(FILTER=filter, start=start))
-        return _page(env, User)
+        return _page(await self.call("user.search", _params(FILTER=filter)), User)
 
     async def crm_lead_add(
         self, fields: Mapping[str, Any], params: Mapping[str, Any] | None = None

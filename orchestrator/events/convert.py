@@ -62,13 +62,17 @@ def inputs_from_event(event: ev.Event) -> list[Input]:
         return [BotJoined(bot_id=event.bot_id, user_code=p.CHAT_ENTITY_ID, **base)]
     if isinstance(event, ev.OpenLineMessageAdd):
         return _from_openline_message(event, at)
+    if isinstance(event, ev.BotV2MessageAdd | ev.BotV2MessageDelete | ev.BotV2JoinChat):
+        return _from_bot_v2(event, at)  # (MessageUpdate is a MessageAdd subclass)
     if isinstance(event, ev.SessionStart | ev.SessionFinish):
         data = event.data.DATA
         base = _portal(event, data.chat_id, event.session_id, data.line_id, at)
         if isinstance(event, ev.SessionStart):
             return [SessionStarted(**base)]
         return [SessionFinished(**base)]
-    return []  # ONIMBOTDELETE, ONAPPINSTALL, ONAPPUNINSTALL: portal-level, not dialog inputs
+    # ONIMBOT(V2)DELETE, ONAPPINSTALL, ONAPPUNINSTALL: portal-level, not dialog inputs;
+    # ONIMBOTV2COMMANDADD: the dialog has no commands (its buttons are plain replies) yet
+    return []
 
 
 def _portal(
@@ -132,4 +136,41 @@ def _from_openline_message(event: ev.OpenLineMessageAdd, at: float) -> list[Inpu
             user_id=packet.message.user_id,
             **base,
         )
+    ]
+
+
+def _from_bot_v2(
+    event: ev.BotV2MessageAdd | ev.BotV2MessageDelete | ev.BotV2JoinChat, at: float
+) -> list[Input]:
+    """The v2 twins of the v1 bot events mean the same inputs (docs/bitrix24-bots-v2.md)."""
+    chat = event.data.chat
+    if not chat.is_lines:
+        return []  # private and group chats are not dialogs
+    base = _portal(event, int(chat.key), chat.session_id, chat.line_id, at)
+    if isinstance(event, ev.BotV2JoinChat):
+        return [BotJoined(bot_id=event.bot_id, user_code=chat.entityId, **base)]
+    if isinstance(event, ev.BotV2MessageDelete):
+        return [MessageDeleted(message_id=event.data.messageId, **base)]
+    message, user = event.data.message, event.data.user
+    if message is None or message.isSystem or not message.authorId:
+        return []  # a notice: the portal talking
+    if isinstance(event, ev.BotV2MessageUpdate):
+        return [MessageUpdated(message_id=message.id, text=message.text, **base)]
+    # The client is the connector user; without `user`, the user code's last part is the client.
+    is_client = user.connector if user.id else chat.entityId.endswith(f"|{message.authorId}")
+    if is_client:
+        return [
+            ClientMessage(
+                text=message.text,
+                message_id=message.id,
+                user_id=message.authorId,
+                user_code=chat.entityId,
+                bot_id=event.bot_id,
+                **base,
+            )
+        ]
+    if user.bot:
+        return []
+    return [
+        OperatorMessage(text=message.text, message_id=message.id, user_id=message.authorId, **base)
     ]

@@ -17,6 +17,8 @@ portal-level events) and `dedup_key` (stable across re-deliveries of the same oc
                           and no dialog (external ids cannot be placed in one)
     ONIMBOTDELETE         botdelete:<bot>
     ONAPPINSTALL/…        <name>:<member_id>:<ts>      (<name> lower-case throughout)
+    ONIMBOTV2*            as their v1 twins (events/bots_v2.py), with the fetch log's eventId
+                          in place of ts for a fetched event
 
 A private chat (not an Open Line) has no chat id in the payload; its key is `dm<DIALOG_ID>`.
 
@@ -33,6 +35,15 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from orchestrator.errors import InvalidEvent
 from orchestrator.events.base import YN, Auth, BaseEvent, EventModel, Id, int_at
+from orchestrator.events.bots_v2 import (
+    V2_EVENT_NAMES,
+    BotV2CommandAdd,
+    BotV2Delete,
+    BotV2JoinChat,
+    BotV2MessageAdd,
+    BotV2MessageDelete,
+    BotV2MessageUpdate,
+)
 from orchestrator.events.openlines import OpenLineMessageAdd, SessionFinish, SessionStart
 
 __all__ = [
@@ -46,6 +57,12 @@ __all__ = [
     "BotMessageAdd",
     "BotMessageDelete",
     "BotMessageUpdate",
+    "BotV2CommandAdd",
+    "BotV2Delete",
+    "BotV2JoinChat",
+    "BotV2MessageAdd",
+    "BotV2MessageDelete",
+    "BotV2MessageUpdate",
     "Event",
     "MessageParams",
     "OpenLineMessageAdd",
@@ -300,23 +317,32 @@ Event = Annotated[
     | SessionStart
     | SessionFinish
     | AppInstall
-    | AppUninstall,
+    | AppUninstall
+    | BotV2MessageAdd
+    | BotV2MessageUpdate
+    | BotV2MessageDelete
+    | BotV2JoinChat
+    | BotV2CommandAdd
+    | BotV2Delete,
     Field(discriminator="event"),
 ]
 
-EVENT_NAMES = frozenset(
-    {
-        "ONIMBOTMESSAGEADD",
-        "ONIMBOTMESSAGEUPDATE",
-        "ONIMBOTMESSAGEDELETE",
-        "ONIMBOTJOINCHAT",
-        "ONIMBOTDELETE",
-        "ONOPENLINEMESSAGEADD",
-        "ONSESSIONSTART",
-        "ONSESSIONFINISH",
-        "ONAPPINSTALL",
-        "ONAPPUNINSTALL",
-    }
+EVENT_NAMES = (
+    frozenset(
+        {
+            "ONIMBOTMESSAGEADD",
+            "ONIMBOTMESSAGEUPDATE",
+            "ONIMBOTMESSAGEDELETE",
+            "ONIMBOTJOINCHAT",
+            "ONIMBOTDELETE",
+            "ONOPENLINEMESSAGEADD",
+            "ONSESSIONSTART",
+            "ONSESSIONFINISH",
+            "ONAPPINSTALL",
+            "ONAPPUNINSTALL",
+        }
+    )
+    | V2_EVENT_NAMES
 )
 
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

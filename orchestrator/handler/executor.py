@@ -21,6 +21,7 @@ from typing import Protocol
 import structlog
 from structlog.contextvars import bound_contextvars
 
+from orchestrator.bitrix.bot_store import BotDirectory, BotRecord
 from orchestrator.bitrix.methods import PortalApi
 from orchestrator.bitrix.models import SessionHistory
 from orchestrator.dialog.effects import (
@@ -144,11 +145,16 @@ class EffectExecutor:
     """One effect record in, follow-up events out."""
 
     def __init__(
-        self, api_for: Callable[[str], PortalApi], effect_log: EffectLog, timers: TimerStore
+        self,
+        api_for: Callable[[str], PortalApi],
+        effect_log: EffectLog,
+        timers: TimerStore,
+        bots: BotDirectory | None = None,
     ) -> None:
         self.api_for = api_for
         self.effect_log = effect_log
         self.timers = timers
+        self.bots = bots
 
     async def run(self, record: EffectRecord) -> list[FollowUp]:
         """Execute one effect; permanent portal refusals become an EffectFailed follow-up."""
@@ -175,11 +181,13 @@ class EffectExecutor:
         return [_failed(EffectId.parse(record.effect_id), record, error_code)]
 
     async def _execute(self, effect: Effect, effect_id: EffectId, attempt: int) -> Input | None:
-        api = self.api_for(effect_id.member_id)
+        bot = await self.bots.v2_bot(effect_id.member_id) if self.bots else None
+        # a v2 bot owned by its token (a webhook portal) names itself to bot.session.* by it
+        api = self.api_for(effect_id.member_id).owned_by(bot.bot_token if bot else None)
         member_id, chat_key = effect_id.member_id, effect_id.dialog_key
         match effect:
             case SendMessage():
-                await self._send(api, effect, effect_id, attempt)
+                await self._send(api, bot, effect, effect_id, attempt)
             case ScheduleTimer():
                 await self.timers.schedule(
                     member_id, chat_key, effect.name, effect.token, effect.delay_s
@@ -220,7 +228,12 @@ class EffectExecutor:
         return None
 
     async def _send(
-        self, api: PortalApi, effect: SendMessage, effect_id: EffectId, attempt: int
+        self,
+        api: PortalApi,
+        bot: BotRecord | None,
+        effect: SendMessage,
+        effect_id: EffectId,
+        attempt: int,
     ) -> None:
         """Post a message, unless a try before this one already did (handler/resend.py)."""
         if attempt > 1 and await self._posted_before(api, effect, effect_id):
@@ -230,6 +243,14 @@ class EffectExecutor:
             await api.bot_session_message_send(effect.chat_id, effect.text, name="DEFAULT")
             return
         # the bot's own words; a note never reaches the client
+        if bot is not None:  # a v2 bot speaks through imbot.v2 (its v1 methods are not its own)
+            await api.bot_v2(bot.bot_token).send(
+                bot.bot_id,
+                f"chat{effect.chat_id}",
+                effect.text,
+                skip_connector=True if effect.via == "note" else None,
+            )
+            return
         await api.imbot_message_add(
             f"chat{effect.chat_id}",
             effect.text,

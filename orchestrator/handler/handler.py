@@ -18,6 +18,7 @@ import redis.asyncio as aioredis
 import structlog
 from structlog.contextvars import bound_contextvars
 
+from orchestrator.bitrix.bot_store import BotDirectory, BotStore
 from orchestrator.bitrix.client import BitrixClient
 from orchestrator.dialog.effects import effect_payload
 from orchestrator.dialog.inputs import Input, input_from_record
@@ -112,7 +113,10 @@ async def build_handler(settings: Settings, redis: aioredis.Redis) -> DialogMach
     scenarios = load_scenario(settings.scenario_path)
     client = await BitrixClient.from_settings(settings, redis).open()
     executor = EffectExecutor(
-        client.api, Store(redis, settings), TimerStore(redis, settings.key_prefix)
+        client.api,
+        Store(redis, settings),
+        TimerStore(redis, settings.key_prefix),
+        BotDirectory(BotStore(redis, prefix=settings.key_prefix)),
     )
     handler = DialogMachineHandler(scenarios, executor)
     handler.on_close(client.close)

@@ -29,12 +29,18 @@ __all__ = [
     "EVENTS_REJECTED",
     "EVENTS_SPOOLED",
     "EVENT_LAG_SECONDS",
+    "FETCH_CONFIRMS",
+    "FETCH_EVENTS",
+    "FETCH_LAG",
+    "FETCH_POLLS",
+    "FETCH_REFUSED",
     "HANDOFFS",
     "INSTALLS",
     "INSTALL_OUTCOMES",
     "JOB_SECONDS",
     "LEADS",
     "PIPELINE_RETRIES",
+    "POLLER_TAKEOVERS",
     "PORTAL_OLDEST_PENDING_SECONDS",
     "PORTAL_PENDING_DIALOGS",
     "QUEUE_DEPTH",
@@ -166,6 +172,30 @@ LEADS = Counter(
     ["member_id", "outcome"],
 )
 VOTES = Counter("ol_votes", "Head votes saved on finished sessions", ["member_id"])
+
+# --- the v2 bot event fetcher (orchestrator/ingress/pull/fetcher.py) ------------------------
+FETCH_POLLS = Counter(
+    "ol_fetch_polls",
+    "imbot.v2.Event.get calls made, by whether the page was empty",
+    ["member_id", "empty"],
+)
+FETCH_EVENTS = Counter("ol_fetch_events", "Bot events fetched from the portal", ["member_id"])
+FETCH_REFUSED = Counter(
+    "ol_fetch_refused",
+    "Fetched events not taken (an event type we do not handle)",
+    ["member_id", "reason"],
+)
+FETCH_CONFIRMS = Counter(
+    "ol_fetch_confirms", "Offsets saved after their events were stored", ["member_id"]
+)
+FETCH_LAG = Gauge(
+    "ol_fetch_lag_seconds", "Age of the newest event of the last non-empty page", ["member_id"]
+)
+POLLER_TAKEOVERS = Counter(
+    "ol_poller_takeovers",
+    "Poller leases this process took (a start, or a dead holder's)",
+    ["poller"],
+)
 
 # the per-portal gauges read at most this many pending dialogs per scrape
 _PENDING_SCAN_LIMIT = 50_000

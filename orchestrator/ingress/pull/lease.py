@@ -5,7 +5,7 @@ with no consumer groups: two pollers of one queue read the same rows, and either
 deletes them for both (docs/bitrix24-bots-v2.md "Fetch mode"). So every worker process runs a
 poller for every queue, and only the holder of that queue's lease polls:
 
-    lease = PollLease(redis, keys, member_id, "bot:456", holder="host:pid", ttl_ms=10_000)
+    lease = PollLease(redis, keys, member_id, "bot-456", holder="host:pid", ttl_ms=10_000)
     if await lease.acquire():          # or renew() while we hold it
         cursor = await lease.cursor()  # e.g. {"offset": "88154"}
         ...
@@ -89,7 +89,7 @@ class PollLease:
         self._lease_key = f"{base}:lease"
         self._fence_key = f"{base}:fence"
         self._holder = holder
-        self._ttl_ms = ttl_ms
+        self.ttl_ms = ttl_ms
         self._lease = redis.register_script(_LEASE)
         self._save = redis.register_script(_SAVE)
         self._release = redis.register_script(_RELEASE)
@@ -104,9 +104,7 @@ class PollLease:
         """Take the lease if nobody holds it, or keep it if we do."""
         if self.token is not None:
             return await self.renew()
-        got = await self._lease(
-            [self._lease_key, self._fence_key], ["", self._ttl_ms, self._holder]
-        )
+        got = await self._lease([self._lease_key, self._fence_key], ["", self.ttl_ms, self._holder])
         self.token = got.decode() if got else None
         return self.token is not None
 
@@ -115,7 +113,7 @@ class PollLease:
         if self.token is None:
             return False
         got = await self._lease(
-            [self._lease_key, self._fence_key], [self.token, self._ttl_ms, self._holder]
+            [self._lease_key, self._fence_key], [self.token, self.ttl_ms, self._holder]
         )
         if not got:
             self.token = None
