@@ -14,7 +14,7 @@ Plain data over a clock; imports only emulator.primitives."""
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from emulator.primitives import Clock
@@ -40,6 +40,7 @@ class Page:
     events: list[LoggedEvent]
     next_offset: int
     has_more: bool
+    confirmed: list[int] = field(default_factory=list)  # ids this call's offset deleted
 
 
 class FetchQueue:
@@ -66,15 +67,17 @@ class FetchQueue:
         size = min(LIMIT_MAX, max(LIMIT_MIN, limit))
         floor = max(0, offset)
         wanted = set(bot_ids)
+        confirmed = []
         if floor > 0:
-            for row_id in [i for i, r in self._rows.items() if r.bot_id in wanted and i < floor]:
+            confirmed = [i for i, r in self._rows.items() if r.bot_id in wanted and i < floor]
+            for row_id in confirmed:
                 del self._rows[row_id]
         rows = sorted(
             (r for r in self._rows.values() if r.bot_id in wanted and r.id >= floor),
             key=lambda r: r.id,
         )[:size]
         next_offset = max(offset, rows[-1].id + 1) if rows else offset
-        return Page([copy.deepcopy(r) for r in rows], next_offset, len(rows) >= size)
+        return Page([copy.deepcopy(r) for r in rows], next_offset, len(rows) >= size, confirmed)
 
     def purge(self, bot_id: int) -> int:
         """Delete every pending row of a bot (unregister, FETCH -> WEBHOOK); how many went."""

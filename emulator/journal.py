@@ -37,6 +37,7 @@ KINDS = frozenset(
         "bot_unregistered",
         "event_posted",
         "event_queued",
+        "event_confirmed",
         "event_dropped",
         "offline_queued",
         "offline_reserved",

@@ -42,6 +42,10 @@ class EmulatorConfig:
     operating_limit_s: float = 480.0
     method_exec_time: dict[str, float] = field(default_factory=dict)  # simulated seconds
     event_url: str | None = None
+    # Seed the app's v1 bot as line 1's welcome bot with the Open Lines events bound online (a
+    # deployment from before the v2 API); False: the app registers its own bot (v2) and binds
+    # what it needs, as on a fresh portal.
+    v1_bot: bool = True
     portals: int = 1
     host: str = "127.0.0.1"
     port: int = 0
@@ -162,7 +166,7 @@ class PortalRuntime:
         delivery.attach_journal(self.identity.member_id, self.journal)
         self.push_drops = PushDrops()  # pushes this portal loses (control: push-drops)
         delivery.attach_drops(self.identity.member_id, self.push_drops)
-        self.portal.seed_default(config.event_url)
+        self.portal.seed_default(config.event_url if config.v1_bot else None)
         self.tokens.user_id = int(self.portal.admin_user_id)
         self.install_pair: TokenPair = self.tokens.issue_pair()
         capacity, drain = PLANS[config.plan]

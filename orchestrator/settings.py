@@ -168,13 +168,13 @@ class PullConfig(BaseModel):
         default=True, description="poll the event logs of the fetch-mode v2 bots we registered"
     )
     fetch_busy_s: float = Field(
-        default=2.0, ge=2.0, description="wait after a page with events (the platform: >= 2 s)"
+        default=2.0, gt=0, description="wait after a page with events (the platform: >= 2 s)"
     )
     fetch_idle_min_s: float = Field(
-        default=5.0, ge=5.0, description="first wait after an empty page (the platform: 5-30 s)"
+        default=5.0, gt=0, description="first wait after an empty page (the platform: 5-30 s)"
     )
     fetch_idle_max_s: float = Field(
-        default=30.0, le=30.0, description="longest wait while the log stays empty"
+        default=30.0, gt=0, description="longest wait while the log stays empty (<= 30 s)"
     )
     fetch_limit: int = Field(default=500, ge=1, le=1000, description="events asked per poll")
     poller_lease_ms: int = Field(

@@ -36,6 +36,8 @@ def event_get(ctx: CallContext, params: dict[str, Any]) -> dict[str, Any]:
     limit = DEFAULT_LIMIT if raw_limit is None else php_int(raw_limit)
     offset = php_int(first(params, "offset", "OFFSET"))
     page = ctx.portal.fetch_queue.fetch([bot.id], offset, limit)
+    for event_id in page.confirmed:  # the portal's own record of what the bot confirmed
+        ctx.portal.journal.append("event_confirmed", event_id=event_id, bot_id=bot.id)
     return {
         "events": [
             {"eventId": row.id, "type": row.type, "date": iso_date(row.at), "data": row.data}

@@ -65,6 +65,10 @@ class StackOptions:
     # maps the ingresses' event URLs to the one the portal posts to (e.g. a recording proxy that
     # balances over them); without it the portal posts to the first ingress
     event_tap: Callable[[list[str]], str] | None = None
+    # "v2": the portal starts without a bot and ours registers through imbot.v2 in fetch mode,
+    # with the Open Lines events bound offline (what `register-bot` does on a new deployment);
+    # "v1": the portal already has the app's v1 bot, its events pushed to the ingress
+    bot: str = "v1"
 
 
 @dataclass
@@ -259,6 +263,24 @@ async def _await_registration(stack_: Stack) -> None:
         await asyncio.sleep(0.1)
 
 
+async def _register_v2_bots(stack_: Stack, ingress_event_url: str) -> None:
+    """`orchestrator register-bot --api v2` on every portal, as an operator runs it after the
+    install: the fetch-mode bot, the offline bindings, both lines welcomed by it."""
+    from orchestrator.bitrix.bot_store import BotStore
+    from orchestrator.bitrix.client import BitrixClient
+    from orchestrator.cli import build_parser
+    from orchestrator.cli.register_bot_v2 import register_v2
+
+    lines = [str(n) for line in stack_.view.portal.lines for n in ("--line", line)]
+    async with BitrixClient.from_settings(stack_.settings) as client:
+        store = BotStore(stack_.redis, prefix=stack_.settings.key_prefix)
+        for member_id in stack_.member_ids:
+            args = build_parser().parse_args(
+                ["register-bot", "--api", "v2", "--ingress-url", ingress_event_url, *lines]
+            )
+            await register_v2(client.api(member_id), store, args, oauth=True)
+
+
 @asynccontextmanager
 async def run_stack(settings: Settings, opts: StackOptions | None = None) -> AsyncIterator[Stack]:
     """Start everything, yield the running stack, stop everything (children killed if stuck)."""
@@ -296,7 +318,13 @@ async def run_stack(settings: Settings, opts: StackOptions | None = None) -> Asy
         emu_config = EmulatorConfig(
             event_url=opts.event_tap(event_urls) if opts.event_tap else event_urls[0],
             # one app on every portal, as a market app is: one client_id refreshes all tokens
-            **{"shared_app": True, **app, **opts.emulator, "port": emu_port},
+            **{
+                "shared_app": True,
+                "v1_bot": opts.bot == "v1",
+                **app,
+                **opts.emulator,
+                "port": emu_port,
+            },
         )
         emu = await stack.enter_async_context(run_emulator(emu_config))
         runtime = emu.portals[0]
@@ -318,4 +346,6 @@ async def run_stack(settings: Settings, opts: StackOptions | None = None) -> Asy
             embedded,
         )
         await _await_registration(running)
+        if opts.bot == "v2":
+            await _register_v2_bots(running, event_urls[0])
         yield running
