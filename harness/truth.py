@@ -4,7 +4,10 @@ Everything here is read from the emulated portal's own records — its append-on
 state changes (`GET /_emulator/journal`) and its state — and from the simulated clients; never
 from our Redis. The counts:
 
-    acknowledged        events the portal posted that our ingress answered 200 (`event_posted`)
+    acknowledged        events the portal posted that our ingress answered 200 (`event_posted`),
+                        and events it queued for our fetch-mode bot that the bot confirmed
+                        (`event_queued` whose id an `event_confirmed` names: the portal deleted
+                        it because our offset said we had it)
     handled             acknowledged events whose effect the portal shows: the dialog they
                         belong to ended as it must (below), and an event that calls for the bot
                         to answer (its joining the chat, a client writing while the bot holds
@@ -44,12 +47,19 @@ __all__ = [
 ]
 
 # The REST methods through which our bot speaks (the journal's `via` of its messages).
-OUR_METHODS = frozenset({"imbot.message.add", "imopenlines.bot.session.message.send"})
+OUR_METHODS = frozenset(
+    {"imbot.message.add", "imbot.v2.Chat.Message.send", "imopenlines.bot.session.message.send"}
+)
 # Session changes our calls cause (the journal's `reason`): a handoff to the queue, a transfer,
 # the bot closing the session.
 OUR_SESSION_REASONS = frozenset({"queue", "transfer", "bot_finish"})
 # Events after which the bot must say or do something the portal shows.
-CALLS_FOR_AN_ANSWER = frozenset({"ONIMBOTJOINCHAT", "ONIMBOTMESSAGEADD"})
+CALLS_FOR_AN_ANSWER = frozenset(
+    {"ONIMBOTJOINCHAT", "ONIMBOTMESSAGEADD", "ONIMBOTV2JOINCHAT", "ONIMBOTV2MESSAGEADD"}
+)
+CLIENT_WRITES = frozenset({"ONIMBOTMESSAGEADD", "ONIMBOTV2MESSAGEADD"})
+# How an event reached us: pushed (and answered), or queued for our bot to fetch.
+DELIVERED = frozenset({"event_posted", "event_queued"})
 CLOSED = 60  # a session's status once it is really closed (docs/bitrix24.md §4.4)
 
 
@@ -98,7 +108,7 @@ class ChatTruth:
             new_session = e["kind"] == "session" and e.get("reason") == "start"
             if person or new_session:
                 close_turn()
-            elif e["kind"] == "event_posted" and e.get("name") in CALLS_FOR_AN_ANSWER:
+            elif e["kind"] in DELIVERED and e.get("name") in CALLS_FOR_AN_ANSWER:
                 calls += 1
             elif (
                 e["kind"] == "message" and e.get("via") in OUR_METHODS and e.get("to_client", True)
@@ -157,8 +167,14 @@ class PortalTruth:
         self.chats = {c: ChatTruth(c, es) for c, es in by_chat.items()}
 
     def acknowledged(self) -> list[dict[str, Any]]:
-        """The events our ingress answered 200."""
-        return [e for e in self.journal if e["kind"] == "event_posted" and e.get("ok")]
+        """The events our ingress answered 200, and those our fetcher confirmed."""
+        confirmed = {int(e["event_id"]) for e in self.journal if e["kind"] == "event_confirmed"}
+        return [
+            e
+            for e in self.journal
+            if (e["kind"] == "event_posted" and e.get("ok"))
+            or (e["kind"] == "event_queued" and int(e["event_id"]) in confirmed)
+        ]
 
     def refused(self) -> int:
         """Deliveries our ingress did not acknowledge (lost by the portal's rules: no retry)."""
@@ -212,7 +228,7 @@ class PortalTruth:
             session = chat.session_at(int(event["seq"])) or {}
             # a client writing while an operator holds the session asks nothing of the bot
             asks = event.get("name") in CALLS_FOR_AN_ANSWER and (
-                event.get("name") != "ONIMBOTMESSAGEADD" or session.get("operator_id") in bots
+                event.get("name") not in CLIENT_WRITES or session.get("operator_id") in bots
             )
             if (
                 not session
