@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.bitrix.auth import AuthStore
+from orchestrator.bitrix.bot_store import BotStore
 from orchestrator.bitrix.transport import Transport
 from orchestrator.errors import ConfigurationError, InvalidEvent, SpoolUnavailable
 from orchestrator.events.models import Event
@@ -102,6 +103,7 @@ async def _redis_ctx(app: web.Application) -> AsyncIterator[None]:
         InstallVerifier(settings, oauth),
         AuthStore(client, prefix=settings.key_prefix),
         ConfiguredPortal.from_settings(settings),
+        BotStore(client, prefix=settings.key_prefix),
     )
     yield
     await oauth.close()

@@ -11,12 +11,14 @@ worker never parses the wire event again, and the inbox, history and dead letter
 
 from __future__ import annotations
 
+import hmac
 import json
 import time
 from collections.abc import Mapping
 from typing import Any
 
 from orchestrator.bitrix.auth import AuthStore
+from orchestrator.bitrix.bot_store import BotStore
 from orchestrator.errors import InvalidEvent
 from orchestrator.events.convert import stored_inputs
 from orchestrator.events.formdata import decode_form
@@ -28,6 +30,7 @@ from orchestrator.pipeline.records import IngestResult
 from orchestrator.pipeline.store import Store
 
 __all__ = [
+    "CUSTOM",
     "ERROR_CODES",
     "FETCHED",
     "PORTAL_CACHE_S",
@@ -44,6 +47,9 @@ __all__ = [
 # A token mismatch always re-reads the registry, so a re-key is seen at once; an uninstall done
 # through another ingress replica is seen here within this many seconds.
 PORTAL_CACHE_S = 2.0
+
+# How the portal prefixes a bot token to make it an owner key (and an application token).
+CUSTOM = "custom"
 
 # The `error` field of a 4xx body, by status (the `reason` field says more).
 ERROR_CODES = {
@@ -143,8 +149,10 @@ class Intake:
         installs: InstallVerifier,
         credentials: AuthStore,
         configured: ConfiguredPortal | None = None,
+        bots: BotStore | None = None,
     ) -> None:
         self.store = store
+        self.bots = bots
         self.portals = portals
         self.installs = installs
         self.credentials = credentials
@@ -179,15 +187,33 @@ class Intake:
         portal = await self._portal(event.member_id)
         if portal is not None and not portal.verify(event.application_token):
             portal = await self._portal(event.member_id, fresh=True)  # re-keyed meanwhile?
-        if portal is None:
+        if await self._bot_signed(event):
+            pass  # a bot we registered on this portal, signing with its own token
+        elif portal is None:
             raise InvalidEvent(f"portal {event.member_id[:40]!r} is not registered", status=403)
-        if not portal.verify(event.application_token):
+        elif not portal.verify(event.application_token):
             raise InvalidEvent("application_token does not match the portal's", status=401)
         result = await self._ingest(event, received_ms)
         if event.name == "ONAPPUNINSTALL":
             await self.portals.remove(event.member_id)  # its credentials go with it
             self._cache.pop(event.member_id, None)
         return result
+
+    async def _bot_signed(self, event: Event) -> bool:
+        """A webhook-mode v2 bot owned by its token (no app) signs its events with `"custom"` +
+        that token (docs/bitrix24-bots-v2.md "Events"): one of the portal's bots we keep."""
+        token = event.application_token
+        if (
+            self.bots is None
+            or not event.name.startswith("ONIMBOTV2")
+            or not token.startswith(CUSTOM)
+        ):
+            return False
+        records = await self.bots.of_portal(event.member_id)
+        return any(
+            r.bot_token and hmac.compare_digest(token.encode(), (CUSTOM + r.bot_token).encode())
+            for r in records
+        )
 
     async def _install(self, event: AppInstall, received_ms: int | None) -> IngestResult:
         """Register the portal the OAuth server vouches for (a re-install rotates its tokens and
