@@ -76,7 +76,8 @@ def close(
     text: str = "The conversation is closed",
     reason: str = "close",
 ) -> None:
-    """CLOSED=Y: status 60, END_ID, times; bots leave; OnSessionFinish fires."""
+    """CLOSED=Y: status 60, END_ID, times; bots leave; the chat's LINES_SESSION id, AUTHOR_ID
+    and whisper mode are reset (Chat::close); OnSessionFinish fires."""
     chat = portal.chats[session.chat_id]
     portal.post_message(
         chat,
@@ -95,6 +96,10 @@ def close(
     session.wait_action = session.wait_vote = session.wait_answer = session.pause = False
     session.queue_deadline = session.date_close_vote = None
     chat.pause = chat.wait_action = False
+    # Chat::close (run by Session\Update::closeSession on CLOSED=Y): LINES_SESSION's ID goes to
+    # 0, so ENTITY_DATA_1 position 5 no longer names the closed session; AUTHOR_ID 0, whisper off
+    chat.session_id = chat.author_id = 0
+    chat.silent = False
     chat.members = [m for m in chat.members if m not in portal.bots]
     chat.fake_relations = []
     set_status(portal, session, Status.SPAM if session.spam else Status.CLOSE, reason)

@@ -189,6 +189,12 @@ class DialogConfig(BaseModel):
     """What the bot says and does."""
 
     scenario_path: str | None = Field(default=None, description="YAML scenario; default shipped")
+    reconcile_interval_s: int = Field(
+        default=300,
+        ge=0,
+        description="how often an open dialog asks the portal whether its session still is (a "
+        "lost finish push is never re-sent); a scenario's timers.reconcile_s wins; 0: off",
+    )
 
 
 class LogConfig(BaseModel):

@@ -13,7 +13,9 @@ from typing import Any
 
 from orchestrator.dialog.scenario import parse_scenario
 from tests.replay_scripts import (
+    MEMBER,
     OPERATOR,
+    SESSION,
     STATE_SCHEMA,
     T0,
     Dialog,
@@ -470,3 +472,25 @@ def demo_support_line(rec: Recorder) -> None:
     rec.feed(d.client("I want a refund, operator please"))
     rec.feed(d.operator("Hi, let me check your refund."))
     _close_and_rate(rec, d, vote=5, lead_id=1025)
+
+
+@script(
+    "the portal closed the session but its finish push was lost: a reconcile check (the "
+    "portal still shows the session, then none) runs the close tail, named session_reconciled "
+    "in the history; its later answer and the finish arriving late are no-ops"
+)
+def finish_lost_reconciled(rec: Recorder) -> None:
+    d = Dialog(chat_id=927)
+    _to_operator(rec, d)
+    rec.feed(d.client("Thanks, that is all"))
+    # the default scenario arms no reconcile timer (the worker's setting does): the answers of
+    # the checks the timer would have asked for are fed as the executor builds them
+    first = f"{MEMBER}:{d.chat_id}:{SESSION}:6:0"
+    rec.feed(d.checked(first, current_session_id=SESSION, after=300))
+    second = f"{MEMBER}:{d.chat_id}:{SESSION}:6:1"
+    rec.feed(d.checked(second, current_session_id=0, after=300))
+    rec.feed(d.checked(second, current_session_id=0, after=1))
+    rec.feed(d.finished(after=30))
+    rec.feed(d.transcript(operator_id=OPERATOR, client_vote=None, message_count=5))
+    rec.feed(d.vote_saved())
+    rec.feed(d.lead_created(1027))

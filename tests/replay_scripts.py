@@ -23,6 +23,7 @@ from orchestrator.dialog.inputs import (
     MessageDeleted,
     MessageUpdated,
     OperatorMessage,
+    SessionChecked,
     SessionFinished,
     SessionStarted,
     TimerFired,
@@ -134,6 +135,16 @@ class Dialog:
     def timer(self, name: str, token: str, after: float) -> TimerFired:
         """One of our timers came due."""
         return TimerFired(name=name, token=token, at=self._at(after))
+
+    def checked(self, effect_id: str, current_session_id: int, after: float = 1) -> SessionChecked:
+        """The executor's answer to a CheckSession: the chat's current session as the portal
+        shows it (0: none open)."""
+        return SessionChecked(
+            session_id=EffectId.parse(effect_id).session_id,
+            current_session_id=current_session_id,
+            effect_id=effect_id,
+            at=self._at(after),
+        )
 
     def transcript(self, after: float = 2, **fields: Any) -> TranscriptFetched:
         """The executor read the session's history."""

@@ -39,6 +39,14 @@ class Dialog(_Model):
     entity_data_1: str | None = None
     message_count: int = 0
 
+    @property
+    def lines_session_id(self) -> int:
+        """The chat's current session: position 5 of ENTITY_DATA_1 (LINES_SESSION), 0 when it
+        has none open (`Chat::close` writes 0 there, a new session its own id; §4.2)."""
+        parts = (self.entity_data_1 or "").split("|")
+        raw = parts[5] if len(parts) > 5 else ""
+        return int(raw) if raw.strip().isdigit() else 0
+
 
 class HistoryMessage(_Model):
     """One message of imopenlines.session.history.get (nested keys lower-case, no underscores)."""

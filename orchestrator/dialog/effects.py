@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Literal
 __all__ = [
     "EFFECT_TYPES",
     "CancelTimer",
+    "CheckSession",
     "CreateLead",
     "Effect",
     "EffectId",
@@ -168,6 +169,16 @@ class CancelTimer(_Effect):
     name: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class CheckSession(_Effect):
+    """imopenlines.dialog.get: is `session_id` still the chat's session (ENTITY_DATA_1 position
+    5)? Comes back as SessionChecked (or EffectFailed); see dialog/reconcile.py."""
+
+    kind: ClassVar[str] = "CheckSession"
+    chat_id: int
+    session_id: int | None
+
+
 Effect = (
     SendMessage
     | HandToQueue
@@ -178,6 +189,7 @@ Effect = (
     | CreateLead
     | ScheduleTimer
     | CancelTimer
+    | CheckSession
 )
 
 EFFECT_TYPES: dict[str, type[Effect]] = {
@@ -192,6 +204,7 @@ EFFECT_TYPES: dict[str, type[Effect]] = {
         CreateLead,
         ScheduleTimer,
         CancelTimer,
+        CheckSession,
     )
 }
 

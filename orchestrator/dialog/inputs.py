@@ -18,6 +18,7 @@ __all__ = [
     "MessageDeleted",
     "MessageUpdated",
     "OperatorMessage",
+    "SessionChecked",
     "SessionFinished",
     "SessionStarted",
     "TimerFired",
@@ -160,6 +161,16 @@ class EffectFailed(_Result):
     effect_id: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class SessionChecked(_Result):
+    """The portal's answer to CheckSession: the chat's current session (ENTITY_DATA_1 position
+    5; 0 when the chat has none open), asked about `session_id` by effect `effect_id`."""
+
+    kind: ClassVar[str] = "session_checked"
+    current_session_id: int = 0
+    effect_id: str = ""
+
+
 Input = (
     ClientMessage
     | OperatorMessage
@@ -173,6 +184,7 @@ Input = (
     | VoteSaved
     | LeadCreated
     | EffectFailed
+    | SessionChecked
 )
 
 INPUT_TYPES: dict[str, type[Input]] = {
@@ -190,6 +202,7 @@ INPUT_TYPES: dict[str, type[Input]] = {
         VoteSaved,
         LeadCreated,
         EffectFailed,
+        SessionChecked,
     )
 }
 

@@ -5,6 +5,9 @@
      └────────────┴── (transfer) ──┘            └──► failed   (a client message after the
                                                               close starts a new session)
 
+While active, a `reconcile` timer asks the portal whether the session is still open, so a lost
+finish push is found out (dialog/reconcile.py).
+
 No I/O here: effects come back as frozen data with deterministic ids. Replays are no-ops:
 a message id already seen, a duplicate join/start/finish, a timer whose token is stale, a
 result for another session. `IllegalTransition` is raised only for inputs that cannot happen
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.dialog import evaluation
+from orchestrator.dialog import evaluation, reconcile
 from orchestrator.dialog.bot import begin, finish_by_bot, handoff, on_client_message
 from orchestrator.dialog.effects import Effect, EffectId, HandToQueue, Transfer, with_ids
 from orchestrator.dialog.inputs import (
@@ -27,6 +30,7 @@ from orchestrator.dialog.inputs import (
     MessageDeleted,
     MessageUpdated,
     OperatorMessage,
+    SessionChecked,
     SessionFinished,
     SessionStarted,
     TimerFired,
@@ -64,6 +68,7 @@ __all__ = [
 S = DialogStatus
 _Opener = ClientMessage | BotJoined | SessionStarted | OperatorMessage | SessionFinished
 Result = TranscriptFetched | VoteSaved | LeadCreated | EffectFailed
+_Stamped = EffectFailed | SessionChecked  # results that name the effect they answer
 _AFTER = frozenset({"FetchTranscript", "SaveHeadVote", "CreateLead"})  # post-close effect kinds
 
 
@@ -92,12 +97,14 @@ def transition(state: DialogState | None, inp: Input, scenario: Scenario, now: f
     step = Step(state=state.model_copy(deep=True), scenario=scenario, now=now)
     if not _dispatch(step, inp) and not created:
         return Transition(state=state, changed=False)
+    reconcile.keep_armed(step)
     st = step.state
     st.seq += 1
-    st.history = [
-        *st.history,
-        HistoryEntry(at=inp.at, input=inp.kind, from_=state.status.value, to=st.status.value),
-    ][-HISTORY_LIMIT:]
+    if not step.quiet:
+        entry = HistoryEntry(
+            at=inp.at, input=step.label or inp.kind, from_=state.status.value, to=st.status.value
+        )
+        st.history = [*st.history, entry][-HISTORY_LIMIT:]
     effects = with_ids(step.effects, st.member_id, st.chat_id, st.session_id, st.seq)
     return Transition(state=st, effects=tuple(effects))
 
@@ -143,6 +150,11 @@ def _dispatch(step: Step, inp: Input) -> bool:
         return False  # edits and deletions never undo what the bot already said or stored
     if isinstance(inp, TimerFired):
         return _timer(step, inp)
+    if isinstance(inp, SessionChecked):
+        stale = _is_other_session(step.state, inp.session_id) or _minted_before_session(
+            step.state, inp
+        )
+        return not stale and reconcile.checked(step, inp)
     return _result(step, inp)
 
 
@@ -266,6 +278,8 @@ def _timer(step: Step, fired: TimerFired) -> bool:
             st.operator_accepted_at = fired.at
         else:
             step.schedule("accept", timers.accept_timeout_s)
+    elif fired.name == reconcile.TIMER:
+        reconcile.fired(step)
     return True
 
 
@@ -298,8 +312,8 @@ def _result(step: Step, res: Result) -> bool:
     return True
 
 
-def _minted_before_session(st: DialogState, res: Result) -> bool:
-    if not isinstance(res, EffectFailed):
+def _minted_before_session(st: DialogState, res: Result | SessionChecked) -> bool:
+    if not isinstance(res, _Stamped):
         return False
     try:
         return EffectId.parse(res.effect_id).seq < st.session_seq
@@ -309,8 +323,8 @@ def _minted_before_session(st: DialogState, res: Result) -> bool:
 
 def _failed(step: Step, failure: EffectFailed) -> bool:
     st, kind, code = step.state, failure.effect_kind, failure.error_code
-    if st.status in TERMINAL:
-        return False
+    if st.status in TERMINAL or kind == "CheckSession":
+        return False  # a check that failed: the reconcile timer asks again
     if kind == "FetchTranscript" and st.transcript_pending:
         # rate with what the bot saw itself (no rating without a session id; the waiting lead
         # goes out under our own id for the session)

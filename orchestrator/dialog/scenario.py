@@ -231,6 +231,9 @@ class Timers(_Strict):
     silence_message: str = "Closing the conversation for now. Write again any time."
     accept_timeout_s: int | None = Field(default=300, gt=0)
     accept_fallback: Target | None = None
+    # how often an open dialog asks the portal whether its session is still open (a lost
+    # OnSessionFinish push is never sent again); None: the worker's RECONCILE_INTERVAL_S
+    reconcile_s: int | None = Field(default=None, gt=0)
 
 
 class Evaluation(_Strict):
@@ -276,6 +279,25 @@ class ScenarioSet(_Strict):
         if line_id is None:
             return self.default
         return self.lines.get(line_id, self.default)
+
+    def with_reconcile(self, interval_s: int) -> ScenarioSet:
+        """The set with `timers.reconcile_s` = `interval_s` wherever a scenario leaves it unset
+        (0 leaves it unset: no reconciliation but where a scenario asks for it)."""
+        if interval_s <= 0:
+            return self
+
+        def filled(scenario: Scenario) -> Scenario:
+            if scenario.timers.reconcile_s is not None:
+                return scenario
+            timers = scenario.timers.model_copy(update={"reconcile_s": interval_s})
+            return scenario.model_copy(update={"timers": timers})
+
+        return self.model_copy(
+            update={
+                "default": filled(self.default),
+                "lines": {k: filled(v) for k, v in self.lines.items()},
+            }
+        )
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

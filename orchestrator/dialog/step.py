@@ -26,6 +26,10 @@ class Step:
     scenario: Scenario
     now: float
     effects: list[Effect] = field(default_factory=list)
+    # the name the history gives this transition (None: the input's kind), and whether it is
+    # left out of the history (a routine check that found nothing)
+    label: str | None = None
+    quiet: bool = False
 
     def emit(self, effect: Effect) -> None:
         """Append an effect."""

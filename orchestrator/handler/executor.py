@@ -23,10 +23,11 @@ from structlog.contextvars import bound_contextvars
 
 from orchestrator.bitrix.bot_store import BotDirectory, BotRecord
 from orchestrator.bitrix.methods import PortalApi
-from orchestrator.bitrix.models import SessionHistory
+from orchestrator.bitrix.models import Dialog, SessionHistory
 from orchestrator.dialog.effects import (
     EFFECT_TYPES,
     CancelTimer,
+    CheckSession,
     CreateLead,
     Effect,
     EffectId,
@@ -44,6 +45,7 @@ from orchestrator.dialog.inputs import (
     EffectFailed,
     Input,
     LeadCreated,
+    SessionChecked,
     TranscriptFetched,
     VoteSaved,
     input_record,
@@ -62,6 +64,7 @@ __all__ = [
     "EffectExecutor",
     "EffectLog",
     "is_patient",
+    "session_checked",
     "transcript_input",
 ]
 
@@ -75,7 +78,13 @@ LEGACY_REGISTER_PORTAL = "RegisterPortal"
 # transfer falls back to the queue, the rating goes without the transcript): when a transient
 # failure outlives the pipeline's retries (or kills used them up) they come back as EffectFailed
 # (Runner asks `give_up`), not a dead letter.
-GIVE_UP: tuple[type[Effect], ...] = (SendMessage, FinishBotSession, Transfer, FetchTranscript)
+GIVE_UP: tuple[type[Effect], ...] = (
+    SendMessage,
+    FinishBotSession,
+    Transfer,
+    FetchTranscript,
+    CheckSession,  # the reconcile timer asks again anyway
+)
 # Queue handoffs, votes and leads have no such way round: they are patient (more tries, waits
 # of up to a minute, the dialog handed back meanwhile — see Runner), so an outage of a few
 # minutes delays them, and only a longer one makes them dead letters, replayed once it is over.
@@ -124,6 +133,21 @@ def transcript_input(session_id: int, history: SessionHistory) -> TranscriptFetc
             session_id, (m.params for _, m in sorted(history.message.items()))
         ),
         message_count=len(history.message),
+    )
+
+
+def session_checked(effect_id: EffectId, effect: CheckSession, dialog: Dialog) -> SessionChecked:
+    """What imopenlines.dialog.get shows of the session a reconcile check asked about."""
+    current = dialog.lines_session_id
+    gone = not current or (effect.session_id is not None and current != effect.session_id)
+    outcome = "gone" if gone else "open"
+    metrics.RECONCILE_CHECKS.labels(member_id=effect_id.member_id, outcome=outcome).inc()
+    log.info("session_checked", chat_id=effect.chat_id, current_session_id=current, outcome=outcome)
+    return SessionChecked(
+        session_id=effect.session_id,
+        current_session_id=current,
+        effect_id=str(effect_id),
+        at=time.time(),
     )
 
 
@@ -225,6 +249,9 @@ class EffectExecutor:
             case CreateLead():
                 lead_id = await leads.ensure_lead(api, effect)
                 return LeadCreated(session_id=effect.session_id, lead_id=lead_id, at=time.time())
+            case CheckSession():
+                dialog = await api.dialog_get(chat_id=effect.chat_id)
+                return session_checked(effect_id, effect, dialog)
         return None
 
     async def _send(

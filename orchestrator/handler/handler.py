@@ -23,11 +23,13 @@ from orchestrator.bitrix.client import BitrixClient
 from orchestrator.dialog.effects import effect_payload
 from orchestrator.dialog.inputs import Input, input_from_record
 from orchestrator.dialog.machine import scenario_for, transition
+from orchestrator.dialog.reconcile import RECONCILED
 from orchestrator.dialog.scenario import ScenarioSet, load_scenario
 from orchestrator.dialog.state import DialogState
 from orchestrator.errors import IllegalTransition
 from orchestrator.events.convert import inputs_of_stored
 from orchestrator.handler.executor import EffectExecutor, is_patient
+from orchestrator.observe import metrics
 from orchestrator.pipeline.keys import PORTAL_DIALOG
 from orchestrator.pipeline.records import EffectRecord, StoredEvent
 from orchestrator.pipeline.runner import Decision, FollowUp
@@ -75,6 +77,8 @@ class DialogMachineHandler:
             current = outcome.state
             if current.status.value != before:
                 changes.append((before, current.status.value))
+                if outcome.state.history[-1].input == RECONCILED:
+                    metrics.RECONCILE_FINISHES.labels(member_id=current.member_id).inc()
             records += [
                 EffectRecord(str(e.effect_id), e.kind, effect_payload(e), patient=is_patient(e))
                 for e in outcome.effects
@@ -110,7 +114,7 @@ class DialogMachineHandler:
 
 async def build_handler(settings: Settings, redis: aioredis.Redis) -> DialogMachineHandler:
     """The workers' handler factory: the REST client, the effect log and timers, the scenario."""
-    scenarios = load_scenario(settings.scenario_path)
+    scenarios = load_scenario(settings.scenario_path).with_reconcile(settings.reconcile_interval_s)
     client = await BitrixClient.from_settings(settings, redis).open()
     executor = EffectExecutor(
         client.api,

@@ -44,6 +44,8 @@ __all__ = [
     "PORTAL_OLDEST_PENDING_SECONDS",
     "PORTAL_PENDING_DIALOGS",
     "QUEUE_DEPTH",
+    "RECONCILE_CHECKS",
+    "RECONCILE_FINISHES",
     "REDIS_DATA_LOSSES",
     "REDIS_DATA_LOSS_UNACKNOWLEDGED",
     "REDIS_PERSISTENCE",
@@ -172,6 +174,17 @@ LEADS = Counter(
     ["member_id", "outcome"],
 )
 VOTES = Counter("ol_votes", "Head votes saved on finished sessions", ["member_id"])
+RECONCILE_CHECKS = Counter(
+    "ol_reconcile_checks",
+    "Open dialogs asked about at the portal (imopenlines.dialog.get), by what it showed "
+    "(open: still our session; gone: closed or another session)",
+    ["member_id", "outcome"],
+)
+RECONCILE_FINISHES = Counter(
+    "ol_reconcile_finishes",
+    "Sessions finished by reconciliation: the portal had closed them and no push told us",
+    ["member_id"],
+)
 
 # --- the v2 bot event fetcher (orchestrator/ingress/pull/fetcher.py) ------------------------
 FETCH_POLLS = Counter(

@@ -388,3 +388,25 @@ def test_vote_after_close_is_ignored() -> None:
     portal.operator_finish(first["chat_id"], OP)
     portal.client_vote(first["chat_id"], "dislike")
     assert portal.sessions[first["session_id"]].vote == 0
+
+
+def test_the_close_clears_the_chats_session() -> None:
+    """Chat::close (imopenlines/lib/chat.php, called by Session\\Update::closeSession when CLOSED
+    turns Y) writes ID 0 into LINES_SESSION: dialog.get's entity_data_1 position 5 no longer
+    names the closed session, and the chat's AUTHOR_ID and whisper mode are reset; the vote wait
+    (status 50) is not a close and keeps it."""
+    portal, _ = make_portal(event_url=None)
+    first = portal.client_message(1, "Hello")
+    chat_id, session_id = first["chat_id"], first["session_id"]
+    portal.operator_answer(chat_id, OP)
+    portal.operator_finish(chat_id, OP)  # the line asks for a vote first
+    shown = call(portal, "imopenlines.dialog.get", {"CHAT_ID": chat_id})
+    assert shown["entity_data_1"].split("|")[5] == str(session_id)
+    portal.client_vote(chat_id, "like")
+    assert portal.sessions[session_id].closed
+    shown = call(portal, "imopenlines.dialog.get", {"CHAT_ID": chat_id})
+    assert shown["entity_data_1"].split("|")[5] == "0"
+    assert shown["owner"] == 0
+    again = portal.client_message(1, "Back again", user_code=first["user_code"])
+    shown = call(portal, "imopenlines.dialog.get", {"CHAT_ID": chat_id})
+    assert shown["entity_data_1"].split("|")[5] == str(again["session_id"])

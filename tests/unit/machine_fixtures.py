@@ -14,6 +14,7 @@ from orchestrator.dialog.inputs import (
     MessageDeleted,
     MessageUpdated,
     OperatorMessage,
+    SessionChecked,
     SessionFinished,
     SessionStarted,
     TimerFired,
@@ -102,5 +103,7 @@ def input_of(kind: str) -> Input:
         "effect_failed": EffectFailed(
             session_id=SESSION, effect_kind="SendMessage", error_code="ERROR_NO_ACCESS", at=at
         ),
+        # the portal shows no open session in the chat: the finish push was lost
+        "session_checked": SessionChecked(session_id=SESSION, current_session_id=0, at=at),
     }
     return inputs[kind]

@@ -133,6 +133,7 @@ EFFECTS: list[fx.Effect] = [
     fx.CreateLead(session_id=None, chat_id=1, fields={"TITLE": "x"}, origin_id="m:1:e0"),
     fx.ScheduleTimer(name="silence", delay_s=600.0, token="silence:0:1"),
     fx.CancelTimer(name="silence"),
+    fx.CheckSession(chat_id=1, session_id=5),
 ]
 
 

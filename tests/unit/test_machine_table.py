@@ -29,6 +29,8 @@ TABLE: dict[tuple[str | None, str], tuple[str, tuple[str, ...]]] = {
     ("bot", "vote_saved"): ILLEGAL,
     ("bot", "lead_created"): ILLEGAL,
     ("bot", "effect_failed"): ("operator_queue", (SEND, SEND, "HandToQueue", CANCEL, TIMER)),
+    # a reconcile check found the session gone (its finish push was lost): the close tail
+    ("bot", "session_checked"): ("finished", (CANCEL, "FetchTranscript", "CreateLead")),
     ("operator_queue", "client_message"): ("operator_queue", ()),
     ("operator_queue", "operator_message"): ("operator", (CANCEL,)),
     ("operator_queue", "bot_joined"): NOOP,
@@ -41,6 +43,7 @@ TABLE: dict[tuple[str | None, str], tuple[str, tuple[str, ...]]] = {
     ("operator_queue", "vote_saved"): ILLEGAL,
     ("operator_queue", "lead_created"): ILLEGAL,
     ("operator_queue", "effect_failed"): NOOP,  # a chat message failed after the handoff
+    ("operator_queue", "session_checked"): ("finished", (CANCEL, "FetchTranscript", "CreateLead")),
     ("operator", "client_message"): ("operator", ()),
     ("operator", "operator_message"): ("operator", ()),
     ("operator", "bot_joined"): NOOP,
@@ -53,6 +56,7 @@ TABLE: dict[tuple[str | None, str], tuple[str, tuple[str, ...]]] = {
     ("operator", "vote_saved"): ILLEGAL,
     ("operator", "lead_created"): ILLEGAL,
     ("operator", "effect_failed"): NOOP,
+    ("operator", "session_checked"): ("finished", ("FetchTranscript", "CreateLead")),
     # a new session after the close; the pending vote is rated with what we know
     ("finished", "client_message"): ("bot", ("SaveHeadVote", *GREET)),
     ("finished", "operator_message"): NOOP,
@@ -66,6 +70,7 @@ TABLE: dict[tuple[str | None, str], tuple[str, tuple[str, ...]]] = {
     ("finished", "vote_saved"): ("voted", ()),
     ("finished", "lead_created"): ("finished", ()),  # the vote is still pending
     ("finished", "effect_failed"): NOOP,
+    ("finished", "session_checked"): NOOP,  # the finish came first: nothing to reconcile
     ("voted", "client_message"): ("bot", GREET),
     ("voted", "operator_message"): NOOP,
     ("voted", "bot_joined"): ("bot", GREET),
@@ -78,6 +83,7 @@ TABLE: dict[tuple[str | None, str], tuple[str, tuple[str, ...]]] = {
     ("voted", "vote_saved"): NOOP,
     ("voted", "lead_created"): ("lead", ()),
     ("voted", "effect_failed"): NOOP,
+    ("voted", "session_checked"): NOOP,
 }
 for _closed in ("lead", "failed"):
     for _kind in INPUT_TYPES:
