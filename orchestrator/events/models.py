@@ -33,7 +33,12 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from orchestrator.errors import InvalidEvent
 from orchestrator.events.base import YN, Auth, BaseEvent, EventModel, Id, int_at
-from orchestrator.events.openlines import OpenLineMessageAdd, SessionFinish, SessionStart
+from orchestrator.events.openlines import (
+    OfflineEventNotice,
+    OpenLineMessageAdd,
+    SessionFinish,
+    SessionStart,
+)
 
 __all__ = [
     "EVENT_NAMES",
@@ -48,6 +53,7 @@ __all__ = [
     "BotMessageUpdate",
     "Event",
     "MessageParams",
+    "OfflineEventNotice",
     "OpenLineMessageAdd",
     "SessionFinish",
     "SessionStart",
@@ -300,7 +306,8 @@ Event = Annotated[
     | SessionStart
     | SessionFinish
     | AppInstall
-    | AppUninstall,
+    | AppUninstall
+    | OfflineEventNotice,
     Field(discriminator="event"),
 ]
 
@@ -316,6 +323,7 @@ EVENT_NAMES = frozenset(
         "ONSESSIONFINISH",
         "ONAPPINSTALL",
         "ONAPPUNINSTALL",
+        "ONOFFLINEEVENT",
     }
 )
 
