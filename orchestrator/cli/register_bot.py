@@ -73,6 +73,8 @@ async def run_register(args: argparse.Namespace, settings: Settings) -> int:
     from orchestrator.bitrix.auth import OAUTH
     from orchestrator.bitrix.bot_store import BotStore
     from orchestrator.cli.register_bot_v2 import register_v2
+    from orchestrator.ingress.portals import Portals
+    from orchestrator.pipeline.keys import Keys
 
     try:
         async with portal_client(settings) as client:
@@ -83,7 +85,8 @@ async def run_register(args: argparse.Namespace, settings: Settings) -> int:
                 report = await _register(api, args, oauth=oauth)
             else:
                 store = BotStore(client.redis, prefix=settings.key_prefix)
-                report = await register_v2(api, store, args, oauth=oauth)
+                portals = Portals(client.redis, Keys(settings.key_prefix))
+                report = await register_v2(api, store, args, oauth=oauth, portals=portals)
     except OrchestratorError as exc:
         return fail(exc)
     print_json(report)

@@ -10,7 +10,9 @@ Each step looks before it writes, so a re-run changes nothing and says what it f
    a stored bot whose mode or webhook URL differs from the one asked for gets one `Bot.update`;
 3. offline bindings of the Open Lines events and `onOfflineEvent` at our ingress: OAuth and an
    administrator only (docs/bitrix24-offline-events.md §1.1, §1.10), skipped and said so on a
-   webhook portal, like the v1 path's `event.bind`;
+   webhook portal, like the v1 path's `event.bind`; once bound, the portal's record is flagged
+   (`Portals.mark_offline_events`) so the offline consumer drains its queue
+   (orchestrator/ingress/pull/offline.py);
 4. each `--line` gets the bot as its welcome bot (orchestrator/bitrix/line_config.py: all five
    welcome keys in one update, read back).
 
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     from orchestrator.bitrix import BotV2Api, PortalApi
     from orchestrator.bitrix.bot_store import BotStore
     from orchestrator.bitrix.models_v2 import BotV2
+    from orchestrator.ingress.portals import Portals
 
 __all__ = ["OFFLINE_EVENTS", "ON_OFFLINE_EVENT", "bind_offline", "register_v2"]
 
@@ -36,6 +39,10 @@ __all__ = ["OFFLINE_EVENTS", "ON_OFFLINE_EVENT", "bind_offline", "register_v2"]
 # bound offline so a lost push cannot lose them (docs/bitrix24-offline-events.md §4).
 OFFLINE_EVENTS = ("ONSESSIONSTART", "ONSESSIONFINISH", "ONOPENLINEMESSAGEADD")
 ON_OFFLINE_EVENT = "ONOFFLINEEVENT"
+OFFLINE_UNREGISTERED_NOTE = (
+    "not flagged: the portal has no record in our registry (install the app, or "
+    "`orchestrator portals add`), so no offline consumer drains its queue"
+)
 OFFLINE_WEBHOOK_NOTE = (
     "offline event binding needs an OAuth app and an administrator "
     "(docs/bitrix24-offline-events.md §1.1); on a webhook portal the Open Lines events "
@@ -122,7 +129,12 @@ async def _align_mode(
 
 
 async def register_v2(
-    api: PortalApi, store: BotStore, args: argparse.Namespace, *, oauth: bool
+    api: PortalApi,
+    store: BotStore,
+    args: argparse.Namespace,
+    *,
+    oauth: bool,
+    portals: Portals | None = None,
 ) -> dict[str, Any]:
     """Steps 1–4 above; the report."""
     from orchestrator.bitrix import WelcomeBot
@@ -157,6 +169,9 @@ async def register_v2(
     }
     if oauth and not args.no_bind:
         report.update(await bind_offline(api, args.ingress_url))
+        if portals is not None:
+            flagged = await portals.mark_offline_events(api.member_id)
+            report["offline_consumer"] = "flagged" if flagged else OFFLINE_UNREGISTERED_NOTE
     else:
         report.update(
             {"bound": [], "already_bound": [], "skipped": [*OFFLINE_EVENTS, ON_OFFLINE_EVENT]}

@@ -44,7 +44,12 @@ from orchestrator.events.bots_v2 import (
     BotV2MessageDelete,
     BotV2MessageUpdate,
 )
-from orchestrator.events.openlines import OpenLineMessageAdd, SessionFinish, SessionStart
+from orchestrator.events.openlines import (
+    OfflineEventNotice,
+    OpenLineMessageAdd,
+    SessionFinish,
+    SessionStart,
+)
 
 __all__ = [
     "EVENT_NAMES",
@@ -65,6 +70,7 @@ __all__ = [
     "BotV2MessageUpdate",
     "Event",
     "MessageParams",
+    "OfflineEventNotice",
     "OpenLineMessageAdd",
     "SessionFinish",
     "SessionStart",
@@ -318,6 +324,7 @@ Event = Annotated[
     | SessionFinish
     | AppInstall
     | AppUninstall
+    | OfflineEventNotice
     | BotV2MessageAdd
     | BotV2MessageUpdate
     | BotV2MessageDelete
@@ -340,6 +347,7 @@ EVENT_NAMES = (
             "ONSESSIONFINISH",
             "ONAPPINSTALL",
             "ONAPPUNINSTALL",
+            "ONOFFLINEEVENT",
         }
     )
     | V2_EVENT_NAMES

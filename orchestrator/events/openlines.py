@@ -1,17 +1,18 @@
-"""Models of the Open Lines events (docs/bitrix24.md §8.6): OnOpenLineMessageAdd, OnSession*.
+"""Models of the Open Lines events (docs/bitrix24.md §8.6): OnOpenLineMessageAdd, OnSession*,
+and OnOfflineEvent, the hint that the app's offline queue holds rows of them.
 
 The code and the docs disagree on their shapes; both are accepted (see each model).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
 from orchestrator.events.base import YN, BaseEvent, EventModel, Id, first_item
 
-__all__ = ["OpenLineMessageAdd", "SessionFinish", "SessionStart"]
+__all__ = ["OfflineEventNotice", "OpenLineMessageAdd", "SessionFinish", "SessionStart"]
 
 
 class OLConnector(EventModel):
@@ -185,3 +186,14 @@ class SessionFinish(_SessionEvent):
     """ONSESSIONFINISH: a session was really closed (status 60, not the vote wait)."""
 
     event: Literal["ONSESSIONFINISH"]
+
+
+class OfflineEventNotice(BaseEvent):
+    """ONOFFLINEEVENT: the portal wrote rows into the app's offline queue. A hint, not an event:
+    no `data`, and notices within the binding's `minTimeout` are dropped, not delayed
+    (docs/bitrix24-offline-events.md §1.10). Its `auth` carries access and refresh tokens; the
+    ingress verifies the application token, wakes the offline consumer and stores nothing
+    (orchestrator/ingress/intake.py, orchestrator/ingress/pull/offline.py)."""
+
+    event: Literal["ONOFFLINEEVENT"]
+    data: Any = None

@@ -35,7 +35,7 @@ from orchestrator.bitrix.auth import AuthStore
 from orchestrator.bitrix.bot_store import BotStore
 from orchestrator.bitrix.transport import Transport
 from orchestrator.errors import ConfigurationError, InvalidEvent, SpoolUnavailable
-from orchestrator.events.models import Event
+from orchestrator.events.models import Event, OfflineEventNotice
 from orchestrator.ingress.connections import IdleConnectionCap
 from orchestrator.ingress.install import VERIFY_TIMEOUT_S, InstallVerifier
 from orchestrator.ingress.intake import ERROR_CODES, Intake, error_code, parse_body, spooled_body
@@ -204,6 +204,8 @@ async def handle_event(request: web.Request) -> web.Response:
         try:
             result = await app[INTAKE].accept(event, received)
         except UNREACHABLE as exc:
+            if isinstance(event, OfflineEventNotice):  # a hint: the sweep catches up, keep none
+                return web.json_response({"ok": True, "hint": "dropped"})
             try:
                 record = SpoolRecord(spooled_body(event, payload), "application/json", received)
                 await _spool(app, record, exc)
@@ -216,7 +218,7 @@ async def handle_event(request: web.Request) -> web.Response:
         return _reject(exc)
     if result is IngestResult.DUPLICATE:
         metrics.EVENTS_DUPLICATE.labels(member_id=event.member_id).inc()
-    else:
+    elif result is not IngestResult.HINT:
         _accepted_counter(event.name, event.member_id).inc()
     metrics.ACK_SECONDS.observe(time.perf_counter() - started)
     return web.Response(

@@ -7,6 +7,12 @@ server says who it is), by the settings (the webhook portal) or by an operator (
 What is queued is the event's domain inputs (events/convert.py), converted once here, so a
 worker never parses the wire event again, and the inbox, history and dead letters hold no token
 (the credentials hash is the only place tokens live, orchestrator/bitrix/auth.py).
+
+ONOFFLINEEVENT is verified like every event but never queued: it only says the portal's offline
+queue has rows (a hint the portal may drop, docs/bitrix24-offline-events.md §1.10), so its
+member id is published on `Keys.offline_wake` for the offline consumers
+(orchestrator/ingress/pull/offline.py) and its tokens go nowhere. A publish that fails loses
+nothing: the consumers' periodic sweep reads the same rows.
 """
 
 from __future__ import annotations
@@ -17,14 +23,18 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
+from redis.exceptions import RedisError
+
 from orchestrator.bitrix.auth import AuthStore
 from orchestrator.bitrix.bot_store import BotStore
 from orchestrator.errors import InvalidEvent
 from orchestrator.events.convert import stored_inputs
 from orchestrator.events.formdata import decode_form
-from orchestrator.events.models import AppInstall, Event, parse_event
+from orchestrator.events.models import AppInstall, Event, OfflineEventNotice, parse_event
 from orchestrator.ingress.install import InstallVerifier
 from orchestrator.ingress.portals import ConfiguredPortal, Portal, Portals
+from orchestrator.observe import metrics
 from orchestrator.pipeline.keys import PORTAL_DIALOG
 from orchestrator.pipeline.records import IngestResult
 from orchestrator.pipeline.store import Store
@@ -42,6 +52,8 @@ __all__ = [
     "parse_body",
     "spooled_body",
 ]
+
+log = structlog.get_logger(__name__)
 
 # How long an ingress trusts its copy of a portal's record: saves a Redis round trip per event.
 # A token mismatch always re-reads the registry, so a re-key is seen at once; an uninstall done
@@ -193,6 +205,8 @@ class Intake:
             raise InvalidEvent(f"portal {event.member_id[:40]!r} is not registered", status=403)
         elif not portal.verify(event.application_token):
             raise InvalidEvent("application_token does not match the portal's", status=401)
+        if isinstance(event, OfflineEventNotice):
+            return await self._wake(event.member_id)
         result = await self._ingest(event, received_ms)
         if event.name == "ONAPPUNINSTALL":
             await self.portals.remove(event.member_id)  # its credentials go with it
@@ -244,6 +258,17 @@ class Intake:
         )
         self._cache.pop(event.member_id, None)
         return await self._ingest(event, received_ms)
+
+    async def _wake(self, member_id: str) -> IngestResult:
+        """Tell the offline consumers to drain this portal now; queue and keep nothing."""
+        try:
+            await self.store.redis.publish(self.store.keys.offline_wake, member_id)
+        except (RedisError, OSError) as exc:
+            metrics.OFFLINE_WAKEUPS.labels(outcome="publish_failed").inc()
+            log.warning("offline_wake_lost", member_id=member_id, error=type(exc).__name__)
+        else:
+            metrics.OFFLINE_WAKEUPS.labels(outcome="published").inc()
+        return IngestResult.HINT
 
     async def _ingest(self, event: Event, received_ms: int | None) -> IngestResult:
         return await ingest_event(self.store, event, received_ms)

@@ -2,6 +2,11 @@
 
 Tokens are stored hashed: a leaked Redis dump does not let anyone forge events, and comparing
 two fixed-length digests with `hmac.compare_digest` takes the same time whatever the input.
+
+`offline_events` ("1") marks a portal where `register-bot --api v2` bound the Open Lines events
+offline (orchestrator/cli/register_bot_v2.py): the portals the offline consumer drains
+(orchestrator/ingress/pull/offline.py). A re-install keeps it (its HSET leaves other fields);
+an uninstall drops the whole record.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class Portal:
     server_endpoint: str = ""
     source: str = ""
     installed_ms: int = 0
+    offline_events: bool = False
 
     def verify(self, application_token: str) -> bool:
         """Whether an event's token is the one stored for this portal (constant time)."""
@@ -60,6 +66,16 @@ class ConfiguredPortal:
         return cls(settings.b24_member_id, domain, settings.b24_application_token)
 
 
+# KEYS: the portal hash. Sets the flag only on a record that exists (never a partial record).
+_FLAG_IF_REGISTERED = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('HSET', KEYS[1], 'offline_events', '1')
+  return 1
+end
+return 0
+"""
+
+
 class Portals:
     """Registry operations on one Redis."""
 
@@ -81,6 +97,7 @@ class Portals:
             server_endpoint=f.get("server_endpoint", ""),
             source=f.get("source", ""),
             installed_ms=int(f.get("installed_ms", "0")),
+            offline_events=f.get("offline_events") == "1",
         )
 
     async def register(
@@ -138,6 +155,16 @@ class Portals:
             pipe.srem(self._keys.portals, member_id)
             deleted, _, _ = await pipe.execute()
         return bool(deleted)
+
+    async def mark_offline_events(self, member_id: str) -> bool:
+        """Flag a registered portal whose Open Lines events we bound offline; False (and nothing
+        written) when the portal is not registered."""
+        flagged = await aw(self._redis.eval(_FLAG_IF_REGISTERED, 1, self._keys.portal(member_id)))
+        return bool(flagged)
+
+    async def offline_event_portals(self) -> list[str]:
+        """Member ids of the registered portals flagged by `mark_offline_events`, sorted."""
+        return [p.member_id for p in await self.all() if p.offline_events]
 
     async def all(self) -> list[Portal]:
         """Every registered portal, by member id."""

@@ -39,6 +39,12 @@ __all__ = [
     "INSTALL_OUTCOMES",
     "JOB_SECONDS",
     "LEADS",
+    "OFFLINE_BATCHES",
+    "OFFLINE_ERRORS",
+    "OFFLINE_LAG_SECONDS",
+    "OFFLINE_ROWS",
+    "OFFLINE_TAKEOVERS",
+    "OFFLINE_WAKEUPS",
     "PIPELINE_RETRIES",
     "POLLER_TAKEOVERS",
     "PORTAL_OLDEST_PENDING_SECONDS",
@@ -208,6 +214,39 @@ POLLER_TAKEOVERS = Counter(
     "ol_poller_takeovers",
     "Poller leases this process took (a start, or a dead holder's)",
     ["poller"],
+)
+
+# The offline-event consumer (orchestrator/ingress/pull/offline.py) and its ingress hint.
+OFFLINE_ROWS = Counter(
+    "ol_offline_rows",
+    "Rows read from a portal's offline event queue, by outcome (ingested, duplicate, poison)",
+    ["member_id", "outcome"],
+)
+OFFLINE_BATCHES = Counter(
+    "ol_offline_batches",
+    "Offline batches done with, by mode: cleared (reserved, stored, then event.offline.clear) "
+    "or taken (clear=1, deleted by the read: at most once)",
+    ["member_id", "mode"],
+)
+OFFLINE_TAKEOVERS = Counter(
+    "ol_offline_takeovers",
+    "Times this process took a portal's offline consumer lease",
+    ["member_id"],
+)
+OFFLINE_ERRORS = Counter(
+    "ol_offline_errors",
+    "Offline drains that failed on Redis or the portal (retried at the next wake-up or sweep)",
+    ["member_id"],
+)
+OFFLINE_LAG_SECONDS = Gauge(
+    "ol_offline_lag_seconds",
+    "Age of the oldest row of the last offline batch read (portal clock to ours)",
+    ["member_id"],
+)
+OFFLINE_WAKEUPS = Counter(
+    "ol_offline_wakeups",
+    "Verified ONOFFLINEEVENT hints at the ingress, by outcome (published, publish_failed)",
+    ["outcome"],
 )
 
 # the per-portal gauges read at most this many pending dialogs per scrape

@@ -111,3 +111,4 @@ class IngestResult(IntEnum):
     DUPLICATE = 0
     APPENDED = 1
     SCHEDULED = 2
+    HINT = 3  # verified but not queued: an ONOFFLINEEVENT wake-up (ingress/intake.py)

@@ -4,5 +4,7 @@ each read by one poller per queue across the cluster (lease.py) and written thro
 ingress's own one-call ingest (orchestrator/ingress/intake.py `ingest_event`)."""
 
 from orchestrator.ingress.pull.lease import PollLease
+from orchestrator.ingress.pull.offline import OfflineConsumer
+from orchestrator.ingress.pull.offline_drain import DrainReport, OfflineDrainer
 
-__all__ = ["PollLease"]
+__all__ = ["DrainReport", "OfflineConsumer", "OfflineDrainer", "PollLease"]

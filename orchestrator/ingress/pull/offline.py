@@ -1,0 +1,238 @@
+"""The offline event consumer: drains each portal's offline event queue into the dialogs' inboxes.
+
+`register-bot --api v2` binds ONSESSIONSTART, ONSESSIONFINISH and ONOPENLINEMESSAGEADD as
+offline events and flags the portal's record (`Portals.mark_offline_events`): the portal then
+writes a row per changed object into the app's queue instead of pushing the event once and
+never again (docs/bitrix24-offline-events.md). This consumer reads those rows with
+`event.offline.get` and hands each to the ingress's own one-call ingest (`ingest_event`: dedup,
+append, schedule), in one of two modes chosen per portal by `feature.get rest_offline_extended`
+(asked once per portal and process; anything but "Y" counts as not licensed):
+
+* extended (reserve, store, confirm): `clear=0` reserves up to OFFLINE_BATCH_LIMIT rows under a
+  process id, which is written to the lease's cursor BEFORE any row is ingested; rows that do
+  not parse or convert (poison) go to `event.offline.error` and never block the queue; only when
+  every good row is stored is the batch confirmed (`event.offline.clear`) and the cursor emptied.
+  A consumer that dies in between leaves the process id in the cursor, and the next holder
+  re-reads that batch (`process_id=`) first: its rows dedup against what was already stored
+  (the same TIMESTAMP_X gives the same dedup key), so nothing is lost or doubled.
+* at most once (no licence): `clear=1` deletes the rows as it returns them. A crash (or a Redis
+  outage) between the read and the store loses that batch for good; the consumer checks Redis
+  before each read to narrow the window, logs `offline_at_most_once` when it first meets such a
+  portal, and the reconciliation of open dialogs in the dialog machine is the safety net.
+
+One consumer per portal across the cluster: each drain runs under the portal's `PollLease`
+("offline"), renewed between batches; a holder that loses it stops after the batch in hand
+(whose process id it still confirms itself, as nobody else knows it). Every worker runs an
+`OfflineConsumer`; `run_forever(stop)` sweeps every flagged portal each OFFLINE_POLL_S
+(jittered) and drains a portal at once when the ingress publishes its member id on
+`Keys.offline_wake` (an ONOFFLINEEVENT, ingress/intake.py). Those notices are hints: the portal
+drops the ones inside the binding's minTimeout, hence the sweep. Bursts coalesce: at most one
+drain in flight per portal, and one more queued behind it. Trouble with Redis or the portal is
+logged, counted (`ol_offline_errors`) and retried at the next wake-up or sweep; the loop never
+dies. Metrics: `ol_offline_rows`, `ol_offline_batches`, `ol_offline_takeovers`,
+`ol_offline_lag_seconds` (orchestrator/observe/metrics.py).
+
+Only the events we bind offline are ingested; a row of any other event is marked as an error
+row (visible with `error=1`), as a poison row is. Rows a read reserved whose answer never came
+back (a lost answer, or a crash before the cursor was written) stay reserved under an id nobody
+knows until the portal's retention purges them (30 days): not recovered yet (docs/operations.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import socket
+
+import redis.asyncio as aioredis
+import structlog
+
+from orchestrator.bitrix.client import BitrixClient
+from orchestrator.errors import InvalidEvent
+from orchestrator.ingress.portals import Portals
+from orchestrator.ingress.pull.offline_drain import DrainReport, OfflineDrainer
+from orchestrator.observe import metrics
+from orchestrator.pipeline.keys import Keys
+from orchestrator.pipeline.store import Store
+from orchestrator.settings import Settings
+
+__all__ = ["OfflineConsumer"]
+
+log = structlog.get_logger(__name__)
+
+
+class OfflineConsumer:
+    """Drains the offline queues of the flagged portals; one per worker process."""
+
+    def __init__(
+        self,
+        client: BitrixClient,
+        store: Store,
+        portals: Portals,
+        *,
+        holder: str,
+        poll_s: float = 60.0,
+        batch_limit: int = 50,
+        lease_ttl_ms: int = 150_000,
+        auth_connector: str | None = None,
+        concurrency: int = 8,
+        shutdown_grace_s: float = 10.0,
+    ) -> None:
+        self.portals = portals
+        self.holder = holder
+        self.poll_s = poll_s
+        self.shutdown_grace_s = shutdown_grace_s
+        self.drainer = OfflineDrainer(
+            client,
+            store,
+            holder=holder,
+            batch_limit=batch_limit,
+            lease_ttl_ms=lease_ttl_ms,
+            auth_connector=auth_connector,
+        )
+        self._redis: aioredis.Redis = store.redis
+        self._keys: Keys = store.keys
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._slots = asyncio.Semaphore(concurrency)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, client: BitrixClient, redis: aioredis.Redis
+    ) -> OfflineConsumer:
+        """The consumer of a worker process: OFFLINE_* settings, holder "<host>:<pid>"."""
+        return cls(
+            client,
+            Store(redis, settings),
+            Portals(redis, Keys(settings.key_prefix)),
+            holder=f"{socket.gethostname()}:{os.getpid()}",
+            poll_s=settings.offline_poll_s,
+            batch_limit=settings.offline_batch_limit,
+            lease_ttl_ms=settings.offline_lease_ms,
+            shutdown_grace_s=settings.shutdown_grace_s,
+        )
+
+    async def drain(self, member_id: str) -> DrainReport:
+        """Drain one portal now (if we hold or can take its lease); raises on trouble."""
+        return await self.drainer.drain(member_id)
+
+    def kick(self, member_id: str) -> asyncio.Task[None]:
+        """Drain a portal soon: one drain in flight per portal, and at most one more queued
+        behind it however many wake-ups arrive meanwhile."""
+        task = self._inflight.get(member_id)
+        if task is not None and not task.done():
+            self._again.add(member_id)
+            return task
+        task = asyncio.create_task(self._drain_while_asked(member_id))
+        self._inflight[member_id] = task
+        return task
+
+    async def _drain_while_asked(self, member_id: str) -> None:
+        try:
+            while not self.drainer.stopping:
+                self._again.discard(member_id)
+                async with self._slots:
+                    await self._drain_logged(member_id)
+                if member_id not in self._again:
+                    return
+        finally:
+            if self._inflight.get(member_id) is asyncio.current_task():
+                del self._inflight[member_id]
+
+    async def _drain_logged(self, member_id: str) -> None:
+        """One drain; its trouble is logged and counted, never raised (retried next time)."""
+        try:
+            report = await self.drain(member_id)
+        except Exception as exc:  # Redis, the portal, a token: the next wake-up or sweep retries
+            metrics.OFFLINE_ERRORS.labels(member_id=member_id).inc()
+            log.warning(
+                "offline_drain_failed",
+                member_id=member_id,
+                error=type(exc).__name__,
+                reason=str(exc)[:300],
+            )
+            return
+        if report.rows or report.lease_lost or report.resumed:
+            log.info("offline_drained", **vars(report))
+
+    async def sweep(self) -> None:
+        """Drain every flagged portal (and let go of the leases of portals no longer flagged)."""
+        members = await self.portals.offline_event_portals()
+        for gone in set(self.drainer.leases) - set(members):
+            await self.drainer.forget(gone)
+        tasks = [self.kick(member_id) for member_id in members]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _on_wake(self, data: bytes | str) -> None:
+        member_id = data.decode() if isinstance(data, bytes) else str(data)
+        try:
+            portal = await self.portals.get(member_id)
+        except InvalidEvent:  # not a member id we could have published
+            return
+        if portal is not None and portal.offline_events:
+            self.kick(member_id)
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        """Drain a portal at once when the ingress publishes its member id (re-subscribing
+        after a Redis outage; a wake-up missed meanwhile waits for the sweep)."""
+        backoff = 0.5
+        while not stop.is_set():
+            pubsub = self._redis.pubsub()
+            try:
+                await pubsub.subscribe(self._keys.offline_wake)
+                backoff = 0.5
+                while not stop.is_set():
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                    if message is not None:
+                        await self._on_wake(message["data"])
+            except Exception as exc:
+                log.warning("offline_wake_listener_failed", error=type(exc).__name__)
+                await _wait(stop, backoff)
+                backoff = min(backoff * 2, 30.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        """Sweep every OFFLINE_POLL_S (jittered ±20 %) and on wake-ups until `stop` is set;
+        then let the drains in flight finish their batch (up to the shutdown grace) and hand
+        the leases over."""
+        log.info(
+            "offline_consumer_started",
+            holder=self.holder,
+            poll_s=self.poll_s,
+            batch_limit=self.drainer.batch_limit,
+        )
+        listener = asyncio.create_task(self._listen(stop))
+        try:
+            while not stop.is_set():
+                try:
+                    await self.sweep()
+                except Exception as exc:  # the registry is in Redis: retried next tick
+                    log.warning("offline_sweep_failed", error=type(exc).__name__)
+                await _wait(stop, self.poll_s * random.uniform(0.8, 1.2))
+        finally:
+            self.drainer.stopping = True
+            listener.cancel()
+            drains = list(self._inflight.values())
+            if drains:
+                _, late = await asyncio.wait(drains, timeout=self.shutdown_grace_s)
+                for task in late:
+                    task.cancel()
+            await asyncio.gather(listener, *drains, return_exceptions=True)
+            await self._release_all()
+            log.info("offline_consumer_stopped", holder=self.holder)
+
+    async def _release_all(self) -> None:
+        for lease in list(self.drainer.leases.values()):
+            with contextlib.suppress(Exception):
+                await lease.release()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    """Sleep `seconds` or until `stop` is set."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
