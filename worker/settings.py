@@ -11,7 +11,7 @@ import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import structlog
 from arq import func
@@ -23,8 +23,8 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from orchestrator.bitrix.client import BitrixClient
-from orchestrator.bitrix.methods import PortalApi
 from orchestrator.errors import ConfigurationError
+from orchestrator.ingress.pull.offline import OfflineConsumer
 from orchestrator.ingress.pull.pollers import Pollers
 from orchestrator.pipeline.queue import DRAIN_FUNCTION, job_deserializer, job_serializer
 from orchestrator.pipeline.runner import DialogHandler, Runner
@@ -80,25 +80,23 @@ async def startup(ctx: dict[str, Any]) -> None:
         asyncio.create_task(sweep_forever(store, settings, stop), name="sweeper"),
         asyncio.create_task(poll_timers_forever(timers, store, TIMER_POLL_S, stop), name="timers"),
     ]
+    client = await _rest_client(handler, settings, ctx)
+    consumer = OfflineConsumer.from_settings(settings, client, ctx["redis"])
+    ctx["background"].append(asyncio.create_task(consumer.run_forever(stop), name="offline"))
     if settings.fetch_enabled:
-        pollers = Pollers(
-            ctx["redis"], settings, await _portal_apis(handler, settings, ctx), holder=owner
-        )
+        pollers = Pollers(ctx["redis"], settings, client.api, holder=owner)
         ctx["background"].append(asyncio.create_task(pollers.run_forever(stop), name="pollers"))
 
 
-async def _portal_apis(
-    handler: Any, settings: Settings, ctx: dict[str, Any]
-) -> Callable[[str], PortalApi]:
-    """The handler's own REST client when it has one (so a poll can share a `batch` with the
-    dialogs' calls), else a client of the pollers' own, closed with the handler."""
-    executor = getattr(handler, "executor", None)
-    api_for = getattr(executor, "api_for", None)
-    if api_for is not None:
-        return cast(Callable[[str], PortalApi], api_for)
+async def _rest_client(handler: Any, settings: Settings, ctx: dict[str, Any]) -> BitrixClient:
+    """The handler's own REST client when it has one (so a poll shares the portal's budget and
+    a `batch` with the dialogs' calls), else one of the pollers' own, closed at shutdown."""
+    client = getattr(handler, "rest_client", None)
+    if isinstance(client, BitrixClient):
+        return client
     client = await BitrixClient.from_settings(settings, ctx["redis"]).open()
     ctx.setdefault("closers", []).append(client.close)
-    return client.api
+    return client
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:

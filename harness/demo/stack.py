@@ -270,15 +270,18 @@ async def _register_v2_bots(stack_: Stack, ingress_event_url: str) -> None:
     from orchestrator.bitrix.client import BitrixClient
     from orchestrator.cli import build_parser
     from orchestrator.cli.register_bot_v2 import register_v2
+    from orchestrator.ingress.portals import Portals
+    from orchestrator.pipeline.keys import Keys
 
     lines = [str(n) for line in stack_.view.portal.lines for n in ("--line", line)]
     async with BitrixClient.from_settings(stack_.settings) as client:
         store = BotStore(stack_.redis, prefix=stack_.settings.key_prefix)
+        portals = Portals(stack_.redis, Keys(stack_.settings.key_prefix))
         for member_id in stack_.member_ids:
             args = build_parser().parse_args(
                 ["register-bot", "--api", "v2", "--ingress-url", ingress_event_url, *lines]
             )
-            await register_v2(client.api(member_id), store, args, oauth=True)
+            await register_v2(client.api(member_id), store, args, oauth=True, portals=portals)
 
 
 @asynccontextmanager

@@ -55,6 +55,7 @@ class DialogMachineHandler:
     def __init__(self, scenarios: ScenarioSet, executor: EffectExecutor | None) -> None:
         self.scenarios = scenarios
         self.executor = executor
+        self.rest_client: BitrixClient | None = None
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
     def decide(self, state: bytes | None, event: StoredEvent) -> Decision:
@@ -123,5 +124,6 @@ async def build_handler(settings: Settings, redis: aioredis.Redis) -> DialogMach
         BotDirectory(BotStore(redis, prefix=settings.key_prefix)),
     )
     handler = DialogMachineHandler(scenarios, executor)
+    handler.rest_client = client  # the worker's pollers share it (and its budget, its batches)
     handler.on_close(client.close)
     return handler

@@ -21,10 +21,12 @@ append, schedule), in one of two modes chosen per portal by `feature.get rest_of
   portal, and the reconciliation of open dialogs in the dialog machine is the safety net.
 
 One consumer per portal across the cluster: each drain runs under the portal's `PollLease`
-("offline"), renewed between batches; a holder that loses it stops after the batch in hand
-(whose process id it still confirms itself, as nobody else knows it). Every worker runs an
-`OfflineConsumer`; `run_forever(stop)` sweeps every flagged portal each OFFLINE_POLL_S
-(jittered) and drains a portal at once when the ingress publishes its member id on
+("offline"), renewed between batches and released when the drain ends, so a wake-up is served
+at once by whichever worker gets it, and a dead drainer's portal is free again one lease period
+(OFFLINE_LEASE_MS) later; a holder that loses the lease stops after the batch in hand (whose
+process id it still confirms itself; the cursor also keeps it for the next drain).
+Every worker runs an `OfflineConsumer`; `run_forever(stop)` sweeps every flagged portal each
+OFFLINE_POLL_S (jittered) and drains a portal at once when the ingress publishes its member id on
 `Keys.offline_wake` (an ONOFFLINEEVENT, ingress/intake.py). Those notices are hints: the portal
 drops the ones inside the binding's minTimeout, hence the sweep. Bursts coalesce: at most one
 drain in flight per portal, and one more queued behind it. Trouble with Redis or the portal is
@@ -58,7 +60,11 @@ from orchestrator.pipeline.keys import Keys
 from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
 
-__all__ = ["OfflineConsumer"]
+__all__ = ["NOTICE_WINDOW_S", "OfflineConsumer"]
+
+# A drain this long after each ONOFFLINEEVENT catches the rows whose notices the portal dropped
+# (the binding's minTimeout, 1 s unless we set it, plus a margin).
+NOTICE_WINDOW_S = 2.0
 
 log = structlog.get_logger(__name__)
 
@@ -75,7 +81,7 @@ class OfflineConsumer:
         holder: str,
         poll_s: float = 60.0,
         batch_limit: int = 50,
-        lease_ttl_ms: int = 150_000,
+        lease_ttl_ms: int = 15_000,
         auth_connector: str | None = None,
         concurrency: int = 8,
         shutdown_grace_s: float = 10.0,
@@ -97,6 +103,7 @@ class OfflineConsumer:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
         self._slots = asyncio.Semaphore(concurrency)
+        self._follow_ups: set[asyncio.TimerHandle] = set()
 
     @classmethod
     def from_settings(
@@ -174,6 +181,19 @@ class OfflineConsumer:
             return
         if portal is not None and portal.offline_events:
             self.kick(member_id)
+            # the portal sends one notice per minTimeout (1 s by default) and drops the rest
+            # (docs/bitrix24-offline-events.md §1.10): rows written just after this notice
+            # raise none, so look again once that window has passed
+            handle = asyncio.get_running_loop().call_later(
+                NOTICE_WINDOW_S, self._follow_up, member_id
+            )
+            self._follow_ups.add(handle)
+
+    def _follow_up(self, member_id: str) -> None:
+        now = asyncio.get_running_loop().time()
+        self._follow_ups = {h for h in self._follow_ups if h.when() > now}  # those still to run
+        if not self.drainer.stopping:
+            self.kick(member_id)
 
     async def _listen(self, stop: asyncio.Event) -> None:
         """Drain a portal at once when the ingress publishes its member id (re-subscribing
@@ -216,6 +236,8 @@ class OfflineConsumer:
                 await _wait(stop, self.poll_s * random.uniform(0.8, 1.2))
         finally:
             self.drainer.stopping = True
+            for handle in self._follow_ups:
+                handle.cancel()
             listener.cancel()
             drains = list(self._inflight.values())
             if drains:

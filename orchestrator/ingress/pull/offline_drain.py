@@ -104,7 +104,7 @@ class OfflineDrainer:
         *,
         holder: str,
         batch_limit: int = 50,
-        lease_ttl_ms: int = 150_000,
+        lease_ttl_ms: int = 15_000,
         auth_connector: str | None = None,
     ) -> None:
         self.client = client
@@ -144,13 +144,20 @@ class OfflineDrainer:
         lease; raises on Redis or portal trouble (the caller retries later)."""
         report = DrainReport(member_id)
         lease = self.lease(member_id)
-        was_held = lease.held
         if not await lease.acquire():
             return report
         report.held = True
-        if not was_held:
-            metrics.OFFLINE_TAKEOVERS.labels(member_id=member_id).inc()
-            log.info("offline_lease_taken", member_id=member_id, holder=self.holder)
+        metrics.OFFLINE_TAKEOVERS.labels(member_id=member_id).inc()
+        try:
+            return await self._drain_held(member_id, lease, report)
+        finally:
+            # held for one drain only: the next wake-up or sweep, in whichever worker, takes it
+            # at once (the cursor keeps a reserved batch's process id for it)
+            await lease.release()
+
+    async def _drain_held(
+        self, member_id: str, lease: PollLease, report: DrainReport
+    ) -> DrainReport:
         api = self.client.api(member_id)
         extended = await self._probe(member_id, api)
         report.mode = "extended" if extended else "at_most_once"
