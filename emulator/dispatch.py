@@ -104,6 +104,7 @@ async def _serve_batch(
 
     async def sub_call(method: str, sub_params: dict[str, Any]) -> dict[str, Any]:
         runtime.count(method, "calls")
+        runtime.count(method, "nested")  # rode inside a batch: no request of its own
         sub_decision = runtime.faults.decide(method.lower())
         if sub_decision.lost:
             drawn.append((method.lower(), sub_decision.lost))

@@ -181,7 +181,7 @@ class PortalRuntime:
         self.requests = 0
         self.faults_after_write = 0  # answers lost after the call was applied
         self.method_counters: defaultdict[str, dict[str, int]] = defaultdict(
-            lambda: {"calls": 0, "503": 0, "429": 0, "errors": 0}
+            lambda: {"calls": 0, "nested": 0, "503": 0, "429": 0, "errors": 0}
         )
         self._auth_error_status = config.auth_error_status
 

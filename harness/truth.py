@@ -47,8 +47,9 @@ __all__ = [
 ]
 
 # The REST methods through which our bot speaks (the journal's `via` of its messages).
+# (lower-case: the portal's method names are case-insensitive, and the journal keeps them so)
 OUR_METHODS = frozenset(
-    {"imbot.message.add", "imbot.v2.Chat.Message.send", "imopenlines.bot.session.message.send"}
+    {"imbot.message.add", "imbot.v2.chat.message.send", "imopenlines.bot.session.message.send"}
 )
 # Session changes our calls cause (the journal's `reason`): a handoff to the queue, a transfer,
 # the bot closing the session.
@@ -61,6 +62,11 @@ CLIENT_WRITES = frozenset({"ONIMBOTMESSAGEADD", "ONIMBOTV2MESSAGEADD"})
 # How an event reached us: pushed (and answered), or queued for our bot to fetch.
 DELIVERED = frozenset({"event_posted", "event_queued"})
 CLOSED = 60  # a session's status once it is really closed (docs/bitrix24.md §4.4)
+
+
+def _via(entry: dict[str, Any]) -> str:
+    """The REST method a journal entry was made by, lower-case ("" for people and timers)."""
+    return str(entry.get("via") or "").lower()
 
 
 @dataclass
@@ -84,7 +90,7 @@ class ChatTruth:
         return [
             e
             for e in self.entries
-            if e["kind"] == "message" and e.get("via") in OUR_METHODS and e.get("to_client", True)
+            if e["kind"] == "message" and _via(e) in OUR_METHODS and e.get("to_client", True)
         ]
 
     def duplicates(self) -> list[tuple[str, int]]:
@@ -110,9 +116,7 @@ class ChatTruth:
                 close_turn()
             elif e["kind"] in DELIVERED and e.get("name") in CALLS_FOR_AN_ANSWER:
                 calls += 1
-            elif (
-                e["kind"] == "message" and e.get("via") in OUR_METHODS and e.get("to_client", True)
-            ):
+            elif e["kind"] == "message" and _via(e) in OUR_METHODS and e.get("to_client", True):
                 said.append(str(e.get("text", "")).strip())
         close_turn()
         return found
@@ -133,7 +137,7 @@ class ChatTruth:
         return any(
             e["seq"] > seq
             and (
-                (e["kind"] == "message" and e.get("via") in OUR_METHODS)
+                (e["kind"] == "message" and _via(e) in OUR_METHODS)
                 or (e["kind"] == "session" and e.get("reason") in OUR_SESSION_REASONS)
             )
             for e in self.entries
@@ -268,7 +272,7 @@ def necessary_calls(truth: PortalTruth) -> dict[str, int]:
     counts: Counter[str] = Counter()
     for e in truth.journal:
         kind = e["kind"]
-        if kind == "message" and e.get("via") in OUR_METHODS and e.get("to_client", True):
+        if kind == "message" and _via(e) in OUR_METHODS and e.get("to_client", True):
             counts["messages"] += 1
         elif kind == "session" and e.get("reason") in OUR_SESSION_REASONS:
             counts[f"session_{e['reason']}"] += 1

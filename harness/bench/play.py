@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,10 +22,12 @@ from orchestrator.dialog.state import TERMINAL, DialogState
 from orchestrator.pipeline.store import Store
 
 __all__ = [
+    "POLLING_METHODS",
     "PortalPlay",
     "dialog_states",
     "launch",
     "method_calls",
+    "polling_budget",
     "portal_plays",
     "start_people",
     "stop_people",
@@ -145,6 +148,37 @@ async def wait_terminal(stack: Stack, plays: list[PortalPlay], within_s: float) 
 def method_calls(counters: dict[str, Any]) -> int:
     """Method calls the portal served (commands inside a batch each count; the batch does not)."""
     return sum(int(c.get("calls", 0)) for m, c in counters["methods"].items() if m != "batch")
+
+
+# The calls that only look for events (the fetcher's, the offline consumer's): what "polling"
+# costs the portal's request budget.
+POLLING_METHODS = frozenset(
+    {"imbot.v2.event.get", "event.offline.get", "event.offline.clear", "event.offline.error"}
+)
+
+
+def polling_budget(counters: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Requests of the portals' budget spent on polling: polls sent as requests of their own
+    (a poll inside a batch of the dialogs' calls costs none), and their share of all requests."""
+    requests = sum(int(c["requests"]) for c in counters)
+    polls = sum(
+        int(row.get("calls", 0)) - int(row.get("nested", 0))
+        for c in counters
+        for method, row in c["methods"].items()
+        if method.lower() in POLLING_METHODS
+    )
+    riding = sum(
+        int(row.get("nested", 0))
+        for c in counters
+        for method, row in c["methods"].items()
+        if method.lower() in POLLING_METHODS
+    )
+    return {
+        "requests": requests,
+        "polling_requests": polls,
+        "polls_in_batches": riding,
+        "budget_share_polling": round(polls / requests, 4) if requests else 0.0,
+    }
 
 
 async def verdicts(stack: Stack, plays: list[PortalPlay]) -> list[Verdict]:

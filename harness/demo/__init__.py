@@ -23,3 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--arrivals", type=float, default=8.0, help="new clients per second (default 8)")
     p.add_argument("--output", default="demo.json", help="the JSON report (default demo.json)")
+    p.add_argument(
+        "--bot",
+        choices=("v2", "v1"),
+        default="v2",
+        help="v2: a fresh portal, our bot registered through imbot.v2 in fetch mode (default); "
+        "v1: the portal's existing v1 bot, its events pushed",
+    )

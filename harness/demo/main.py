@@ -48,6 +48,7 @@ class DemoOptions:
     arrivals_per_s: float = 8.0
     in_process: bool = False
     output: str = "demo.json"
+    bot: str = "v2"  # v2: our fetch-mode bot on a fresh portal; v1: the seeded v1 bot, pushed
     tamper: Tamper | None = None  # a test seam (harness/judge.py), never set by the command
 
 
@@ -103,7 +104,7 @@ async def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> V
             }
         )
         stack_opts = StackOptions(
-            workers=opts.workers, in_process=opts.in_process, log_dir=Path(tmp)
+            workers=opts.workers, in_process=opts.in_process, log_dir=Path(tmp), bot=opts.bot
         )
         console.print(
             f"Starting Redis, the emulated portal, the ingress and {opts.workers} workers..."
@@ -203,6 +204,7 @@ def cli_main(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         arrivals_per_s=args.arrivals,
         output=args.output,
+        bot=args.bot,
     )
     try:
         verdict = asyncio.run(run_demo(settings, opts, console))

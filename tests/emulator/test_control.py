@@ -136,7 +136,7 @@ async def test_counters_per_method_and_per_portal(
     _, counters = await control(http, emu.url, "counters", verb="GET")
     assert counters["requests"] == 3
     assert counters["refreshes"] == 0
-    assert counters["methods"][ECHO] == {"calls": 1, "503": 0, "429": 0, "errors": 0}
+    assert counters["methods"][ECHO] == {"calls": 1, "nested": 0, "503": 0, "429": 0, "errors": 0}
     assert counters["methods"]["no.such.method"]["errors"] == 1
     assert counters["methods"][LISTING]["errors"] == 1
 
