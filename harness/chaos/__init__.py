@@ -41,3 +41,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=7, help="seed of the kills and the faults")
     p.add_argument("--output", default="chaos.json", help="the JSON report")
     p.add_argument("--log-dir", default=None, help="keep the ingress and worker logs here")
+    p.add_argument(
+        "--outage",
+        type=float,
+        default=None,
+        metavar="S",
+        help="instead: take every ingress and worker down for S seconds while clients write, "
+        "in fetch mode and in v1 webhook mode, and write outage.json (harness.chaos.outage)",
+    )
+    p.add_argument(
+        "--outage-dialogs", type=int, default=120, help="with --outage: dialogs per mode"
+    )

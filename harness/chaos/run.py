@@ -344,5 +344,9 @@ def run_cli(opts: ChaosOptions) -> int:
 
 
 def cli_main(args: argparse.Namespace) -> int:
-    """`orchestrator chaos`."""
+    """`orchestrator chaos` (or, with --outage, the outage run)."""
+    if args.outage is not None:
+        from harness.chaos.outage import outage_cli
+
+        return outage_cli(args)
     return run_cli(options(args))

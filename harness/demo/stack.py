@@ -116,19 +116,26 @@ class Stack:
     async def kill_ingress(self, index: int = 0) -> float:
         """SIGKILL ingress `index` (no goodbye: a crash) and start it again on the same port,
         with the same spool directory; returns the seconds it did not answer."""
-        url = self.ingress_urls[index]
-        port = url.rsplit(":", 1)[1]
-        [proc] = [p for p in self.processes if list(p.args)[-1] == port]  # type: ignore[arg-type]
         started = asyncio.get_running_loop().time()
+        args = self.stop_ingress(index)
+        await self.start_ingress(index, args)
+        return asyncio.get_running_loop().time() - started
+
+    def stop_ingress(self, index: int = 0) -> list[str]:
+        """SIGKILL ingress `index` and reap it; returns what starts it again (`start_ingress`)."""
+        port = self.ingress_urls[index].rsplit(":", 1)[1]
+        [proc] = [p for p in self.processes if list(p.args)[-1] == port]  # type: ignore[arg-type]
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
         self.processes.remove(proc)
-        args = [str(a) for a in list(proc.args)[3:]]  # type: ignore[arg-type]
+        return [str(a) for a in list(proc.args)[3:]]  # type: ignore[arg-type]
+
+    async def start_ingress(self, index: int, args: list[str]) -> None:
+        """Start ingress `index` again on its port and spool directory; wait until it answers."""
         self.processes.append(
             _spawn(_ingress_settings(self.settings, index), self.log_dir, f"ingress-{index}", args)
         )
-        await _wait_http(self.http, f"{url}/healthz")
-        return asyncio.get_running_loop().time() - started
+        await _wait_http(self.http, f"{self.ingress_urls[index]}/healthz")
 
     def kill_worker(self, proc: subprocess.Popen[bytes]) -> None:
         """SIGKILL one worker process (no drain, no goodbye) and reap it."""
