@@ -7,7 +7,8 @@ from our Redis. The counts:
     acknowledged        events the portal posted that our ingress answered 200 (`event_posted`),
                         and events it queued for our fetch-mode bot that the bot confirmed
                         (`event_queued` whose id an `event_confirmed` names: the portal deleted
-                        it because our offset said we had it)
+                        it because our offset said we had it), and offline rows our consumer
+                        cleared (`offline_queued` whose row an `offline_cleared` names)
     handled             acknowledged events whose effect the portal shows: the dialog they
                         belong to ended as it must (below), and an event that calls for the bot
                         to answer (its joining the chat, a client writing while the bot holds
@@ -171,13 +172,21 @@ class PortalTruth:
         self.chats = {c: ChatTruth(c, es) for c, es in by_chat.items()}
 
     def acknowledged(self) -> list[dict[str, Any]]:
-        """The events our ingress answered 200, and those our fetcher confirmed."""
+        """The events our ingress answered 200, the bot's log rows our fetcher confirmed, and the
+        offline rows our consumer took off the portal's queue (a retention purge took nothing)."""
         confirmed = {int(e["event_id"]) for e in self.journal if e["kind"] == "event_confirmed"}
+        taken = {
+            int(row)
+            for e in self.journal
+            if e["kind"] == "offline_cleared" and e.get("reason") != "purge"
+            for row in e.get("row_ids") or ()
+        }
         return [
             e
             for e in self.journal
             if (e["kind"] == "event_posted" and e.get("ok"))
             or (e["kind"] == "event_queued" and int(e["event_id"]) in confirmed)
+            or (e["kind"] == "offline_queued" and int(e["row_id"]) in taken)
         ]
 
     def refused(self) -> int:

@@ -41,6 +41,7 @@ from harness.bench.play import (
     PortalPlay,
     launch,
     method_calls,
+    polling_budget,
     portal_plays,
     start_people,
     stop_people,
@@ -76,6 +77,8 @@ class E2EOptions:
     output: str = "bench-e2e.json"
     chart: str = "bench-e2e.png"
     log_dir: str | None = None  # keep the ingress and worker logs here (default: dropped)
+    bot: str = "v2"  # v2: our fetch-mode bot on fresh portals; v1: the seeded v1 bot, pushed
+    idle_s: float = 60.0  # after the run: how long the polling cost of an idle portal is read
     tamper: Tamper | None = None  # a test seam (harness/judge.py), never set by the command
 
 
@@ -124,10 +127,19 @@ async def _measure(stack: Stack, counts: list[int], opts: E2EOptions) -> dict[st
     await asyncio.gather(*watchers)
     if opts.tamper is not None:
         await opts.tamper(plays)
-    per_portal = [_portal_result(p, watch, await p.control.counters()) for p in plays]
+    busy_counters = [await p.control.counters() for p in plays]
+    per_portal = [_portal_result(p, watch, c) for p, c in zip(plays, busy_counters, strict=True)]
+    config = stack.emu.config
+    drain = config.drain_per_s or PLANS[config.plan][1]
+    busy = polling_budget(busy_counters, seconds=elapsed, drain_per_s=drain)
+    # the same portals left alone: what polling costs when nothing happens
+    await asyncio.sleep(opts.idle_s)
+    idle_counters = [await p.control.counters() for p in plays]
+    idle = polling_budget(
+        idle_counters, seconds=opts.idle_s, drain_per_s=drain, before=busy_counters
+    )
     judgment = await judge_portals(plays)
     checks = await verdicts(stack, plays)
-    config = stack.emu.config
     capacity = config.bucket_capacity or PLANS[config.plan][0]
     requests, span = sampler.requests_between(0.0, launched, capacity * len(counts))
     return {
@@ -138,6 +150,9 @@ async def _measure(stack: Stack, counts: list[int], opts: E2EOptions) -> dict[st
         "not_terminal_ours": left,
         "loaded_phase_s": round(span, 1),
         "requests_in_loaded_phase": requests,
+        "bot": opts.bot,
+        "polling_busy": busy,
+        "polling_idle": idle,
         "portals": per_portal,
         "watch": watch,
         "reply_samples": [s for p in plays for s in p.actors.step_s],
@@ -244,6 +259,7 @@ async def _one_run(settings: Settings, opts: E2EOptions, counts: list[int]) -> d
             in_process=opts.in_process,
             log_dir=Path(opts.log_dir or tmp),
             emulator={"portals": len(counts)},
+            bot=opts.bot,
         )
         try:
             async with run_stack(run_settings, stack_opts) as stack:
@@ -301,6 +317,11 @@ def render(report: dict[str, Any], console: Console) -> None:
             f"request ratio (req/s ÷ drain, {report['loaded_phase_s']} s loaded)",
             report["request_ratio"],
         ),
+        (
+            "request budget spent polling, busy / idle",
+            f"{report['polling_busy']['budget_share_polling']:.1%} / "
+            f"{report['polling_idle']['budget_share_polling']:.1%}",
+        ),
         ("503 QUERY_LIMIT_EXCEEDED", report["status_503"]),
         ("429 OPERATION_TIME_LIMIT", report["status_429"]),
     ]
@@ -345,6 +366,8 @@ def options(args: argparse.Namespace) -> E2EOptions:
         arrivals_per_s=args.arrivals,
         timeout_s=args.timeout,
         log_dir=args.log_dir,
+        bot=args.bot,
+        idle_s=args.idle,
     )
 
 

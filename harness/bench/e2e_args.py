@@ -23,3 +23,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--timeout", type=float, default=1800.0, help="bound of each run, s")
     p.add_argument("--log-dir", default=None, help="keep the ingress and worker logs here")
+    p.add_argument(
+        "--idle",
+        type=float,
+        default=60.0,
+        help="after the run, seconds the idle portals' polling cost is read over (default 60)",
+    )
+    p.add_argument(
+        "--bot",
+        choices=("v2", "v1"),
+        default="v2",
+        help="v2: our bot registered through imbot.v2, fetch mode (default); v1: pushed events",
+    )

@@ -157,27 +157,39 @@ POLLING_METHODS = frozenset(
 )
 
 
-def polling_budget(counters: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Requests of the portals' budget spent on polling: polls sent as requests of their own
-    (a poll inside a batch of the dialogs' calls costs none), and their share of all requests."""
-    requests = sum(int(c["requests"]) for c in counters)
-    polls = sum(
-        int(row.get("calls", 0)) - int(row.get("nested", 0))
-        for c in counters
-        for method, row in c["methods"].items()
-        if method.lower() in POLLING_METHODS
-    )
-    riding = sum(
-        int(row.get("nested", 0))
-        for c in counters
-        for method, row in c["methods"].items()
-        if method.lower() in POLLING_METHODS
-    )
+def polling_budget(
+    counters: Sequence[dict[str, Any]],
+    *,
+    seconds: float,
+    drain_per_s: float,
+    before: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """What polling cost the portals' request budget over `seconds` (since `before`, the same
+    portals' counters at the window's start): polls sent as requests of their own (a poll inside
+    a batch of the dialogs' calls costs none), as a share of the budget (drain rate × window,
+    every portal) and of the requests made."""
+
+    def tally(rows: Sequence[dict[str, Any]]) -> tuple[int, int, int]:
+        polls = riding = 0
+        for c in rows:
+            for method, row in c["methods"].items():
+                if method.lower() in POLLING_METHODS:
+                    polls += int(row.get("calls", 0)) - int(row.get("nested", 0))
+                    riding += int(row.get("nested", 0))
+        return polls, riding, sum(int(c["requests"]) for c in rows)
+
+    polls, riding, requests = tally(counters)
+    if before is not None:
+        p0, r0, q0 = tally(before)
+        polls, riding, requests = polls - p0, riding - r0, requests - q0
+    budget = seconds * drain_per_s * len(counters)
     return {
+        "window_s": round(seconds, 1),
         "requests": requests,
         "polling_requests": polls,
         "polls_in_batches": riding,
-        "budget_share_polling": round(polls / requests, 4) if requests else 0.0,
+        "budget_share_polling": round(polls / budget, 4) if budget else 0.0,
+        "polling_share_of_requests": round(polls / requests, 4) if requests else 0.0,
     }
 
 

@@ -19,8 +19,9 @@ Counted from the portals' journals and the clients (harness/judge.py, harness/tr
                       events still unconfirmed in the bot's log at the end
     dialogs_lost      dialogs whose session is stuck, whose client gave up, or not terminal
     stuck             sessions not closed, or closed without their rating or lead
-    budget_share_polling  requests spent only on looking for events / all requests (a poll that
-                      rode in a batch of the dialogs' own calls costs nothing)
+    budget_share_polling  requests spent only on looking for events ÷ the portals' request
+                      budget over the run (drain rate × seconds; a poll that rode in a batch of
+                      the dialogs' own calls costs nothing); polling_share_of_requests beside
 
 The exit code is 0 when the fetch mode lost nothing and left nothing stuck; the v1 numbers are
 what the outage costs without fetch mode, reported, not judged.
@@ -42,6 +43,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from emulator.limits import PLANS
 from harness.bench.play import (
     PortalPlay,
     launch,
@@ -134,6 +136,7 @@ async def _one_mode(stack: Stack, opts: OutageOptions, mode: str) -> dict[str, A
     people = asyncio.Event()
     start_people(plays, people)
     arrivals = asyncio.create_task(launch(plays, opts.arrivals_per_s))
+    started = time.monotonic()
     try:
         await asyncio.sleep(opts.before_s)
         outage = await _outage(stack, plays, opts, mode)
@@ -142,7 +145,9 @@ async def _one_mode(stack: Stack, opts: OutageOptions, mode: str) -> dict[str, A
         await asyncio.wait(clients, timeout=opts.outage_s + _PATIENCE_AFTER_OUTAGE_S + 120)
         walked_away(plays)
         not_terminal = await wait_terminal(stack, plays, opts.drain_s)
-        return await _report(plays, outage, not_terminal)
+        config = stack.emu.config
+        drain = config.drain_per_s or PLANS[config.plan][1]
+        return await _report(plays, outage, not_terminal, time.monotonic() - started, drain)
     finally:
         arrivals.cancel()
         await stop_people(plays, people)
@@ -192,7 +197,11 @@ async def _kill_a_poller(stack: Stack, plays: list[PortalPlay]) -> dict[str, Any
 
 
 async def _report(
-    plays: list[PortalPlay], outage: dict[str, Any], not_terminal: int
+    plays: list[PortalPlay],
+    outage: dict[str, Any],
+    not_terminal: int,
+    seconds: float,
+    drain: float,
 ) -> dict[str, Any]:
     judgment = await judge_portals(plays)
     counters = [await p.control.counters() for p in plays]
@@ -216,7 +225,7 @@ async def _report(
         "dialogs_lost": max(judgment.stuck, len(gave_up), not_terminal),
         "duplicate_leads": judgment.duplicate_leads,
         "duplicate_messages": judgment.duplicate_messages,
-        **polling_budget(counters),
+        **polling_budget(counters, seconds=seconds, drain_per_s=drain),
         "examples": j.get("problem_examples", {}),
     }
 

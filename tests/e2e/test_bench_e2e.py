@@ -20,6 +20,8 @@ REQUIRED = (
     "request_ratio",
     "status_503",
     "p99_ms",
+    "polling_busy",
+    "polling_idle",
     "verdict",
     "source",
 )
@@ -45,6 +47,8 @@ def test_bench_e2e_writes_the_report_keys_and_the_chart(redis_url: str, tmp_path
             "10",
             "--timeout",
             "90",
+            "--idle",
+            "5",
         ],
         cwd=tmp_path,
         env=env,
@@ -57,6 +61,8 @@ def test_bench_e2e_writes_the_report_keys_and_the_chart(redis_url: str, tmp_path
     report = json.loads((tmp_path / "bench-e2e.json").read_text())
     assert all(key in report for key in REQUIRED), sorted(report)
     assert report["dialogs"] == 30
+    assert report["bot"] == "v2"  # the default: our fetch-mode bot
+    assert report["polling_idle"]["polling_requests"] >= 1  # it looked, idle, and says so
     assert (report["verdict"], report["reasons"], report["source"]) == ("pass", [], "portal")
     counts = ("lost", "duplicate_leads", "duplicate_messages", "stuck", "disagreements")
     assert [report[k] for k in counts] == [0, 0, 0, 0, 0]

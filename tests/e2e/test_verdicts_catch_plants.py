@@ -107,6 +107,7 @@ def test_bench_e2e_exits_non_zero_naming_a_planted_duplicate_message(
         output=str(output),
         chart=str(tmp_path / "bench-e2e.png"),
         tamper=plant_a_duplicate,
+        idle_s=1.0,
     )
     assert bench_e2e(opts) == 1
     report = json.loads(output.read_text())
