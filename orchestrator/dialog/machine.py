@@ -206,8 +206,24 @@ def _is_other_session(st: DialogState, session_id: int | None) -> bool:
     return bool(session_id and st.session_id and session_id != st.session_id)
 
 
+def _late_for_closed(st: DialogState, inp: ClientMessage | BotJoined | SessionStarted) -> bool:
+    """An opener of the session we already closed, reaching us after its close: the bot's events
+    and the session events come by different ways (fetched log, offline queue, push) with no
+    order between them, and the session events may name no session. What happened before the
+    close belongs to the closed session, unless it names another one."""
+    return (
+        st.status in CLOSED
+        and st.closed_at is not None
+        and inp.at < st.closed_at
+        and not _is_other_session(st, inp.session_id)
+    )
+
+
 def _client_message(step: Step, msg: ClientMessage) -> bool:
     if msg.message_id in step.state.seen:
+        return False
+    if _late_for_closed(step.state, msg):
+        _seen(step, msg.message_id)
         return False
     if step.state.status in CLOSED or _is_other_session(step.state, msg.session_id):
         _new_session(step, msg)
@@ -239,6 +255,9 @@ def _session_opened(step: Step, inp: BotJoined | SessionStarted) -> bool:
     st = step.state
     if st.status in CLOSED and inp.session_id and inp.session_id == st.session_id:
         return False  # a late start of the session that is already closed
+    if _late_for_closed(st, inp):
+        st.session_id = st.session_id or inp.session_id
+        return False
     if st.status in CLOSED or _is_other_session(st, inp.session_id):
         _new_session(step, inp)
     elif isinstance(inp, SessionStarted) or st.status is not S.BOT or st.greeted:

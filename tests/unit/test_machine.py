@@ -53,9 +53,8 @@ def run(state: DialogState | None, *inputs: Input) -> tuple[DialogState, list[st
 
 def client(text: str, message_id: int, **extra: Any) -> ClientMessage:
     """A client message in the fixture dialog."""
-    return ClientMessage(
-        text=text, message_id=message_id, at=T0 + message_id, **{**PORTAL, **extra}
-    )
+    at = extra.pop("at", T0 + message_id)
+    return ClientMessage(text=text, message_id=message_id, at=at, **{**PORTAL, **extra})
 
 
 @pytest.mark.parametrize("status", list(S))
@@ -132,7 +131,7 @@ def test_results_for_an_earlier_session_are_ignored() -> None:
 
 def test_post_close_results_arriving_in_a_later_session_are_ignored() -> None:
     """After a new session began, the old session's late lead result is not an error."""
-    state, _ = run(state_in(S.VOTED), client("hello again", 80, session_id=None))
+    state, _ = run(state_in(S.VOTED), client("hello again", 80, session_id=None, at=T0 + 700))
     assert state.status is S.BOT
     assert state.epoch == 1
     late = LeadCreated(session_id=SESSION, lead_id=5, at=T0)
@@ -143,6 +142,24 @@ def test_a_vote_result_during_the_first_open_session_is_illegal() -> None:
     """A result that cannot exist yet (nothing was ever closed in this chat) is rejected."""
     with pytest.raises(IllegalTransition):
         transition(state_in(S.OPERATOR), VoteSaved(session_id=SESSION), scenario(), T0)
+
+
+def test_an_opener_of_the_closed_session_arriving_after_its_close_starts_nothing() -> None:
+    """The bot's join and the client's first message come through the fetched log, the session
+    events through the offline queue: a join from before the close (naming no other session)
+    belongs to the closed session, and does not open a new one."""
+    closed = state_in(S.LEAD)
+    closed.session_id = None  # the offline session events named none
+    join = BotJoined(bot_id=BOT, user_code="livechat|1|5|7", at=T0 + 1, **PORTAL)
+    late = transition(closed, join, scenario(), T0 + 700)
+    assert not late.changed
+    assert late.state.status is S.LEAD
+    assert not transition(closed, client("hi", 70, at=T0 + 2), scenario(), T0 + 700).changed
+    # after the close, or naming another session, it is a new session
+    other = BotJoined(bot_id=BOT, user_code="x", at=T0 + 2, **{**PORTAL, "session_id": 999})
+    assert transition(state_in(S.LEAD), other, scenario(), T0 + 700).state.status is S.BOT
+    again = client("back again", 71, session_id=None, at=T0 + 800)
+    assert transition(closed, again, scenario(), T0 + 800).state.status is S.BOT
 
 
 def test_a_failure_minted_before_the_new_session_is_ignored() -> None:
