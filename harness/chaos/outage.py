@@ -66,7 +66,6 @@ __all__ = ["MODES", "OutageOptions", "outage_cli", "render", "run_outage"]
 
 # outage.json's key -> the bot the stack runs
 MODES = {"fetch": "v2", "v1_webhook": "v1"}
-_PATIENCE_AFTER_OUTAGE_S = 60.0
 
 
 @dataclass
@@ -80,6 +79,7 @@ class OutageOptions:
     arrivals_per_s: float = 1.0  # clients keep arriving through the outage
     before_s: float = 20.0  # traffic before everything goes down
     drain_s: float = 240.0
+    patience_s: float = 60.0  # how long after the outage a client still waits for a reply
     output: str = "outage.json"
 
 
@@ -132,7 +132,7 @@ async def _one_mode(stack: Stack, opts: OutageOptions, mode: str) -> dict[str, A
     ]
     plays = portal_plays(stack, counts)
     for play in plays:
-        play.actors.wait_s = opts.outage_s + _PATIENCE_AFTER_OUTAGE_S
+        play.actors.wait_s = opts.outage_s + opts.patience_s
     people = asyncio.Event()
     start_people(plays, people)
     arrivals = asyncio.create_task(launch(plays, opts.arrivals_per_s))
@@ -142,7 +142,7 @@ async def _one_mode(stack: Stack, opts: OutageOptions, mode: str) -> dict[str, A
         outage = await _outage(stack, plays, opts, mode)
         await arrivals
         clients = [t for p in plays for t in p.tasks]
-        await asyncio.wait(clients, timeout=opts.outage_s + _PATIENCE_AFTER_OUTAGE_S + 120)
+        await asyncio.wait(clients, timeout=opts.outage_s + opts.patience_s + 120)
         walked_away(plays)
         not_terminal = await wait_terminal(stack, plays, opts.drain_s)
         config = stack.emu.config

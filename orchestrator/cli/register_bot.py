@@ -140,13 +140,14 @@ def add_register_bot(sub: Sub) -> None:
 
     p = sub.add_parser(
         "register-bot",
-        help="register our open-line bot (v1 by default; v2 prepared), bind the Open Lines events",
+        help="register our open-line bot (v2, fetch mode, by default), bind the Open Lines events",
     )
     p.add_argument(
         "--api",
         choices=("v2", "v1"),
-        default="v1",
-        help="v1 (default until the v2 fetcher lands) or v2 (registration only, for now)",
+        default="v2",
+        help="v2 (default: imbot.v2, the API new bots are to use) or v1 (a bot already "
+        "registered through imbot.register keeps its API)",
     )
     p.add_argument(
         "--event-mode",

@@ -73,7 +73,8 @@ def _dashboard_exprs(dashboard: dict[str, Any]) -> list[str]:
 
 async def _play(settings: Settings, log_dir: Path, worker_port: int) -> DemoRun:
     console = Console(file=io.StringIO(), width=120)
-    async with run_stack(settings, StackOptions(workers=1, log_dir=log_dir)) as stack:
+    # the default of a new deployment: our v2 bot in fetch mode, session events offline
+    async with run_stack(settings, StackOptions(workers=1, log_dir=log_dir, bot="v2")) as stack:
         verdict = await play_on(stack, DemoOptions(dialogs=10, timeout_s=90.0), console)
         scraped = []
         for url in (f"{stack.ingress_url}/metrics", f"http://127.0.0.1:{worker_port}/metrics"):
@@ -125,7 +126,7 @@ def demo_run(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> DemoRu
 
 def test_dashboard_loads_with_its_six_rows_and_a_query_in_every_panel() -> None:
     """The dashboard is valid JSON: rows intake, queues & DLQ, dialogs, REST budget, latency,
-    trust & durability;
+    trust & durability, pulled events;
     every chart has at least one PromQL target on our metrics, and panel ids are unique."""
     dashboard = json.loads(DASHBOARD.read_text())
     rows = [p["title"] for p in dashboard["panels"] if p["type"] == "row"]
@@ -136,6 +137,7 @@ def test_dashboard_loads_with_its_six_rows_and_a_query_in_every_panel() -> None:
         "REST budget",
         "Latency",
         "Trust & durability",
+        "Pulled events",
     ]
     charts = [p for p in dashboard["panels"] if p["type"] != "row"]
     assert charts
@@ -172,6 +174,10 @@ def test_every_metric_the_dashboard_charts_is_on_the_ingress_or_a_worker_metrics
         "ol_rest_requests",
         "ol_rest_request_seconds",
         "ol_queue_depth",
+        "ol_fetch_polls",
+        "ol_fetch_events",
+        "ol_fetch_confirms",
+        "ol_offline_rows",
     ):
         assert worker.get(name, 0) > 0, name
 
