@@ -201,3 +201,43 @@ async def test_two_worker_processes_poll_one_bot_once(
         await tasks[1 - first]
     assert queue.pending(bot[0]) == []
     assert sorted(await _inboxed(redis, hook)) == sorted(sent + more)
+
+
+async def test_a_notice_from_the_portal_brings_the_next_poll_forward(
+    redis: aioredis.Redis, portal: tuple[Any, Settings]
+) -> None:
+    """An idle poller waits 30 s between polls; the portal's ONOFFLINEEVENT (published by the
+    ingress on the wake channel) makes the holder poll at once."""
+    emu, hook = portal
+    bot = await _bot(redis, hook)
+    slow = hook.model_copy(update={"poller_discover_s": 0.1, "fetch_idle_min_s": 30.0})
+    async with BitrixClient.from_settings(slow) as client:
+        pollers = Pollers(redis, slow, client.api, holder="w")
+        pollers.cadence = Cadence(busy_s=30.0, idle_min_s=30.0, idle_max_s=30.0, min_gap_s=0.1)
+        stop = asyncio.Event()
+        task = asyncio.create_task(pollers.run_forever(stop))
+        queue = emu.portals[0].portal.fetch_queue
+        try:
+            for _ in range(100):  # the first poll (an empty log), then the long idle wait
+                if await PollLease(
+                    redis,
+                    Keys(slow.key_prefix),
+                    slow.b24_member_id or "",
+                    f"bot-{bot[0]}",
+                    holder="x",
+                    ttl_ms=1,
+                ).holder():
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.5)
+            sent = await _client_messages(emu, 1)
+            await redis.publish(Keys(slow.key_prefix).offline_wake, slow.b24_member_id or "")
+            for _ in range(100):
+                if sent[0] in await _inboxed(redis, hook):
+                    break
+                await asyncio.sleep(0.05)
+            assert sent[0] in await _inboxed(redis, hook)  # within 5 s, not 30
+            assert queue.pending(bot[0])  # (the page is confirmed only by the next poll)
+        finally:
+            stop.set()
+            await task

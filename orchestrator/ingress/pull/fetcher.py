@@ -18,8 +18,11 @@ HTTP ingress answers 422 to it.
 
 Cadence, within the platform's guidance (poll every 5–30 s when idle, ≥ 2 s between pages):
 `busy_s` after a page with events, then `idle_min_s` doubling to `idle_max_s` while the log stays
-empty. Each poll is one call through the REST client, whose coalescer lets it ride inside a
-`batch` with the dialogs' own calls when there are any (orchestrator/bitrix/batch.py).
+empty. A notice from the portal (ONOFFLINEEVENT, wake.py), which follows the request that wrote
+a client's message, brings the next poll forward (never closer than `min_gap_s` to the last),
+so a reply does not wait out the cadence. Each poll is one call through the REST client, whose
+coalescer lets it ride inside a `batch` with the dialogs' own calls when there are any
+(orchestrator/bitrix/batch.py).
 """
 
 from __future__ import annotations
@@ -58,6 +61,7 @@ class Cadence:
     idle_max_s: float = 30.0
     limit: int = 500
     waitaof_ms: int = 200
+    min_gap_s: float = 1.0  # the soonest a notice may bring the next poll
 
     def after(self, fetched: int, previous: float) -> float:
         """The wait before the next poll, given what this one fetched and the last wait."""
@@ -108,6 +112,8 @@ class BotFetcher:
         self.cadence = cadence or Cadence()
         self._checkpoint = checkpoint
         self._aof = True  # False once Redis says it keeps no AOF
+        # set by a notice from the portal (wake.py): poll now rather than at the next tick
+        self.wake = asyncio.Event()
 
     async def poll_once(self) -> Round:
         """One round (steps 1–3 above); the caller holds the lease."""
@@ -202,14 +208,21 @@ class BotFetcher:
             await self._sleep_holding(wait, stop)
 
     async def _sleep_holding(self, seconds: float, stop: asyncio.Event) -> None:
-        """Sleep, renewing the lease often enough that a standby never takes a live one."""
+        """Sleep until the next poll is due or a notice wakes us (but not sooner than
+        `min_gap_s` after the last poll), renewing the lease often enough that a standby never
+        takes a live one."""
         step = max(0.2, self.lease.ttl_ms / 3000)
-        deadline = time.monotonic() + seconds
+        started = time.monotonic()
+        deadline = started + seconds
+        self.wake.clear()
         while not stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
+            now = time.monotonic()
+            if now >= deadline or (self.wake.is_set() and now - started >= self.cadence.min_gap_s):
                 return
+            wait = min(step, deadline - now)
+            if self.wake.is_set():
+                wait = min(wait, started + self.cadence.min_gap_s - now)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), min(step, left))
+                await asyncio.wait_for(self.wake.wait(), max(0.01, wait))
             if not await self.lease.renew():
                 return

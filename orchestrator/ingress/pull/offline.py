@@ -55,6 +55,7 @@ from orchestrator.bitrix.client import BitrixClient
 from orchestrator.errors import InvalidEvent
 from orchestrator.ingress.portals import Portals
 from orchestrator.ingress.pull.offline_drain import DrainReport, OfflineDrainer
+from orchestrator.ingress.pull.wake import listen
 from orchestrator.observe import metrics
 from orchestrator.pipeline.keys import Keys
 from orchestrator.pipeline.store import Store
@@ -173,8 +174,7 @@ class OfflineConsumer:
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _on_wake(self, data: bytes | str) -> None:
-        member_id = data.decode() if isinstance(data, bytes) else str(data)
+    async def _on_wake(self, member_id: str) -> None:
         try:
             portal = await self.portals.get(member_id)
         except InvalidEvent:  # not a member id we could have published
@@ -195,27 +195,6 @@ class OfflineConsumer:
         if not self.drainer.stopping:
             self.kick(member_id)
 
-    async def _listen(self, stop: asyncio.Event) -> None:
-        """Drain a portal at once when the ingress publishes its member id (re-subscribing
-        after a Redis outage; a wake-up missed meanwhile waits for the sweep)."""
-        backoff = 0.5
-        while not stop.is_set():
-            pubsub = self._redis.pubsub()
-            try:
-                await pubsub.subscribe(self._keys.offline_wake)
-                backoff = 0.5
-                while not stop.is_set():
-                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
-                    if message is not None:
-                        await self._on_wake(message["data"])
-            except Exception as exc:
-                log.warning("offline_wake_listener_failed", error=type(exc).__name__)
-                await _wait(stop, backoff)
-                backoff = min(backoff * 2, 30.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Sweep every OFFLINE_POLL_S (jittered ±20 %) and on wake-ups until `stop` is set;
         then let the drains in flight finish their batch (up to the shutdown grace) and hand
@@ -226,7 +205,9 @@ class OfflineConsumer:
             poll_s=self.poll_s,
             batch_limit=self.drainer.batch_limit,
         )
-        listener = asyncio.create_task(self._listen(stop))
+        listener = asyncio.create_task(
+            listen(self._redis, self._keys.offline_wake, self._on_wake, stop)
+        )
         try:
             while not stop.is_set():
                 try:

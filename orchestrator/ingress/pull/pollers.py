@@ -6,8 +6,9 @@ tries the bot's lease (lease.py) every second: the one that holds it polls (fetc
 others wait, and take over within a lease period (`poller_lease_ms`) when the holder dies. So a
 fleet of N workers spends the request budget of one poller per bot, whatever N is.
 
-A failing poll (the portal throttles or is down, Redis is away) is logged and retried on the
-busy cadence by the same holder; nothing here lets an exception end the task.
+A notice from the portal (wake.py) makes the holders of that portal's bots poll at once. A
+failing poll (the portal throttles or is down, Redis is away) is logged and retried on the busy
+cadence by the same holder; nothing here lets an exception end the task.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from orchestrator.bitrix.methods import PortalApi
 from orchestrator.errors import OrchestratorError
 from orchestrator.ingress.pull.fetcher import BotFetcher, Cadence
 from orchestrator.ingress.pull.lease import PollLease
+from orchestrator.ingress.pull.wake import listen
 from orchestrator.observe import metrics
 from orchestrator.pipeline.keys import Keys
 from orchestrator.pipeline.store import Store
@@ -68,9 +70,13 @@ class Pollers:
         self.keys = Keys(settings.key_prefix)
         self.cadence = cadence_of(settings)
         self._tasks: dict[tuple[str, int], asyncio.Task[None]] = {}
+        self._fetchers: dict[tuple[str, int], BotFetcher] = {}
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Discover bots and keep their tasks until `stop`; then hand every lease over."""
+        notices = asyncio.create_task(
+            listen(self.redis, self.keys.offline_wake, self._on_notice, stop)
+        )
         try:
             while not stop.is_set():
                 try:
@@ -80,11 +86,18 @@ class Pollers:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.settings.poller_discover_s)
         finally:
-            tasks = list(self._tasks.values())
+            notices.cancel()
+            tasks = [*self._tasks.values(), notices]
             for task in tasks:
                 task.cancel()
             if tasks:
                 await asyncio.wait(tasks)
+
+    async def _on_notice(self, member_id: str) -> None:
+        """The portal has news for this member: its bots' holders poll now (standbys ignore)."""
+        for (member, _), fetcher in self._fetchers.items():
+            if member == member_id and fetcher.lease.held:
+                fetcher.wake.set()
 
     async def _discover(self, stop: asyncio.Event) -> None:
         for member_id, record in await self.bots.all():
@@ -106,6 +119,7 @@ class Pollers:
         )
         bots = self.api_for(member_id).bot_v2(record.bot_token)
         fetcher = BotFetcher(self.store, lease, bots, record.bot_id, cadence=self.cadence)
+        self._fetchers[(member_id, record.bot_id)] = fetcher
         try:
             while not stop.is_set():
                 wait = STANDBY_S * random.uniform(0.8, 1.2)
