@@ -62,6 +62,8 @@ CALLS_FOR_AN_ANSWER = frozenset(
 CLIENT_WRITES = frozenset({"ONIMBOTMESSAGEADD", "ONIMBOTV2MESSAGEADD"})
 # How an event reached us: pushed (and answered), or queued for our bot to fetch.
 DELIVERED = frozenset({"event_posted", "event_queued"})
+# Posts that carry no event, only "look at your queues" (the queues keep what it was about).
+HINTS = frozenset({"ONOFFLINEEVENT"})
 CLOSED = 60  # a session's status once it is really closed (docs/bitrix24.md §4.4)
 
 
@@ -184,14 +186,19 @@ class PortalTruth:
         return [
             e
             for e in self.journal
-            if (e["kind"] == "event_posted" and e.get("ok"))
+            if (e["kind"] == "event_posted" and e.get("ok") and e.get("name") not in HINTS)
             or (e["kind"] == "event_queued" and int(e["event_id"]) in confirmed)
             or (e["kind"] == "offline_queued" and int(e["row_id"]) in taken)
         ]
 
     def refused(self) -> int:
-        """Deliveries our ingress did not acknowledge (lost by the portal's rules: no retry)."""
-        return sum(1 for e in self.journal if e["kind"] == "event_posted" and not e.get("ok"))
+        """Deliveries our ingress did not acknowledge (lost by the portal's rules: no retry); a
+        refused hint loses nothing (what it was about waits in the portal's queues)."""
+        return sum(
+            1
+            for e in self.journal
+            if e["kind"] == "event_posted" and not e.get("ok") and e.get("name") not in HINTS
+        )
 
     def stuck(self, chat_ids: Iterable[int]) -> list[str]:
         """Why each of these chats' last session did not end as it must."""

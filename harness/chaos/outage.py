@@ -17,8 +17,9 @@ Counted from the portals' journals and the clients (harness/judge.py, harness/tr
     lost              acknowledged events whose effect the portal does not show, plus events the
                       portal could not deliver (pushes refused or unanswered: never re-sent) and
                       events still unconfirmed in the bot's log at the end
-    dialogs_lost      dialogs whose session is stuck, whose client gave up, or not terminal
-    stuck             sessions not closed, or closed without their rating or lead
+    dialogs_lost      dialogs whose session the portal shows stuck, or whose client gave up
+    stuck             what is missing of the sessions: one per session not closed, closed
+                      without its rating, or without its lead (as in every proof's verdict)
     budget_share_polling  requests spent only on looking for events ÷ the portals' request
                       budget over the run (drain rate × seconds; a poll that rode in a batch of
                       the dialogs' own calls costs nothing); polling_share_of_requests beside
@@ -58,6 +59,7 @@ from harness.demo.portal_setup import write_demo_scenario
 from harness.demo.stack import Stack, StackOptions, run_stack
 from harness.judge import judge_portals
 from harness.provenance import write_json
+from harness.truth import read_truth
 from orchestrator.observe.logs import configure_logging
 from orchestrator.pipeline.keys import Keys
 from orchestrator.settings import Settings, load_settings
@@ -118,7 +120,10 @@ async def run_outage(settings: Settings, opts: OutageOptions, console: Console) 
     fetch = report["fetch"]
     report["verdict"] = (
         "pass"
-        if fetch["lost"] == 0 and fetch["dialogs_lost"] == 0 and fetch["dialogs_not_started"] == 0
+        if fetch["lost"] == 0
+        and fetch["stuck"] == 0
+        and fetch["dialogs_lost"] == 0
+        and fetch["dialogs_not_started"] == 0
         else "fail"
     )
     await asyncio.to_thread(write_json, opts.output, report)
@@ -205,6 +210,14 @@ async def _report(
 ) -> dict[str, Any]:
     judgment = await judge_portals(plays)
     counters = [await p.control.counters() for p in plays]
+    # a dialog is lost when the portal shows its session stuck (judgment.stuck counts each
+    # problem of a session: no rating, no lead, not closed) or its client gave up waiting
+    lost_dialogs: set[tuple[str, int]] = set()
+    for play in plays:
+        truth = await read_truth(play.control)
+        for run in play.runs:
+            if run.chat_id and (run.error or truth.stuck([run.chat_id])):
+                lost_dialogs.add((play.member_id, run.chat_id))
     unconfirmed = sum(len(p.runtime.portal.fetch_queue.pending()) for p in plays)
     gave_up = {(p.member_id, r.chat_id) for p in plays for r in p.runs if r.error}
     started = sum(1 for p in plays for r in p.runs if r.chat_id)
@@ -219,10 +232,10 @@ async def _report(
         "lost_acknowledged": judgment.lost,
         "refused_pushes": judgment.refused,
         "unconfirmed_in_log": unconfirmed,
-        "stuck": judgment.stuck,
+        "stuck": judgment.stuck,  # problems, one per missing rating, lead or close
         "clients_gave_up": len(gave_up),
         "not_terminal_ours": not_terminal,
-        "dialogs_lost": max(judgment.stuck, len(gave_up), not_terminal),
+        "dialogs_lost": len(lost_dialogs),
         "duplicate_leads": judgment.duplicate_leads,
         "duplicate_messages": judgment.duplicate_messages,
         **polling_budget(counters, seconds=seconds, drain_per_s=drain),
