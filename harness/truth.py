@@ -26,7 +26,8 @@ and never says the same text twice in a row; a re-ask of the scenario follows an
 between ("How may I call you?", an FAQ answer, "How may I call you?" when the client's first
 message was a question: the join and that message both called for an answer). So a text of
 ours counts as posted twice when the turn shows it more often than the events in that turn
-called for an answer, or twice with no other message of ours between the copies. Blind spots:
+called for an answer (an event not answered before the next thing people do still calls in
+the turn after), or twice with no other message of ours between the copies. Blind spots:
 a repeat that lands after the client's next message falls in the next turn; a repeat of a text
 whose copy was due anyway in a turn with two such events, separated by another message of ours.
 """
@@ -109,8 +110,10 @@ class ChatTruth:
                 extra = max(copies - max(calls, 1), repeats[text])
                 if extra > 0:
                     found.append((text, extra))
+            # answers still owed carry into the next turn: a join the portal queued for our bot
+            # just before the client's first message is answered after it
+            calls = 0 if said else calls
             said.clear()
-            calls = 0
 
         for e in self.entries:
             person = e["kind"] == "message" and e.get("author") in ("client", "operator")

@@ -88,6 +88,17 @@ def test_a_re_ask_for_a_second_event_in_the_turn_is_no_duplicate() -> None:
     assert j.truth().duplicate_messages() == []
 
 
+def test_a_join_queued_before_the_first_message_still_calls_for_an_answer_after_it() -> None:
+    """Fetch mode: the portal writes the bot's join into its log before the client's message
+    (push mode posts it after), so the join's answer comes in the next turn."""
+    j = Journal().start().bot_holds()
+    j.add("event_queued", chat_id=CHAT, name="ONIMBOTV2JOINCHAT", event_id=1)
+    j.client("What is the price of delivery?")
+    j.add("event_queued", chat_id=CHAT, name="ONIMBOTV2MESSAGEADD", event_id=2)
+    j.bot("How may I call you?").bot("Our prices...").bot("How may I call you?").ended()
+    assert j.truth().duplicate_messages() == []
+
+
 def test_a_text_twice_in_a_row_is_a_duplicate_even_when_two_events_called() -> None:
     j = _first_turn(Journal()).bot("How may I call you?").bot("How may I call you?").ended()
     assert j.truth().duplicate_messages() == ["chat 7: 'How may I call you?' (+1)"]
