@@ -259,7 +259,7 @@ def render(report: dict[str, Any], console: Console) -> None:
         ("dialogs_lost", "dialogs lost"),
         ("stuck", "sessions stuck"),
         ("clients_gave_up", "clients who gave up"),
-        ("budget_share_polling", "share of requests spent polling"),
+        ("budget_share_polling", "share of the request budget spent polling"),
     )
     for key, label in rows:
         table.add_row(label, *(str(report.get(mode, {}).get(key, "")) for mode in MODES))
