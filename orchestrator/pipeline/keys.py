@@ -12,11 +12,14 @@ keeps a portal's keys in one slot:
                                                      (orchestrator/bitrix/bot_store.py)
     {prefix}:bots                             SET    "<member>|<code>" of those bots (polled)
     {prefix}:offline-wake                     PUBSUB member ids with new offline events
+    {prefix}:fetch-wake                       PUBSUB member ids whose timers wait for the bot log
     {prefix}:{<member>}:poll:<name>           HASH   one poller's cursor (e.g. the offset it
                                                      confirmed), written only under its lease
     {prefix}:{<member>}:poll:<name>:lease     STRING "<token>|<holder>" of the live poller (PX)
     {prefix}:{<member>}:poll:<name>:fence     STRING counter the pollers' tokens come from
                                                      (orchestrator/ingress/pull/lease.py)
+    {prefix}:{<member>}:watermark             HASH   "bot-<id>" -> ms up to which the bot's log
+                                                     is stored (timers wait for it; EX 1 h)
     {prefix}:{<member>}:rate, :op:<method>    GCRA bucket and operating budget (bitrix/limiter.py)
     {prefix}:{<member>}:dedup:<dedup key>     STRING an event already accepted (EX dedup_ttl_s)
     {prefix}:{<member>}:dlg:<chat>:inbox      LIST   "<seq>|<event json>", oldest first
@@ -177,9 +180,18 @@ class Keys:
         return f"{self.prefix}:bots"
 
     @property
+    def fetch_wake(self) -> str:
+        """Pub/sub channel: a member id whose bot logs should be read now (timers wait)."""
+        return f"{self.prefix}:fetch-wake"
+
+    @property
     def offline_wake(self) -> str:
         """Pub/sub channel: a member id whose portal signalled new offline events."""
         return f"{self.prefix}:offline-wake"
+
+    def watermark(self, member_id: str) -> str:
+        """HASH "bot-<id>" -> Unix ms up to which that bot's event log is in our inboxes."""
+        return f"{self.prefix}:{{{_safe('member_id', member_id)}}}:watermark"
 
     def poller(self, member_id: str, name: str) -> str:
         """STRING: the fenced lease of the one poller `name` of a portal (acquire/lease.py)."""

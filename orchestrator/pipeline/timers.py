@@ -8,6 +8,14 @@
 One timer per (dialog, name): arming again replaces it, as the machine re-arms by name. Every
 worker polls; the ingest's dedup key (`timer:<member>:<chat>:<token>`) makes a timer fire once
 even when two pollers see it, and a timer is removed only if its token is still the one armed.
+
+A timer asks "did nothing happen until T?". Where the portal's events are fetched (a v2 bot in
+fetch mode), that is known only once its log is read past T: the fetcher writes the time up to
+which it has stored the log (`Keys.watermark`), and a timer fires only when its due time is
+behind that watermark. After an outage, the client's answer that waited in the portal's log is
+in the inbox before its silence timer fires; meanwhile the held timers ask the pollers to look
+now (`Keys.fetch_wake`). A watermark nobody renewed for an hour is dropped, and timers fire on
+the clock alone, as they do for pushed events.
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ log = structlog.get_logger(__name__)
 # The inbox event name of an internal input: "input:<kind>" (see orchestrator/handler/handler.py).
 INPUT_EVENT_PREFIX = "input:"
 TIMER_POLL_S = 0.25  # how often each worker looks for due timers
+_ASK_EVERY_MS = 1000  # how often timers held by a watermark ask the poller to look
 
 # The token of a timer that is due now, read in one step with its due time: a timer re-armed
 # after the poller listed it is not due any more (not fired early), and a listed entry whose
@@ -62,6 +71,7 @@ class TimerStore:
         self.prefix = prefix
         self._claim = redis.register_script(_CLAIM)
         self._disarm_if = redis.register_script(_DISARM_IF)
+        self._asked: dict[str, int] = {}  # member id -> ms of the last ask for news
 
     @property
     def portals_key(self) -> str:
@@ -113,12 +123,29 @@ class TimerStore:
         fired = 0
         for raw in await aw(self.redis.smembers(self.portals_key)):
             member_id = raw.decode()
+            horizon = await self._horizon(store, member_id, now_ms)
             due = await self.redis.zrangebyscore(
-                self.due_key(member_id), "-inf", now_ms, start=0, num=limit
+                self.due_key(member_id), "-inf", horizon, start=0, num=limit
             )
             for field in due:
                 fired += await self._fire(store, member_id, field.decode(), now_ms)
+            if horizon < now_ms:
+                await self._ask_for_news(store, member_id, horizon, now_ms)
         return fired
+
+    async def _horizon(self, store: Store, member_id: str, now_ms: int) -> int:
+        """The latest due time that may fire: now, or the fetched log's watermark when lower."""
+        marks = await aw(self.redis.hvals(store.keys.watermark(member_id)))
+        if not marks:
+            return now_ms
+        return min(now_ms, *(int(m) for m in marks))
+
+    async def _ask_for_news(self, store: Store, member_id: str, horizon: int, now_ms: int) -> None:
+        """Timers wait for the log: ask its poller to read it now (once a second at most)."""
+        held = await self.redis.zcount(self.due_key(member_id), horizon + 1, now_ms)
+        if held and now_ms - self._asked.get(member_id, 0) >= _ASK_EVERY_MS:
+            self._asked[member_id] = now_ms
+            await self.redis.publish(store.keys.fetch_wake, member_id)
 
     async def claim(self, member_id: str, field: str, now_ms: int) -> str | None:
         """The token of `field`'s timer if it is due at `now_ms`, else None (see _CLAIM)."""

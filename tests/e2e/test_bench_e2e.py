@@ -62,7 +62,9 @@ def test_bench_e2e_writes_the_report_keys_and_the_chart(redis_url: str, tmp_path
     assert all(key in report for key in REQUIRED), sorted(report)
     assert report["dialogs"] == 30
     assert report["bot"] == "v2"  # the default: our fetch-mode bot
-    assert report["polling_idle"]["polling_requests"] >= 1  # it looked, idle, and says so
+    busy = report["polling_busy"]
+    assert busy["polling_requests"] + busy["polls_in_batches"] >= 1  # it polled, and says so
+    assert 0 <= report["polling_idle"]["budget_share_polling"] <= 1
     assert (report["verdict"], report["reasons"], report["source"]) == ("pass", [], "portal")
     counts = ("lost", "duplicate_leads", "duplicate_messages", "stuck", "disagreements")
     assert [report[k] for k in counts] == [0, 0, 0, 0, 0]

@@ -8,10 +8,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from harness.chaos.outage import OutageOptions, run_outage
 from orchestrator.settings import Settings
+
+# two stacks one after the other, each down on purpose, the v1 one waited out to its bound
+pytestmark = pytest.mark.timeout(400)
 
 FIELDS = ("outage_s", "acknowledged", "lost", "stuck", "budget_share_polling")
 

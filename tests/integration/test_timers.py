@@ -102,3 +102,27 @@ async def test_a_listed_timer_cancelled_and_armed_again_keeps_its_new_entry(
     assert await timers.redis.zscore(timers.due_key(MEMBER), field) is None  # cleaned up
     await timers.schedule(MEMBER, "902", "silence", "c", 1.0, now=NOW)
     assert await timers.claim(MEMBER, field, int((NOW + 2) * 1000)) == "c"
+
+
+async def test_where_events_are_fetched_a_timer_waits_for_the_log_to_be_read_past_it(
+    timers: TimerStore, store: Store, redis: aioredis.Redis
+) -> None:
+    """A fetch-mode bot's log read up to NOW+2 holds a timer due at NOW+5 (the client's answer
+    may still wait in the portal) and asks the bot's poller to look; once the log is read past
+    it, the timer fires. Without a watermark (pushed events) the clock alone decides."""
+    await timers.schedule(MEMBER, "905", "silence", "silence:0:3", 5.0, now=NOW)
+    mark = store.keys.watermark(MEMBER)
+    await redis.hset(mark, "bot-6", str(int((NOW + 2) * 1000)))
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(store.keys.fetch_wake)
+    await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+    assert await timers.fire_due(store, now=NOW + 6) == 0
+    asked = await pubsub.get_message(ignore_subscribe_messages=True, timeout=2.0)
+    assert asked is not None
+    assert asked["data"] == MEMBER.encode()
+    await redis.hset(mark, "bot-6", str(int((NOW + 6) * 1000)))
+    assert await timers.fire_due(store, now=NOW + 7) == 1
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+    await redis.delete(mark)
+    await timers.schedule(MEMBER, "906", "silence", "silence:0:4", 5.0, now=NOW)
+    assert await timers.fire_due(store, now=NOW + 6) == 1

@@ -11,6 +11,10 @@ cursor. So the order of one round is fixed, and each step is safe to die after:
 3. the page's `nextOffset` is saved under our lease (a poller that lost the lease saves
    nothing); the portal hears of it only with step 1 of the next round.
 
+3b. when the page was the last (`hasMore` false), the time the call was made is written as the
+   bot's watermark: the dialogs' timers fire only up to it (orchestrator/pipeline/timers.py), so
+   a silence timer never beats the client's answer still waiting in the portal's log.
+
 Die after 1: the next round reads the same events again. After 2: they are deduplicated. After
 3: the next holder confirms them. The offset never passes an event we have not stored, and an
 event we could not parse (an event type the dialog does not know) is logged and counted, as the
@@ -47,7 +51,10 @@ from orchestrator.observe import metrics
 from orchestrator.pipeline.records import IngestResult
 from orchestrator.pipeline.store import Store
 
-__all__ = ["BotFetcher", "Cadence", "Round"]
+__all__ = ["WATERMARK_TTL_S", "BotFetcher", "Cadence", "Round"]
+
+# A watermark no poller renewed for this long stops holding the dialogs' timers back.
+WATERMARK_TTL_S = 3600
 
 log = structlog.get_logger(__name__)
 
@@ -120,6 +127,7 @@ class BotFetcher:
         cursor = await self.lease.cursor()
         offset = int(cursor.get("offset") or 0)
         started = time.monotonic()
+        asked_ms = int(time.time() * 1000)  # everything the portal logged before this is read
         page = await self.bots.events(self.bot_id, offset=offset, limit=self.cadence.limit)
         metrics.FETCH_POLLS.labels(member_id=self.member_id, empty=str(not page.events)).inc()
         await self._checkpoint("fetched")
@@ -143,6 +151,8 @@ class BotFetcher:
             saved = await self.lease.save({"offset": page.next_offset})
             if saved:
                 metrics.FETCH_CONFIRMS.labels(member_id=self.member_id).inc()
+        if saved and not page.has_more:
+            await self._mark(asked_ms)
         log.debug(
             "bot_events_fetched",
             bot_id=self.bot_id,
@@ -181,6 +191,15 @@ class BotFetcher:
             )
             return None
         return await ingest_event(self.store, event)
+
+    async def _mark(self, asked_ms: int) -> None:
+        """The log is in our inboxes up to when we asked: the dialogs' timers may fire up to
+        there (orchestrator/pipeline/timers.py). Expires when no poller renews it."""
+        key = self.store.keys.watermark(self.member_id)
+        async with self.store.redis.pipeline(transaction=True) as pipe:
+            pipe.hset(key, f"bot-{self.bot_id}", str(asked_ms))
+            pipe.expire(key, WATERMARK_TTL_S)
+            await pipe.execute()
 
     async def _durable(self) -> None:
         """Wait until Redis has the writes in its append-only file (when it keeps one), so a

@@ -75,7 +75,9 @@ class Pollers:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Discover bots and keep their tasks until `stop`; then hand every lease over."""
         notices = asyncio.create_task(
-            listen(self.redis, self.keys.offline_wake, self._on_notice, stop)
+            listen(
+                self.redis, [self.keys.offline_wake, self.keys.fetch_wake], self._on_notice, stop
+            )
         )
         try:
             while not stop.is_set():

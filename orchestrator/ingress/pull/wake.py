@@ -6,7 +6,8 @@ pollers subscribe. A notice follows the portal request that wrote offline rows â
 message among them, which also wrote a row in our bot's event log â€” so it is the moment to
 look at both queues, instead of waiting for the next poll. It is a hint only: the portal drops
 notices inside the binding's minTimeout, and a publish nobody hears is lost, so every poller
-keeps its own cadence as well.
+keeps its own cadence as well. The dialogs' timers, held until the bot's log is read past
+their due time, ask the bot pollers alone on `Keys.fetch_wake` (orchestrator/pipeline/timers.py).
 """
 
 from __future__ import annotations
@@ -25,17 +26,18 @@ log = structlog.get_logger(__name__)
 
 async def listen(
     redis: aioredis.Redis,
-    channel: str,
+    channels: str | list[str],
     on_member: Callable[[str], Awaitable[None]],
     stop: asyncio.Event,
 ) -> None:
-    """Call `on_member(member_id)` for each notice until `stop`, re-subscribing after a Redis
-    outage (notices published meanwhile are missed: the pollers' cadence covers them)."""
+    """Call `on_member(member_id)` for each message on `channels` until `stop`, re-subscribing
+    after a Redis outage (messages published meanwhile are missed: the cadences cover them)."""
+    channel = [channels] if isinstance(channels, str) else channels
     backoff = 0.5
     while not stop.is_set():
         pubsub = redis.pubsub()
         try:
-            await pubsub.subscribe(channel)
+            await pubsub.subscribe(*channel)
             backoff = 0.5
             while not stop.is_set():
                 message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
