@@ -64,16 +64,7 @@ class BotStore:
     async def load(self, member_id: str, code: str) -> BotRecord | None:
         """The stored record, or None when we never wrote one."""
         stored: dict[bytes, bytes] = await aw(self._redis.hgetall(self.key(member_id, code)))
-        raw = {k.decode(): v.decode() for k, v in stored.items()}
-        if not raw:
-            return None
-        return BotRecord(
-            code=code,
-            bot_token=raw.get("bot_token") or None,
-            bot_id=int(raw.get("bot_id") or 0),
-            event_mode=raw.get("event_mode", ""),
-            webhook_url=raw.get("webhook_url", ""),
-        )
+        return _record(code, stored)
 
     async def ensure_token(self, member_id: str, code: str) -> tuple[str, bool]:
         """The bot's token and whether this call created it: the stored one, else a new one
@@ -104,18 +95,39 @@ class BotStore:
 
     async def all(self) -> list[tuple[str, BotRecord]]:
         """Every bot we registered, with its portal's member id (the fetcher's worklist)."""
-        members: set[bytes] = await aw(self._redis.smembers(self._keys.bots))
-        found: list[tuple[str, BotRecord]] = []
-        for member in sorted(members):
-            member_id, _, code = member.decode().partition("|")
-            record = await self.load(member_id, code)
-            if record is not None and record.bot_id:
-                found.append((member_id, record))
-        return found
+        return await self._registered()
 
     async def of_portal(self, member_id: str) -> list[BotRecord]:
-        """The bots we registered on one portal."""
-        return [record for member, record in await self.all() if member == member_id]
+        """The bots we registered on one portal (only theirs are read)."""
+        return [record for _, record in await self._registered(member_id)]
+
+    async def _registered(self, member_id: str | None = None) -> list[tuple[str, BotRecord]]:
+        """The registered bots (of one portal), read in one round trip."""
+        members: set[bytes] = await aw(self._redis.smembers(self._keys.bots))
+        pairs = [m.decode().partition("|")[::2] for m in sorted(members)]
+        pairs = [(m, code) for m, code in pairs if member_id is None or m == member_id]
+        if not pairs:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for m, code in pairs:
+                pipe.hgetall(self.key(m, code))
+            hashes: list[dict[bytes, bytes]] = await pipe.execute()
+        found = [(m, _record(code, h)) for (m, code), h in zip(pairs, hashes, strict=True)]
+        return [(m, r) for m, r in found if r is not None and r.bot_id]
+
+
+def _record(code: str, stored: dict[bytes, bytes]) -> BotRecord | None:
+    """A bot hash as a record (None when empty)."""
+    raw = {k.decode(): v.decode() for k, v in stored.items()}
+    if not raw:
+        return None
+    return BotRecord(
+        code=code,
+        bot_token=raw.get("bot_token") or None,
+        bot_id=int(raw.get("bot_id") or 0),
+        event_mode=raw.get("event_mode", ""),
+        webhook_url=raw.get("webhook_url", ""),
+    )
 
 
 class BotDirectory:

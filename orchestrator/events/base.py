@@ -6,7 +6,17 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-__all__ = ["YN", "Auth", "BaseEvent", "EventModel", "Id", "first_item", "int_at"]
+__all__ = [
+    "YN",
+    "Auth",
+    "BaseEvent",
+    "EventModel",
+    "Id",
+    "chat_key",
+    "chat_of_dialog",
+    "first_item",
+    "int_at",
+]
 
 
 def _yes(value: Any) -> bool:
@@ -94,3 +104,15 @@ def int_at(piped: str, index: int) -> int | None:
     if len(parts) > index and parts[index].isdigit() and int(parts[index]) > 0:
         return int(parts[index])
     return None
+
+
+def chat_of_dialog(dialog_id: str) -> int:
+    """The chat id a `chat<N>` dialog id names; 0 for a private dialog (a user id)."""
+    if dialog_id.startswith("chat") and dialog_id[4:].isdigit():
+        return int(dialog_id[4:])
+    return 0
+
+
+def chat_key(chat_id: int, dialog_id: str) -> str:
+    """The queue key of a chat: its portal id, or `dm<dialog id>` for a private chat."""
+    return str(chat_id or chat_of_dialog(dialog_id) or f"dm{dialog_id}")

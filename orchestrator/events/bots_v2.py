@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from orchestrator.events.base import YN, BaseEvent, EventModel, Id, int_at
+from orchestrator.events.base import YN, BaseEvent, EventModel, Id, chat_key, int_at
 
 __all__ = [
     "V2_EVENT_NAMES",
@@ -104,11 +104,7 @@ class V2Chat(EventModel):
     @property
     def key(self) -> str:
         """The queue key: the portal chat id, else `dm<dialogId>` (a private chat)."""
-        if self.id:
-            return str(self.id)
-        if self.dialogId.startswith("chat") and self.dialogId[4:].isdigit():
-            return self.dialogId[4:]
-        return f"dm{self.dialogId}"
+        return chat_key(self.id, self.dialogId)
 
 
 class V2User(EventModel):

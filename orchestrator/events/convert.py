@@ -24,6 +24,7 @@ from orchestrator.dialog.inputs import (
     input_record,
 )
 from orchestrator.events import models as ev
+from orchestrator.events.base import chat_of_dialog
 
 __all__ = ["inputs_from_event", "inputs_of_stored", "stored_inputs"]
 
@@ -144,9 +145,10 @@ def _from_bot_v2(
 ) -> list[Input]:
     """The v2 twins of the v1 bot events mean the same inputs (docs/bitrix24-bots-v2.md)."""
     chat = event.data.chat
-    if not chat.is_lines:
-        return []  # private and group chats are not dialogs
-    base = _portal(event, int(chat.key), chat.session_id, chat.line_id, at)
+    chat_id = chat.id or chat_of_dialog(chat.dialogId)
+    if not chat.is_lines or not chat_id:
+        return []  # private and group chats are not dialogs; an Open Line chat has an id
+    base = _portal(event, chat_id, chat.session_id, chat.line_id, at)
     if isinstance(event, ev.BotV2JoinChat):
         return [BotJoined(bot_id=event.bot_id, user_code=chat.entityId, **base)]
     if isinstance(event, ev.BotV2MessageDelete):

@@ -34,7 +34,16 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from orchestrator.errors import InvalidEvent
-from orchestrator.events.base import YN, Auth, BaseEvent, EventModel, Id, int_at
+from orchestrator.events.base import (
+    YN,
+    Auth,
+    BaseEvent,
+    EventModel,
+    Id,
+    chat_key,
+    chat_of_dialog,
+    int_at,
+)
 from orchestrator.events.bots_v2 import (
     V2_EVENT_NAMES,
     BotV2CommandAdd,
@@ -132,13 +141,7 @@ class MessageParams(EventModel):
     @property
     def chat_id(self) -> int:
         """The portal chat id (0 for a private chat that names none)."""
-        if self.CHAT_ID:
-            return self.CHAT_ID
-        if self.TO_CHAT_ID:
-            return self.TO_CHAT_ID
-        if self.DIALOG_ID.startswith("chat") and self.DIALOG_ID[4:].isdigit():
-            return int(self.DIALOG_ID[4:])
-        return 0
+        return self.CHAT_ID or self.TO_CHAT_ID or chat_of_dialog(self.DIALOG_ID)
 
     @property
     def is_lines(self) -> bool:
@@ -161,11 +164,6 @@ class MessageParams(EventModel):
         return int_at(self.CHAT_ENTITY_DATA_1, 5)
 
 
-def _chat_key(chat_id: int, dialog: str) -> str:
-    """The queue key of a chat: its portal id, or `dm<DIALOG_ID>` for a private chat."""
-    return str(chat_id) if chat_id else f"dm{dialog}"
-
-
 class MessageData(EventModel):
     """`data` of the ONIMBOTMESSAGE* events."""
 
@@ -182,7 +180,7 @@ class _BotMessageEvent(BaseEvent):
     def dialog_id(self) -> str | None:
         """The portal chat id of the message."""
         params = self.data.PARAMS
-        return _chat_key(params.chat_id, params.DIALOG_ID)
+        return chat_key(params.chat_id, params.DIALOG_ID)
 
     @property
     def dedup_key(self) -> str:
@@ -259,7 +257,7 @@ class BotJoinChat(BaseEvent):
     @property
     def dialog_id(self) -> str | None:
         """The chat the bot joined."""
-        return _chat_key(self.data.PARAMS.CHAT_ID, self.data.PARAMS.DIALOG_ID)
+        return chat_key(self.data.PARAMS.CHAT_ID, self.data.PARAMS.DIALOG_ID)
 
     @property
     def dedup_key(self) -> str:

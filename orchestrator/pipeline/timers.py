@@ -123,27 +123,26 @@ class TimerStore:
         fired = 0
         for raw in await aw(self.redis.smembers(self.portals_key)):
             member_id = raw.decode()
-            horizon = await self._horizon(store, member_id, now_ms)
-            due = await self.redis.zrangebyscore(
-                self.due_key(member_id), "-inf", horizon, start=0, num=limit
-            )
-            for field in due:
-                fired += await self._fire(store, member_id, field.decode(), now_ms)
-            if horizon < now_ms:
-                await self._ask_for_news(store, member_id, horizon, now_ms)
+            # the due timers and the fetched log's watermark, in one round trip
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.zrangebyscore(
+                    self.due_key(member_id), "-inf", now_ms, start=0, num=limit, withscores=True
+                )
+                pipe.hvals(store.keys.watermark(member_id))
+                due, marks = await pipe.execute()
+            # a timer asks "did nothing happen until T?": where events are fetched, that is
+            # known up to the log's watermark only
+            horizon = min([now_ms, *(int(m) for m in marks)])
+            for field, score in due:
+                if score <= horizon:
+                    fired += await self._fire(store, member_id, field.decode(), now_ms)
+            if any(score > horizon for _, score in due):
+                await self._ask_for_news(store, member_id, now_ms)
         return fired
 
-    async def _horizon(self, store: Store, member_id: str, now_ms: int) -> int:
-        """The latest due time that may fire: now, or the fetched log's watermark when lower."""
-        marks = await aw(self.redis.hvals(store.keys.watermark(member_id)))
-        if not marks:
-            return now_ms
-        return min(now_ms, *(int(m) for m in marks))
-
-    async def _ask_for_news(self, store: Store, member_id: str, horizon: int, now_ms: int) -> None:
+    async def _ask_for_news(self, store: Store, member_id: str, now_ms: int) -> None:
         """Timers wait for the log: ask its poller to read it now (once a second at most)."""
-        held = await self.redis.zcount(self.due_key(member_id), horizon + 1, now_ms)
-        if held and now_ms - self._asked.get(member_id, 0) >= _ASK_EVERY_MS:
+        if now_ms - self._asked.get(member_id, 0) >= _ASK_EVERY_MS:
             self._asked[member_id] = now_ms
             await self.redis.publish(store.keys.fetch_wake, member_id)
 
