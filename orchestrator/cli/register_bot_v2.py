@@ -33,12 +33,24 @@ if TYPE_CHECKING:
     from orchestrator.bitrix.models_v2 import BotV2
     from orchestrator.ingress.portals import Portals
 
-__all__ = ["OFFLINE_EVENTS", "ON_OFFLINE_EVENT", "bind_offline", "register_v2"]
+__all__ = [
+    "NOTICE_MIN_TIMEOUT_S",
+    "OFFLINE_EVENTS",
+    "ON_OFFLINE_EVENT",
+    "bind_offline",
+    "register_v2",
+]
 
 # The Open Lines events the dialog machine needs besides the bot's own (v1: OPENLINE_EVENTS),
 # bound offline so a lost push cannot lose them (docs/bitrix24-offline-events.md §4).
 OFFLINE_EVENTS = ("ONSESSIONSTART", "ONSESSIONFINISH", "ONOPENLINEMESSAGEADD")
 ON_OFFLINE_EVENT = "ONOFFLINEEVENT"
+# onOfflineEvent's `minTimeout`: 0 asks the portal for one notice per request that wrote rows.
+# With its default (1 s) it drops, not delays, every notice inside the second after one
+# (docs/bitrix24-offline-events.md §1.10): under steady traffic most client messages then raise
+# none and wait for a poll. A notice is one POST to our ingress, as a v1 push was; the drains it
+# starts coalesce under load (orchestrator/ingress/pull/offline.py).
+NOTICE_MIN_TIMEOUT_S = 0
 OFFLINE_UNREGISTERED_NOTE = (
     "not flagged: the portal has no record in our registry (install the app, or "
     "`orchestrator portals add`), so no offline consumer drains its queue"
@@ -51,7 +63,8 @@ OFFLINE_WEBHOOK_NOTE = (
 
 
 async def bind_offline(api: PortalApi, handler: str) -> dict[str, list[str]]:
-    """Bind the Open Lines events offline and onOfflineEvent to `handler`, each once."""
+    """Bind the Open Lines events offline, each once, and onOfflineEvent to `handler` with our
+    minTimeout (an existing binding is bound again: event.get does not show its options)."""
     rows = await api.event_get()
     offline = {r.event.upper() for r in rows if r.offline}
     online = {r.event.upper() for r in rows if not r.offline and (r.handler or "") == handler}
@@ -65,9 +78,9 @@ async def bind_offline(api: PortalApi, handler: str) -> dict[str, list[str]]:
         else:
             already.append(event)
     if ON_OFFLINE_EVENT in online:
-        already.append(ON_OFFLINE_EVENT)
-    elif await _bind(api, ON_OFFLINE_EVENT, handler, None):
-        bound.append(ON_OFFLINE_EVENT)
+        await api.event_unbind(ON_OFFLINE_EVENT, handler)
+    if await _bind(api, ON_OFFLINE_EVENT, handler, None):
+        (already if ON_OFFLINE_EVENT in online else bound).append(ON_OFFLINE_EVENT)
     else:
         already.append(ON_OFFLINE_EVENT)
     return {"bound": bound, "already_bound": already}
@@ -79,7 +92,7 @@ async def _bind(api: PortalApi, event: str, handler: str | None, kind: str | Non
         if kind == "offline":
             await api.event_bind(event, event_type="offline")
         else:
-            await api.event_bind(event, handler)
+            await api.event_bind(event, handler, options={"minTimeout": NOTICE_MIN_TIMEOUT_S})
     except MethodError as exc:
         # the portal's "Unable to set event handler: Handler already binded"
         if "already" not in exc.description.lower():
@@ -170,7 +183,7 @@ async def register_v2(
     if oauth and not args.no_bind:
         report.update(await bind_offline(api, args.ingress_url))
         if portals is not None:
-            flagged = await portals.mark_offline_events(api.member_id)
+            flagged = await portals.mark_offline_events(api.member_id, NOTICE_MIN_TIMEOUT_S)
             report["offline_consumer"] = "flagged" if flagged else OFFLINE_UNREGISTERED_NOTE
     else:
         report.update(

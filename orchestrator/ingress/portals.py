@@ -6,7 +6,9 @@ two fixed-length digests with `hmac.compare_digest` takes the same time whatever
 `offline_events` ("1") marks a portal where `register-bot --api v2` bound the Open Lines events
 offline (orchestrator/cli/register_bot_v2.py): the portals the offline consumer drains
 (orchestrator/ingress/pull/offline.py). A re-install keeps it (its HSET leaves other fields);
-an uninstall drops the whole record.
+an uninstall drops the whole record. Beside it `notice_min_timeout` keeps the `minTimeout` that
+register-bot bound onOfflineEvent with (absent on records flagged before it was kept: the
+portal's default, 1 s), so the consumer knows whether the portal may drop notices.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ class Portal:
     source: str = ""
     installed_ms: int = 0
     offline_events: bool = False
+    notice_min_timeout: int = 1  # seconds; the portal's default where register-bot kept none
 
     def verify(self, application_token: str) -> bool:
         """Whether an event's token is the one stored for this portal (constant time)."""
@@ -66,10 +69,11 @@ class ConfiguredPortal:
         return cls(settings.b24_member_id, domain, settings.b24_application_token)
 
 
-# KEYS: the portal hash. Sets the flag only on a record that exists (never a partial record).
+# KEYS: the portal hash; ARGV: the notice minTimeout. Sets the flag only on a record that exists
+# (never a partial record).
 _FLAG_IF_REGISTERED = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  redis.call('HSET', KEYS[1], 'offline_events', '1')
+  redis.call('HSET', KEYS[1], 'offline_events', '1', 'notice_min_timeout', ARGV[1])
   return 1
 end
 return 0
@@ -98,6 +102,7 @@ class Portals:
             source=f.get("source", ""),
             installed_ms=int(f.get("installed_ms", "0")),
             offline_events=f.get("offline_events") == "1",
+            notice_min_timeout=int(f.get("notice_min_timeout", "1")),
         )
 
     async def register(
@@ -156,10 +161,12 @@ class Portals:
             deleted, _, _ = await pipe.execute()
         return bool(deleted)
 
-    async def mark_offline_events(self, member_id: str) -> bool:
-        """Flag a registered portal whose Open Lines events we bound offline; False (and nothing
-        written) when the portal is not registered."""
-        flagged = await aw(self._redis.eval(_FLAG_IF_REGISTERED, 1, self._keys.portal(member_id)))
+    async def mark_offline_events(self, member_id: str, notice_min_timeout: int = 1) -> bool:
+        """Flag a registered portal whose Open Lines events we bound offline, with the
+        `minTimeout` its onOfflineEvent binding has; False (and nothing written) when the portal
+        is not registered."""
+        key = self._keys.portal(member_id)
+        flagged = await aw(self._redis.eval(_FLAG_IF_REGISTERED, 1, key, str(notice_min_timeout)))
         return bool(flagged)
 
     async def offline_event_portals(self) -> list[str]:

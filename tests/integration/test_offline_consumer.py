@@ -21,11 +21,12 @@ from orchestrator.bitrix import BitrixClient
 from orchestrator.bitrix.offline import OfflineApi
 from orchestrator.cli import build_parser
 from orchestrator.cli.register_bot import run_register
-from orchestrator.cli.register_bot_v2 import OFFLINE_EVENTS
+from orchestrator.cli.register_bot_v2 import OFFLINE_EVENTS, ON_OFFLINE_EVENT
+from orchestrator.errors import TransportError
 from orchestrator.ingress.app import start_ingress
 from orchestrator.ingress.portals import Portals
 from orchestrator.ingress.pull import OfflineConsumer
-from orchestrator.ingress.pull.offline_drain import OFFLINE_EVENT_NAMES
+from orchestrator.ingress.pull.offline_drain import OFFLINE_EVENT_NAMES, OfflineDrainer
 from orchestrator.observe import metrics
 from orchestrator.pipeline.keys import Keys
 from orchestrator.pipeline.store import Store
@@ -127,17 +128,32 @@ async def test_a_finish_queued_while_nobody_listens_reaches_its_dialog_once(
     inbox = await app.inbox(chat)
     assert [e["name"] for e in inbox].count("ONSESSIONFINISH") == 1
     assert ["session_finished"] in [e["inputs"] for e in inbox]
-    # The portal's records: one batch reserved, exactly those rows confirmed, nothing left.
+    # The portal's records: one batch reserved, stored; its confirm is owed to the next read.
     [reserved] = _journal(emulator, "offline_reserved")
+    assert {r["PROCESS_ID"] for r in await _queue(emulator)} == {reserved["process_id"]}
+    cursor = await consumer.drainer.lease(app.member_id).cursor()
+    assert cursor == {"process_id": "", "confirm": reserved["process_id"]}
+    assert report.owed == 1
+
+    requests = await _requests(emulator)
+    again = await consumer.drain(app.member_id)
+    assert (again.held, again.rows, again.owed) == (True, 0, 0)
+    assert await app.inbox(chat) == inbox
+    # exactly those rows confirmed, in the one request that also read the queue: nothing left
     [cleared] = _journal(emulator, "offline_cleared")
     assert (cleared["reason"], cleared["process_id"]) == ("clear", reserved["process_id"])
     assert sorted(cleared["row_ids"]) == sorted(int(r["ID"]) for r in queued)
+    assert await _requests(emulator) == requests + 1
     assert await _queue(emulator) == []
-    assert await consumer.drainer.lease(app.member_id).cursor() == {"process_id": ""}
+    assert await consumer.drainer.lease(app.member_id).cursor() == {
+        "process_id": "",
+        "confirm": "",
+    }
 
-    again = await consumer.drain(app.member_id)
-    assert (again.held, again.rows) == (True, 0)
-    assert await app.inbox(chat) == inbox
+
+async def _requests(emulator: Any) -> int:
+    """Requests the portal served (a batch counts once, as its limiter counts it)."""
+    return int((await control(emulator.url, "GET", "counters"))["requests"])
 
 
 class _Died(Exception):
@@ -150,12 +166,14 @@ async def test_a_batch_stored_but_not_confirmed_is_finished_by_the_next_holder(
     chat = await _open(emulator, "livechat|1|12|102")
     await _close(emulator, chat)
     queued = await _queue(emulator)
+    store_batch = OfflineDrainer._store_batch
 
-    async def die(*_: Any, **__: Any) -> bool:
-        raise _Died
+    async def store_then_die(self: OfflineDrainer, *args: Any) -> None:
+        await store_batch(self, *args)
+        raise _Died  # every row stored, the cursor not yet told
 
     first = app.consumer("first", lease_ttl_ms=300)
-    monkeypatch.setattr(OfflineApi, "clear", die)
+    monkeypatch.setattr(OfflineDrainer, "_store_batch", store_then_die)
     with pytest.raises(_Died):
         await first.drain(app.member_id)
     monkeypatch.undo()
@@ -167,14 +185,41 @@ async def test_a_batch_stored_but_not_confirmed_is_finished_by_the_next_holder(
     await asyncio.sleep(0.4)  # the dead holder's lease lapses
     second = app.consumer("second")
     report = await second.drain(app.member_id)
-    assert (report.held, report.resumed, report.ingested) == (True, 1, 0)
+    assert (report.held, report.resumed, report.ingested, report.owed) == (True, 1, 0, 0)
     assert report.duplicates == len(queued)
     assert await app.inbox(chat) == stored  # no input twice
     assert len(_journal(emulator, "offline_reserved")) == 1  # re-read, not reserved anew
-    [cleared] = _journal(emulator, "offline_cleared")
+    [cleared] = _journal(emulator, "offline_cleared")  # with the read that found nothing more
     assert (cleared["process_id"], cleared["reason"]) == (process_id, "clear")
     assert await _queue(emulator) == []
-    assert (await second.drainer.lease(app.member_id).cursor())["process_id"] == ""
+    assert await second.drainer.lease(app.member_id).cursor() == {"process_id": "", "confirm": ""}
+
+
+async def test_a_confirm_lost_on_the_way_is_owed_again(
+    app: App, emulator: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request carrying a confirm fails: the confirm stays owed and goes with the next."""
+    chat = await _open(emulator, "livechat|1|17|107")
+    await _close(emulator, chat)
+    consumer = app.consumer()
+    assert (await consumer.drain(app.member_id)).owed == 1
+    [reserved] = _journal(emulator, "offline_reserved")
+
+    async def lost(*_: Any, **__: Any) -> bool:
+        raise TransportError("connection reset")
+
+    monkeypatch.setattr(OfflineApi, "clear", lost)
+    with capture_logs() as logs:
+        assert (await consumer.drain(app.member_id)).owed == 1
+    monkeypatch.undo()
+    [warned] = [e for e in logs if e["event"] == "offline_clear_failed"]
+    assert (warned["process_id"], warned["owed_again"]) == (reserved["process_id"], True)
+    assert _journal(emulator, "offline_cleared") == []
+
+    assert (await consumer.drain(app.member_id)).owed == 0
+    [cleared] = _journal(emulator, "offline_cleared")
+    assert cleared["process_id"] == reserved["process_id"]
+    assert await _queue(emulator) == []
 
 
 async def test_a_poison_row_becomes_an_error_row_and_the_rest_is_confirmed(
@@ -197,6 +242,8 @@ async def test_a_poison_row_becomes_an_error_row_and_the_rest_is_confirmed(
     assert (report.rows, report.poison, report.ingested) == (len(good) + 1, 1, len(good))
     [marked] = _journal(emulator, "offline_error")
     assert marked["message_ids"] == [bad.message_id]
+    # the error row no longer blocks anything: the next drain reads nothing, and confirms
+    assert (await app.consumer().drain(app.member_id)).rows == 0
     [cleared] = _journal(emulator, "offline_cleared")
     assert sorted(cleared["row_ids"]) == sorted(int(r["ID"]) for r in good)
     [left] = await _queue(emulator)
@@ -204,8 +251,6 @@ async def test_a_poison_row_becomes_an_error_row_and_the_rest_is_confirmed(
     assert [e["name"] for e in await app.inbox(chat)].count("ONSESSIONFINISH") == 1
     [warned] = [e for e in logs if e["event"] == "offline_row_poison"]
     assert warned["message_id"] == bad.message_id
-    # the error row no longer blocks anything: the next drain reads nothing
-    assert (await app.consumer().drain(app.member_id)).rows == 0
 
 
 async def test_without_the_licence_rows_are_taken_with_clear_1_and_the_risk_is_logged(
@@ -271,14 +316,48 @@ async def test_the_loop_drains_on_the_portals_onofflineevent_and_hands_over_on_s
         published = _published()
         chat = await _open(emulator, "livechat|1|16|106")
         await _until(lambda: _has(app, chat, "ONSESSIONSTART"))
-        assert await _queue(emulator) == []
-        assert len(_journal(emulator, "offline_cleared")) == 1
+        assert len(_journal(emulator, "offline_reserved")) == 1
         assert _published() == published + 1  # woken by the notice, not by a sweep
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
         await ingress.stop()
     assert await consumer.drainer.lease(app.member_id).holder() is None  # handed over
+
+
+@pytest.mark.parametrize("min_timeout", [0, 1])
+async def test_each_request_notifies_at_min_timeout_0_and_a_dropped_notice_is_followed_up(
+    app: App, emulator: Any, settings: Settings, min_timeout: int
+) -> None:
+    """Three clients write within one second. Bound with minTimeout 0 (as register-bot binds
+    it) the portal sends a notice per request and the consumer schedules nothing more; bound
+    with the portal's default 1 s it drops the later two, and the drain the first notice
+    scheduled past that window still brings their rows in, long before the next sweep."""
+    ingress = await start_ingress(settings, "127.0.0.1", 0)
+    consumer = app.consumer(poll_s=300.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run_forever(stop))
+    try:
+        api = app.client.api(app.member_id)
+        handler = f"{ingress.url}/b24/events"
+        options = {"minTimeout": 0} if min_timeout == 0 else None
+        assert await api.event_bind("ONOFFLINEEVENT", handler, options=options)
+        assert await app.portals.mark_offline_events(app.member_id, min_timeout)
+        await _until(lambda: _subscribers(app.redis, Keys(settings.key_prefix).offline_wake))
+        await _until(lambda: _reads(emulator, 1))  # the first sweep found the queue empty
+        published = _published()
+        chats = [await _open(emulator, f"livechat|1|16|{200 + i}") for i in range(3)]
+        for chat in chats:
+            await _until(lambda chat=chat: _has(app, chat, "ONSESSIONSTART"))
+        notices = len(
+            [e for e in _journal(emulator, "event_posted") if e["name"] == ON_OFFLINE_EVENT]
+        )
+        assert (notices, _published() - published) == ((3, 3) if min_timeout == 0 else (1, 1))
+        assert bool(consumer._follow_ups) is (min_timeout > 0)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await ingress.stop()
 
 
 def _published() -> float:
@@ -328,6 +407,9 @@ async def test_register_bot_flags_the_portal_it_bound_offline(
     await portals.register(member, creds["domain"], creds["application_token"], source="test")
     assert await run_register(args, app_settings) == 0
     assert json.loads(capsys.readouterr().out)["offline_consumer"] == "flagged"
+    flagged = await portals.get(member)
+    assert flagged is not None
+    assert (flagged.offline_events, flagged.notice_min_timeout) == (True, 0)
     assert await portals.offline_event_portals() == [member]
     await portals.register(member, creds["domain"], creds["application_token"], source="install")
     again = await portals.get(member)

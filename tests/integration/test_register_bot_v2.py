@@ -178,13 +178,22 @@ async def test_oauth_app_binds_offline_once_and_switches_mode_on_request(
     assert sorted(out["bound"]) == sorted([*OFFLINE_EVENTS, ON_OFFLINE_EVENT])
     offline = sorted(b.event for b in portal.bindings.values() if not b.handler)
     assert offline == sorted(OFFLINE_EVENTS)
-    assert [b.handler for b in portal.bindings.values() if b.event == ON_OFFLINE_EVENT] == [INGRESS]
+    notices = [b for b in portal.bindings.values() if b.event == ON_OFFLINE_EVENT]
+    assert [(b.handler, b.options) for b in notices] == [(INGRESS, {"minTimeout": 0})]
 
+    # an older binding with the portal's default minTimeout is replaced by ours on a re-run
+    client = await oauth_client(settings, emulator.credentials)
+    api = client.api(member)
+    assert await api.event_unbind(ON_OFFLINE_EVENT, INGRESS)
+    assert await api.event_bind(ON_OFFLINE_EVENT, INGRESS)
+    await client.close()
     code, again, text = await _run(app, capsys, *args)
     assert code == 0, text
     assert (again["bot"], again["bound"]) == ("found", [])
     assert sorted(again["already_bound"]) == sorted(out["bound"])
     assert len([b for b in portal.bindings.values() if not b.handler]) == len(OFFLINE_EVENTS)
+    notices = [b for b in portal.bindings.values() if b.event == ON_OFFLINE_EVENT]
+    assert [(b.handler, b.options) for b in notices] == [(INGRESS, {"minTimeout": 0})]
 
     code, switched, text = await _run(app, capsys, *args, "--event-mode", "webhook")
     assert code == 0, text

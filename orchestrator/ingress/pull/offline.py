@@ -11,7 +11,10 @@ append, schedule), in one of two modes chosen per portal by `feature.get rest_of
 * extended (reserve, store, confirm): `clear=0` reserves up to OFFLINE_BATCH_LIMIT rows under a
   process id, which is written to the lease's cursor BEFORE any row is ingested; rows that do
   not parse or convert (poison) go to `event.offline.error` and never block the queue; only when
-  every good row is stored is the batch confirmed (`event.offline.clear`) and the cursor emptied.
+  every good row is stored is the batch's process id moved to the cursor's `confirm` list, and
+  its `event.offline.clear` goes out with the next read, in the same request (at light load a
+  drain per client message would otherwise spend two requests of the portal's budget); a drain
+  is made for it when no read comes within CONFIRM_AFTER_S.
   A consumer that dies in between leaves the process id in the cursor, and the next holder
   re-reads that batch (`process_id=`) first: its rows dedup against what was already stored
   (the same TIMESTAMP_X gives the same dedup key), so nothing is lost or doubled.
@@ -27,8 +30,11 @@ at once by whichever worker gets it, and a dead drainer's portal is free again o
 process id it still confirms itself; the cursor also keeps it for the next drain).
 Every worker runs an `OfflineConsumer`; `run_forever(stop)` sweeps every flagged portal each
 OFFLINE_POLL_S (jittered) and drains a portal at once when the ingress publishes its member id on
-`Keys.offline_wake` (an ONOFFLINEEVENT, ingress/intake.py). Those notices are hints: the portal
-drops the ones inside the binding's minTimeout, hence the sweep. Bursts coalesce: at most one
+`Keys.offline_wake` (an ONOFFLINEEVENT, ingress/intake.py). Those notices are hints, hence the
+sweep. register-bot binds onOfflineEvent with minTimeout 0 (one notice per portal request that
+wrote rows); where a binding has a positive minTimeout (one made before register-bot set it),
+the portal drops the notices inside that window, so each notice there also schedules a drain
+when the window has passed. Bursts coalesce: at most one
 drain in flight per portal, and one more queued behind it. Trouble with Redis or the portal is
 logged, counted (`ol_offline_errors`) and retried at the next wake-up or sweep; the loop never
 dies. Metrics: `ol_offline_rows`, `ol_offline_batches`, `ol_offline_takeovers`,
@@ -61,11 +67,14 @@ from orchestrator.pipeline.keys import Keys
 from orchestrator.pipeline.store import Store
 from orchestrator.settings import Settings
 
-__all__ = ["NOTICE_WINDOW_S", "OfflineConsumer"]
+__all__ = ["CONFIRM_AFTER_S", "NOTICE_MARGIN_S", "OfflineConsumer"]
 
-# A drain this long after each ONOFFLINEEVENT catches the rows whose notices the portal dropped
-# (the binding's minTimeout, 1 s unless we set it, plus a margin).
-NOTICE_WINDOW_S = 2.0
+# Where the binding's minTimeout is positive, a drain this long after it ends catches the rows
+# whose notices the portal dropped inside it.
+NOTICE_MARGIN_S = 1.0
+# A stored batch is confirmed (`event.offline.clear`) in the same request as the next read; when
+# no read comes within this many seconds, a drain is made for it.
+CONFIRM_AFTER_S = 5.0
 
 log = structlog.get_logger(__name__)
 
@@ -105,6 +114,7 @@ class OfflineConsumer:
         self._again: set[str] = set()
         self._slots = asyncio.Semaphore(concurrency)
         self._follow_ups: set[asyncio.TimerHandle] = set()
+        self._confirm_timers: dict[str, asyncio.TimerHandle] = {}
 
     @classmethod
     def from_settings(
@@ -164,6 +174,15 @@ class OfflineConsumer:
             return
         if report.rows or report.lease_lost or report.resumed:
             log.info("offline_drained", **vars(report))
+        # the confirm rides with the next read; when none comes in CONFIRM_AFTER_S, one is made
+        # (one timer per portal, set again by each drain: a busy portal needs none)
+        timer = self._confirm_timers.pop(member_id, None)
+        if timer is not None:
+            timer.cancel()
+        if report.owed and not self.drainer.stopping:
+            self._confirm_timers[member_id] = asyncio.get_running_loop().call_later(
+                CONFIRM_AFTER_S, self._follow_up, member_id
+            )
 
     async def sweep(self) -> None:
         """Drain every flagged portal (and let go of the leases of portals no longer flagged)."""
@@ -179,13 +198,15 @@ class OfflineConsumer:
             portal = await self.portals.get(member_id)
         except InvalidEvent:  # not a member id we could have published
             return
-        if portal is not None and portal.offline_events:
-            self.kick(member_id)
-            # the portal sends one notice per minTimeout (1 s by default) and drops the rest
+        if portal is None or not portal.offline_events:
+            return
+        self.kick(member_id)
+        if portal.notice_min_timeout > 0:
+            # the portal sends one notice per minTimeout and drops the rest
             # (docs/bitrix24-offline-events.md §1.10): rows written just after this notice
             # raise none, so look again once that window has passed
             handle = asyncio.get_running_loop().call_later(
-                NOTICE_WINDOW_S, self._follow_up, member_id
+                portal.notice_min_timeout + NOTICE_MARGIN_S, self._follow_up, member_id
             )
             self._follow_ups.add(handle)
 
@@ -217,7 +238,7 @@ class OfflineConsumer:
                 await _wait(stop, self.poll_s * random.uniform(0.8, 1.2))
         finally:
             self.drainer.stopping = True
-            for handle in self._follow_ups:
+            for handle in [*self._follow_ups, *self._confirm_timers.values()]:
                 handle.cancel()
             listener.cancel()
             drains = list(self._inflight.values())

@@ -11,6 +11,7 @@ At-most-once mode (anything else): `clear=1`, which deletes the rows as it retur
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from orchestrator.bitrix.client import BitrixClient
 from orchestrator.bitrix.methods import PortalApi
 from orchestrator.bitrix.models_v2 import OfflineEvent
 from orchestrator.bitrix.offline import OFFLINE_EXTENDED, OfflineApi
-from orchestrator.errors import AccessDenied, InvalidEvent
+from orchestrator.errors import AccessDenied, InvalidEvent, MethodError
 from orchestrator.events.convert import stored_inputs
 from orchestrator.events.models import Event, parse_event
 from orchestrator.ingress.intake import fetched_payload, ingest_event
@@ -66,6 +67,7 @@ class DrainReport:
     duplicates: int = 0
     poison: int = 0
     resumed: int = 0  # batches re-read by the process id a crashed holder left
+    owed: int = 0  # stored batches whose confirm goes out with the next read
     lease_lost: bool = False
 
 
@@ -172,6 +174,8 @@ class OfflineDrainer:
                     break
                 if not await lease.renew():
                     raise _LeaseLost
+            if extended:
+                report.owed = len((await lease.cursor()).get("confirm", "").split())
         except _LeaseLost:
             report.lease_lost = True
             log.warning("offline_lease_lost", member_id=member_id, holder=self.holder)
@@ -195,12 +199,13 @@ class OfflineDrainer:
     async def _reserved_batch(
         self, member_id: str, queue: OfflineApi, lease: PollLease, report: DrainReport
     ) -> bool:
-        """Reserve (or resume), store, confirm one batch; whether to read another."""
-        resumed = (await lease.cursor()).get("process_id", "")
-        lost = False
+        """Reserve (or resume) and store one batch, confirming the batches stored before it in
+        the same request; whether to read another."""
+        cursor = await lease.cursor()
+        resumed = cursor.get("process_id", "")
+        owed = cursor.get("confirm", "").split()
         if resumed:
             batch = await queue.get(process_id=resumed, limit=self.batch_limit)
-            process_id = resumed
             report.resumed += 1
             log.info(
                 "offline_batch_resumed",
@@ -208,26 +213,68 @@ class OfflineDrainer:
                 process_id=resumed,
                 rows=len(batch.events),
             )
-        else:
-            batch = await queue.get(limit=self.batch_limit)
-            if not batch.events:
-                metrics.OFFLINE_LAG_SECONDS.labels(member_id=member_id).set(0)
-                return False
-            process_id = batch.process_id or ""
-            if not process_id:
-                raise InvalidEvent("event.offline.get clear=0 returned rows without a process id")
-            # written before any row is stored: a successor re-reads this batch after our crash
-            lost = not await lease.save({"process_id": process_id})
-        if batch.events:
-            poison = await self._store_rows(member_id, batch.events, report)
-            if poison:
-                await queue.error(process_id, poison)
-            await queue.clear(process_id)
-            report.batches += 1
-            metrics.OFFLINE_BATCHES.labels(member_id=member_id, mode="cleared").inc()
-        if lost or not await lease.save({"process_id": ""}):
+            if batch.events:
+                await self._store_batch(member_id, queue, resumed, batch.events, report)
+            if not await lease.save({"process_id": "", "confirm": " ".join([*owed, resumed])}):
+                raise _LeaseLost
+            return True
+        # The confirms owed go out with the read: the coalescer sends them as one request.
+        clears = [asyncio.create_task(queue.clear(process_id)) for process_id in owed]
+        read = asyncio.create_task(queue.get(limit=self.batch_limit))
+        cleared = await asyncio.gather(*clears, return_exceptions=True)
+        await asyncio.wait([read])
+        # A confirm the portal refused (MethodError: it answered, and would answer the same) is
+        # let go, its rows already stored; one lost on the way is owed again.
+        still_owed = [
+            p
+            for p, c in zip(owed, cleared, strict=True)
+            if isinstance(c, BaseException) and not isinstance(c, MethodError)
+        ]
+        for process_id, failed in zip(owed, cleared, strict=True):
+            if isinstance(failed, BaseException):
+                log.warning(
+                    "offline_clear_failed",
+                    member_id=member_id,
+                    process_id=process_id,
+                    error=type(failed).__name__,
+                    owed_again=process_id in still_owed,
+                )
+        if len(still_owed) < len(owed):
+            metrics.OFFLINE_BATCHES.labels(member_id=member_id, mode="cleared").inc(
+                len(owed) - len(still_owed)
+            )
+        if read.exception() is not None and len(still_owed) < len(owed):
+            await lease.save({"confirm": " ".join(still_owed)})  # what the failed read cleared
+        batch = read.result()  # raises the read's error
+        process_id = (batch.process_id or "") if batch.events else ""  # an empty read has one too
+        if batch.events and not process_id:
+            raise InvalidEvent("event.offline.get clear=0 returned rows without a process id")
+        # written before any row is stored: a successor re-reads this batch after our crash
+        kept = await lease.save({"process_id": process_id, "confirm": " ".join(still_owed)})
+        if not batch.events:
+            metrics.OFFLINE_LAG_SECONDS.labels(member_id=member_id).set(0)
+            if not kept:
+                raise _LeaseLost
+            return False
+        await self._store_batch(member_id, queue, process_id, batch.events, report)
+        confirm = " ".join([*still_owed, process_id])
+        if not kept or not await lease.save({"process_id": "", "confirm": confirm}):
             raise _LeaseLost
-        return bool(resumed) or len(batch.events) >= self.batch_limit
+        return len(batch.events) >= self.batch_limit
+
+    async def _store_batch(
+        self,
+        member_id: str,
+        queue: OfflineApi,
+        process_id: str,
+        rows: list[OfflineEvent],
+        report: DrainReport,
+    ) -> None:
+        """Store a reserved batch's good rows and turn its poison rows into error rows."""
+        poison = await self._store_rows(member_id, rows, report)
+        if poison:
+            await queue.error(process_id, poison)
+        report.batches += 1
 
     async def _taken_batch(self, member_id: str, queue: OfflineApi, report: DrainReport) -> bool:
         """Read one batch with clear=1 (deleted by the read) and store it; whether to read on."""
