@@ -184,7 +184,9 @@ class PullConfig(BaseModel):
         default=True, description="poll the event logs of the fetch-mode v2 bots we registered"
     )
     fetch_busy_s: float = Field(
-        default=2.0, gt=0, description="wait after a page with events (the platform: >= 2 s)"
+        default=2.0,
+        gt=0,
+        description="wait after a full page or one with events new to us (the platform: >= 2 s)",
     )
     fetch_idle_min_s: float = Field(
         default=5.0, gt=0, description="first wait after an empty page (the platform: 5-30 s)"

@@ -22,7 +22,7 @@ from orchestrator.bitrix.client import BitrixClient
 from orchestrator.cli import build_parser
 from orchestrator.cli.register_bot import run_register
 from orchestrator.events.convert import inputs_of_stored
-from orchestrator.ingress.pull.fetcher import BotFetcher, Cadence
+from orchestrator.ingress.pull.fetcher import BotFetcher, Cadence, Round
 from orchestrator.ingress.pull.lease import PollLease
 from orchestrator.ingress.pull.pollers import Pollers
 from orchestrator.pipeline.keys import Keys
@@ -203,11 +203,11 @@ async def test_two_worker_processes_poll_one_bot_once(
     assert sorted(await _inboxed(redis, hook)) == sorted(sent + more)
 
 
-async def test_a_notice_from_the_portal_brings_the_next_poll_forward(
+async def test_a_wake_up_brings_the_next_poll_forward(
     redis: aioredis.Redis, portal: tuple[Any, Settings]
 ) -> None:
-    """An idle poller waits 30 s between polls; the portal's ONOFFLINEEVENT (published by the
-    ingress on the wake channel) makes the holder poll at once."""
+    """An idle poller waits 30 s between polls; a wake-up on `Keys.fetch_wake` (what a dialog
+    timer held back by the watermark publishes) makes the holder poll at once."""
     emu, hook = portal
     bot = await _bot(redis, hook)
     slow = hook.model_copy(update={"poller_discover_s": 0.1, "fetch_idle_min_s": 30.0})
@@ -231,7 +231,7 @@ async def test_a_notice_from_the_portal_brings_the_next_poll_forward(
                 await asyncio.sleep(0.05)
             await asyncio.sleep(0.5)
             sent = await _client_messages(emu, 1)
-            await redis.publish(Keys(slow.key_prefix).offline_wake, slow.b24_member_id or "")
+            await redis.publish(Keys(slow.key_prefix).fetch_wake, slow.b24_member_id or "")
             for _ in range(100):
                 if sent[0] in await _inboxed(redis, hook):
                     break
@@ -241,3 +241,14 @@ async def test_a_notice_from_the_portal_brings_the_next_poll_forward(
         finally:
             stop.set()
             await task
+
+
+def test_the_cadence_is_busy_only_while_the_log_brings_something_new() -> None:
+    """A full page or new events: the busy cadence. A page of events the offline drains had
+    already stored, or an empty one: the idle cadence, doubling."""
+    cadence = Cadence(busy_s=2.0, idle_min_s=5.0, idle_max_s=30.0)
+    assert cadence.after(Round(fetched=3, stored=1, duplicates=2), 0.0) == 2.0
+    assert cadence.after(Round(fetched=500, duplicates=500, has_more=True), 0.0) == 2.0
+    assert cadence.after(Round(fetched=3, duplicates=3), 2.0) == 5.0
+    assert cadence.after(Round(fetched=3, duplicates=3), 5.0) == 10.0
+    assert cadence.after(Round(), 20.0) == 30.0

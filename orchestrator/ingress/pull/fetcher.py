@@ -21,12 +21,14 @@ event we could not parse (an event type the dialog does not know) is logged and 
 HTTP ingress answers 422 to it.
 
 Cadence, within the platform's guidance (poll every 5–30 s when idle, ≥ 2 s between pages):
-`busy_s` after a page with events, then `idle_min_s` doubling to `idle_max_s` while the log stays
-empty. A notice from the portal (ONOFFLINEEVENT, wake.py), which follows the request that wrote
-a client's message, brings the next poll forward (never closer than `min_gap_s` to the last),
-so a reply does not wait out the cadence. Each poll is one call through the REST client, whose
-coalescer lets it ride inside a `batch` with the dialogs' own calls when there are any
-(orchestrator/bitrix/batch.py).
+`busy_s` after a full page or one that brought events we had not stored, then `idle_min_s`
+doubling to `idle_max_s` while the log brings nothing new. Where the portal's Open Lines events
+are bound offline, the offline consumer's drains (one per ONOFFLINEEVENT notice) bring the
+client's messages in first, and the log only confirms them. A dialog timer held back by the
+watermark (orchestrator/pipeline/timers.py) publishes `Keys.fetch_wake`, which brings the next
+poll forward (never closer than `min_gap_s` to the last). Each poll is one call through the
+REST client, whose coalescer sends it first and lets it ride inside a `batch` with the dialogs'
+own calls when there are any (orchestrator/bitrix/batch.py).
 """
 
 from __future__ import annotations
@@ -70,9 +72,12 @@ class Cadence:
     waitaof_ms: int = 200
     min_gap_s: float = 1.0  # the soonest a notice may bring the next poll
 
-    def after(self, fetched: int, previous: float) -> float:
-        """The wait before the next poll, given what this one fetched and the last wait."""
-        if fetched:
+    def after(self, round_: Round, previous: float) -> float:
+        """The wait before the next poll, given what this one did and the last wait: busy while
+        pages are full or bring events we had not stored yet; a page of events the offline
+        queue's drains already brought in (the client's messages, on a portal with offline
+        events) is no reason to poll fast, so the cadence backs off as when idle."""
+        if round_.has_more or round_.stored:
             return self.busy_s
         return min(self.idle_max_s, max(self.idle_min_s, previous * 2))
 
@@ -223,7 +228,7 @@ class BotFetcher:
             round_ = await self.poll_once()
             if not round_.saved:
                 break
-            wait = self.cadence.after(round_.fetched, wait)
+            wait = self.cadence.after(round_, wait)
             await self._sleep_holding(wait, stop)
 
     async def _sleep_holding(self, seconds: float, stop: asyncio.Event) -> None:

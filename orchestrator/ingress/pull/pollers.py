@@ -6,7 +6,8 @@ tries the bot's lease (lease.py) every second: the one that holds it polls (fetc
 others wait, and take over within a lease period (`poller_lease_ms`) when the holder dies. So a
 fleet of N workers spends the request budget of one poller per bot, whatever N is.
 
-A notice from the portal (wake.py) makes the holders of that portal's bots poll at once. A
+A wake-up on `Keys.fetch_wake` (wake.py; a dialog timer held back by the watermark publishes
+it) makes the holders of that portal's bots poll at once (fetcher.py, `min_gap_s`). A
 failing poll (the portal throttles or is down, Redis is away) is logged and retried on the busy
 cadence by the same holder; nothing here lets an exception end the task.
 """
@@ -75,9 +76,7 @@ class Pollers:
     async def run_forever(self, stop: asyncio.Event) -> None:
         """Discover bots and keep their tasks until `stop`; then hand every lease over."""
         notices = asyncio.create_task(
-            listen(
-                self.redis, [self.keys.offline_wake, self.keys.fetch_wake], self._on_notice, stop
-            )
+            listen(self.redis, [self.keys.fetch_wake], self._on_notice, stop)
         )
         try:
             while not stop.is_set():
