@@ -39,6 +39,7 @@ from emulator.limits import PLANS
 from harness.bench.e2e_watch import STEPS, Sampler, StepWatch, chart, step_percentiles
 from harness.bench.play import (
     PortalPlay,
+    calls_by_method,
     launch,
     method_calls,
     polling_budget,
@@ -93,6 +94,7 @@ def _portal_result(play: PortalPlay, watch: StepWatch, counters: dict[str, Any])
         "dialogs": len(play.runs),
         "dialogs_per_s": round(len(play.runs) / span, 3) if span > 0 else None,
         "method_calls": method_calls(counters),
+        "calls_by_method": calls_by_method(counters),
         "requests": int(counters["requests"]),
         "status_503": sum(int(m.get("503", 0)) for m in methods),
         "status_429": sum(int(m.get("429", 0)) for m in methods),

@@ -18,12 +18,14 @@ from harness.demo.actors import Actors, ClientRun, client_runs
 from harness.demo.control import EmulatorControl, PortalView
 from harness.demo.report import Verdict, verify
 from harness.demo.stack import Stack
+from orchestrator.bitrix.batch import INTAKE_METHODS
 from orchestrator.dialog.state import TERMINAL, DialogState
 from orchestrator.pipeline.store import Store
 
 __all__ = [
     "POLLING_METHODS",
     "PortalPlay",
+    "calls_by_method",
     "dialog_states",
     "launch",
     "method_calls",
@@ -150,11 +152,18 @@ def method_calls(counters: dict[str, Any]) -> int:
     return sum(int(c.get("calls", 0)) for m, c in counters["methods"].items() if m != "batch")
 
 
+def calls_by_method(counters: dict[str, Any]) -> dict[str, int]:
+    """Where the method calls went, busiest first (lower-cased names; `batch` left out)."""
+    calls: dict[str, int] = {}
+    for method, row in counters["methods"].items():
+        if method != "batch" and int(row.get("calls", 0)):
+            calls[method.lower()] = calls.get(method.lower(), 0) + int(row["calls"])
+    return dict(sorted(calls.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 # The calls that only look for events (the fetcher's, the offline consumer's): what "polling"
 # costs the portal's request budget.
-POLLING_METHODS = frozenset(
-    {"imbot.v2.event.get", "event.offline.get", "event.offline.clear", "event.offline.error"}
-)
+POLLING_METHODS = INTAKE_METHODS
 
 
 def polling_budget(

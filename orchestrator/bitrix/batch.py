@@ -24,6 +24,14 @@ from orchestrator.errors import MethodError, PortalError
 MAX_BATCH = 50
 NOT_EXECUTED = "BATCH_COMMAND_NOT_EXECUTED"
 
+# The calls that bring events in (the fetcher's, the offline consumer's) go to the front of the
+# coalescer's queue: everything else a dialog does waits on what they fetch, and there are few
+# of them (one poller per bot and one drain per portal at a time, across the cluster), so the
+# calls behind them cannot starve.
+INTAKE_METHODS = frozenset(
+    {"imbot.v2.event.get", "event.offline.get", "event.offline.clear", "event.offline.error"}
+)
+
 # A command: a ready "method?query" string, or (method, params) to be encoded here.
 Command = str | tuple[str, Mapping[str, Any]]
 
@@ -145,6 +153,7 @@ class Coalescer:
         self._send_batch = send_batch
         self._window_s = window_s
         self._queue: deque[_Pending] = deque()
+        self._intake: deque[_Pending] = deque()  # INTAKE_METHODS, taken first
         self._wake = asyncio.Event()
         self._sender: asyncio.Task[None] | None = None
         self._inflight: set[asyncio.Task[None]] = set()
@@ -152,7 +161,8 @@ class Coalescer:
     async def submit(self, method: str, params: Mapping[str, Any]) -> Envelope:
         """Queue one call and wait for its own envelope (or its own error)."""
         future: asyncio.Future[Envelope] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(method, params, future, current_fence(method)))
+        lane = self._intake if method.lower() in INTAKE_METHODS else self._queue
+        lane.append(_Pending(method, params, future, current_fence(method)))
         self._wake.set()
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._run(), name=f"b24-sender-{self.member_id}")
@@ -166,17 +176,22 @@ class Coalescer:
                 await self._sender
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
-        for pending in self._queue:
-            pending.future.cancel()
-        self._queue.clear()
+        for lane in (self._intake, self._queue):
+            for pending in lane:
+                pending.future.cancel()
+            lane.clear()
 
     def _take(self) -> list[_Pending]:
         taken: list[_Pending] = []
-        while self._queue and len(taken) < MAX_BATCH:
-            pending = self._queue.popleft()
-            if not pending.future.done():  # the caller may have been cancelled meanwhile
-                taken.append(pending)
+        for lane in (self._intake, self._queue):
+            while lane and len(taken) < MAX_BATCH:
+                pending = lane.popleft()
+                if not pending.future.done():  # the caller may have been cancelled meanwhile
+                    taken.append(pending)
         return taken
+
+    def _empty(self) -> bool:
+        return not (self._intake or self._queue)
 
     async def _run(self) -> None:
         while True:
@@ -188,11 +203,11 @@ class Coalescer:
             except Exception as exc:  # Redis down: every waiting caller hears it
                 for pending in self._take():
                     _fail(pending.future, exc)
-                if not self._queue:
+                if self._empty():
                     self._wake.clear()
                 continue
             taken = self._take()
-            if not self._queue:
+            if self._empty():
                 self._wake.clear()
             if taken:
                 task = asyncio.create_task(self._deliver(taken))

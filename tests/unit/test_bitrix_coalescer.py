@@ -20,6 +20,7 @@ class FakePortal:
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, int]] = []
+        self.batches: list[list[str]] = []  # the methods of each batch, in order
         self.gate = asyncio.Event()
         self.gate.set()
         self.fail_batches = False
@@ -36,6 +37,7 @@ class FakePortal:
 
     async def send_batch(self, cmd: dict[str, str]) -> Envelope:
         self.requests.append(("batch", len(cmd)))
+        self.batches.append([command.split("?", 1)[0] for command in cmd.values()])
         if self.fail_batches:
             raise TransportError("connection reset")
         results: dict[str, Any] = {}
@@ -96,6 +98,28 @@ async def test_backlog_leaves_in_batches_of_at_most_fifty_with_own_results() -> 
             assert isinstance(result, Envelope)
             assert result.result == {"echo": i}
             assert result.total == 7
+
+
+async def test_the_calls_that_bring_events_in_jump_the_backlog() -> None:
+    """Under a backlog, an event log read and an offline queue read submitted last leave in the
+    very next request; the backlog keeps its order behind them."""
+    portal = FakePortal()
+    portal.gate.clear()
+    coalescer = _coalescer(portal)
+    backlog = [asyncio.create_task(coalescer.submit("user.get", {"n": i})) for i in range(60)]
+    await asyncio.sleep(0.01)
+    intake = [
+        asyncio.create_task(coalescer.submit("imbot.v2.Event.get", {"n": 100})),
+        asyncio.create_task(coalescer.submit("event.offline.get", {"n": 101})),
+    ]
+    await asyncio.sleep(0.01)
+    portal.gate.set()
+    await asyncio.gather(*backlog, *intake)
+    await coalescer.close()
+    first, second = portal.batches
+    assert first[:2] == ["imbot.v2.Event.get", "event.offline.get"]
+    assert (len(first), len(second)) == (50, 12)
+    assert set(first[2:] + second) == {"user.get"}
 
 
 async def test_a_failed_batch_request_reaches_every_caller() -> None:
