@@ -114,6 +114,18 @@ class OfflineEvent(_Model):
         return {} if value in ([], None, "") else value
 
 
+class OfflineListRow(OfflineEvent):
+    """One row of `event.offline.list`: a queue row with its state (who reserved it, error)."""
+
+    process_id: str = Field(default="", validation_alias=AliasChoices("PROCESS_ID", "process_id"))
+    error: int = Field(default=0, validation_alias=AliasChoices("ERROR", "error"))
+
+    @field_validator("process_id", mode="before")
+    @classmethod
+    def _null_is_free(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+
 class OfflineBatch(_Model):
     """`event.offline.get`: the rows and the process id that reserved them (None for a plain
     `clear=1` read, whose rows are already deleted)."""

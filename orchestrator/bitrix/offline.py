@@ -1,4 +1,4 @@
-"""`event.offline.get|clear|error`, typed: reading the app's offline event queue.
+"""`event.offline.get|clear|error|list`, typed: reading the app's offline event queue.
 
 The queue is per app and `auth_connector` (docs/bitrix24-offline-events.md §1); these methods
 are OAuth + administrator only, so on a webhook portal they are `WRONG_AUTH_TYPE`. Two ways to
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrator.bitrix.bot_v2 import PortalCaller
-from orchestrator.bitrix.models_v2 import OfflineBatch
+from orchestrator.bitrix.models_v2 import OfflineBatch, OfflineListRow
 
 __all__ = ["OFFLINE_EXTENDED", "OfflineApi"]
 
@@ -81,3 +81,24 @@ class OfflineApi:
             process_id=process_id, message_id=list(message_ids), auth_connector=self.auth_connector
         )
         return bool((await self.portal.call("event.offline.error", params)).result)
+
+    async def list(
+        self,
+        *,
+        filter: Mapping[str, Any] | None = None,
+        order: Mapping[str, str] | None = None,
+        start: int | None = None,
+    ) -> tuple[list[OfflineListRow], int | None]:
+        """`event.offline.list`: a read-only page of 50 rows with their state, and the `start`
+        of the next page (None on the last)."""
+        params = _params(
+            filter=dict(filter) if filter else None,
+            order=dict(order) if order else None,
+            start=start,
+            auth_connector=self.auth_connector,
+        )
+        env = await self.portal.call("event.offline.list", params)
+        raw = env.result
+        rows = raw.values() if isinstance(raw, dict) else (raw or [])
+        items = [OfflineListRow.model_validate(r) for r in rows if isinstance(r, dict)]
+        return items, env.next

@@ -222,6 +222,36 @@ async def test_a_confirm_lost_on_the_way_is_owed_again(
     assert await _queue(emulator) == []
 
 
+async def test_a_sweep_finishes_a_batch_whose_reservation_nobody_knows(
+    app: App, emulator: Any
+) -> None:
+    """A read reserved rows but its answer never reached the cursor (lost on the way, or the
+    reader died first): a plain drain does not see them; the sweep's drain lists the reserved
+    rows, re-reads that batch by its process id, stores it and confirms it."""
+    chat = await _open(emulator, "livechat|1|18|108")
+    await _close(emulator, chat)
+    queued = await _queue(emulator)
+    lost = await app.client.api(app.member_id).offline().get()  # the answer nobody wrote down
+    assert lost.process_id and len(lost.events) == len(queued)
+    consumer = app.consumer()
+
+    assert (await consumer.drain(app.member_id)).rows == 0  # the rows are reserved: not free
+    assert await app.inbox(chat) == []
+    with capture_logs() as logs:
+        await consumer.sweep()
+    [adopted] = [e for e in logs if e["event"] == "offline_orphan_adopted"]
+    assert adopted["process_id"] == lost.process_id
+    assert [e["name"] for e in await app.inbox(chat)].count("ONSESSIONFINISH") == 1
+    assert await consumer.drainer.lease(app.member_id).cursor() == {
+        "process_id": "",
+        "confirm": lost.process_id,
+    }
+    assert (await consumer.drain(app.member_id)).owed == 0
+    [cleared] = _journal(emulator, "offline_cleared")
+    assert cleared["process_id"] == lost.process_id
+    assert await _queue(emulator) == []
+
+
 async def test_a_poison_row_becomes_an_error_row_and_the_rest_is_confirmed(
     app: App, emulator: Any
 ) -> None:

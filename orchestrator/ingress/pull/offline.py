@@ -42,8 +42,10 @@ dies. Metrics: `ol_offline_rows`, `ol_offline_batches`, `ol_offline_takeovers`,
 
 Only the events we bind offline are ingested; a row of any other event is marked as an error
 row (visible with `error=1`), as a poison row is. Rows a read reserved whose answer never came
-back (a lost answer, or a crash before the cursor was written) stay reserved under an id nobody
-knows until the portal's retention purges them (30 days): not recovered yet (docs/operations.md).
+back (a lost answer, or a crash before the cursor was written) are reserved under an id nobody
+knows: the drain each sweep makes also lists the reserved rows (`event.offline.list`, at most
+ORPHAN_PAGES pages) and finishes every batch whose process id the cursor does not know, as it
+resumes its own.
 """
 
 from __future__ import annotations
@@ -115,6 +117,7 @@ class OfflineConsumer:
         self._slots = asyncio.Semaphore(concurrency)
         self._follow_ups: set[asyncio.TimerHandle] = set()
         self._confirm_timers: dict[str, asyncio.TimerHandle] = {}
+        self._adopt: set[str] = set()  # portals whose next drain looks for orphaned batches
 
     @classmethod
     def from_settings(
@@ -132,9 +135,9 @@ class OfflineConsumer:
             shutdown_grace_s=settings.shutdown_grace_s,
         )
 
-    async def drain(self, member_id: str) -> DrainReport:
+    async def drain(self, member_id: str, *, adopt: bool = False) -> DrainReport:
         """Drain one portal now (if we hold or can take its lease); raises on trouble."""
-        return await self.drainer.drain(member_id)
+        return await self.drainer.drain(member_id, adopt=adopt)
 
     def kick(self, member_id: str) -> asyncio.Task[None]:
         """Drain a portal soon: one drain in flight per portal, and at most one more queued
@@ -161,8 +164,10 @@ class OfflineConsumer:
 
     async def _drain_logged(self, member_id: str) -> None:
         """One drain; its trouble is logged and counted, never raised (retried next time)."""
+        adopt = member_id in self._adopt
+        self._adopt.discard(member_id)
         try:
-            report = await self.drain(member_id)
+            report = await self.drain(member_id, adopt=adopt)
         except Exception as exc:  # Redis, the portal, a token: the next wake-up or sweep retries
             metrics.OFFLINE_ERRORS.labels(member_id=member_id).inc()
             log.warning(
@@ -172,7 +177,9 @@ class OfflineConsumer:
                 reason=str(exc)[:300],
             )
             return
-        if report.rows or report.lease_lost or report.resumed:
+        if not report.held and adopt:
+            self._adopt.add(member_id)  # the holder's drain did not look: ours next time
+        if report.rows or report.lease_lost or report.resumed or report.adopted:
             log.info("offline_drained", **vars(report))
         # the confirm rides with the next read; when none comes in CONFIRM_AFTER_S, one is made
         # (one timer per portal, set again by each drain: a busy portal needs none)
@@ -189,6 +196,7 @@ class OfflineConsumer:
         members = await self.portals.offline_event_portals()
         for gone in set(self.drainer.leases) - set(members):
             await self.drainer.forget(gone)
+        self._adopt.update(members)  # a sweep also looks for orphaned reservations
         tasks = [self.kick(member_id) for member_id in members]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)

@@ -37,6 +37,7 @@ __all__ = [
     "AT_MOST_ONCE_NOTE",
     "LEASE_NAME",
     "OFFLINE_EVENT_NAMES",
+    "ORPHAN_PAGES",
     "DrainReport",
     "OfflineDrainer",
     "row_event",
@@ -47,6 +48,8 @@ log = structlog.get_logger(__name__)
 LEASE_NAME = "offline"
 # The events register-bot binds offline (orchestrator/cli/register_bot_v2.py OFFLINE_EVENTS).
 OFFLINE_EVENT_NAMES = frozenset({"ONSESSIONSTART", "ONSESSIONFINISH", "ONOPENLINEMESSAGEADD"})
+# `event.offline.list` pages (50 rows each) one sweep reads looking for orphaned reservations.
+ORPHAN_PAGES = 4
 AT_MOST_ONCE_NOTE = (
     "the portal lacks rest_offline_extended: rows are read with clear=1, which deletes them as "
     "it returns them, so a crash or a Redis outage between the read and the store loses that "
@@ -68,6 +71,7 @@ class DrainReport:
     poison: int = 0
     resumed: int = 0  # batches re-read by the process id a crashed holder left
     owed: int = 0  # stored batches whose confirm goes out with the next read
+    adopted: int = 0  # batches reserved under a process id nobody knew, finished here
     lease_lost: bool = False
 
 
@@ -141,9 +145,10 @@ class OfflineDrainer:
         if lease is not None:
             await lease.release()
 
-    async def drain(self, member_id: str) -> DrainReport:
+    async def drain(self, member_id: str, *, adopt: bool = False) -> DrainReport:
         """Drain one portal's queue while batches come back full, if we hold (or take) its
-        lease; raises on Redis or portal trouble (the caller retries later)."""
+        lease; `adopt`: then look for reservations nobody knows (`_adopt_orphans`). Raises on
+        Redis or portal trouble (the caller retries later)."""
         report = DrainReport(member_id)
         lease = self.lease(member_id)
         if not await lease.acquire():
@@ -151,14 +156,14 @@ class OfflineDrainer:
         report.held = True
         metrics.OFFLINE_TAKEOVERS.labels(member_id=member_id).inc()
         try:
-            return await self._drain_held(member_id, lease, report)
+            return await self._drain_held(member_id, lease, report, adopt=adopt)
         finally:
             # held for one drain only: the next wake-up or sweep, in whichever worker, takes it
             # at once (the cursor keeps a reserved batch's process id for it)
             await lease.release()
 
     async def _drain_held(
-        self, member_id: str, lease: PollLease, report: DrainReport
+        self, member_id: str, lease: PollLease, report: DrainReport, *, adopt: bool
     ) -> DrainReport:
         api = self.client.api(member_id)
         extended = await self._probe(member_id, api)
@@ -174,6 +179,8 @@ class OfflineDrainer:
                     break
                 if not await lease.renew():
                     raise _LeaseLost
+            if extended and adopt and not self.stopping:
+                await self._adopt_orphans(member_id, queue, lease, report)
             if extended:
                 report.owed = len((await lease.cursor()).get("confirm", "").split())
         except _LeaseLost:
@@ -184,6 +191,33 @@ class OfflineDrainer:
                 self.extended.pop(member_id, None)
             raise
         return report
+
+    async def _adopt_orphans(
+        self, member_id: str, queue: OfflineApi, lease: PollLease, report: DrainReport
+    ) -> None:
+        """Finish the batches reserved under a process id our cursor does not know: a read
+        whose answer was lost, or a holder that died before writing the id down. Under the
+        lease nobody else reads, so such rows would stay reserved until the portal's 30-day
+        purge. Each is re-read by its id, stored (deduplicated) and confirmed like our own."""
+        cursor = await lease.cursor()
+        known = {cursor.get("process_id", ""), *cursor.get("confirm", "").split()}
+        orphans: list[str] = []
+        start: int | None = None
+        for _ in range(ORPHAN_PAGES):  # bounded: one sweep looks at this many rows at most
+            rows, start = await queue.list(
+                filter={">PROCESS_ID": ""}, order={"ID": "ASC"}, start=start
+            )
+            for row in rows:
+                if row.process_id and row.process_id not in known | set(orphans):
+                    orphans.append(row.process_id)
+            if start is None:
+                break
+        for process_id in orphans:
+            report.adopted += 1
+            log.warning("offline_orphan_adopted", member_id=member_id, process_id=process_id)
+            if not await lease.save({"process_id": process_id}):
+                raise _LeaseLost
+            await self._reserved_batch(member_id, queue, lease, report)  # resumes it
 
     async def _probe(self, member_id: str, api: PortalApi) -> bool:
         known = self.extended.get(member_id)
