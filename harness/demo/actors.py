@@ -43,6 +43,11 @@ MIX = (
 )
 
 
+# A reply is looked for every 10 ms during its first 300 ms (a light load's replies come in
+# then), every `poll_s` after: fine enough to measure them, cheap at saturation.
+FINE_POLL_S = 0.01
+FINE_FOR_S = 0.3
+
 _FIRST = ("Anna", "Boris", "Carla", "Dmitri", "Elena", "Farid", "Greta", "Hiro", "Ines", "Jonas")
 _LAST = ("Smith", "Ivanova", "Rossi", "Novak", "Keller", "Silva", "Tanaka", "Moreau")
 
@@ -84,12 +89,17 @@ class Actors:
     quiet: set[int] = field(default_factory=set)  # chats whose client will never vote
     rng: random.Random = field(default_factory=lambda: random.Random(7))
 
-    async def _until(self, what: str, check: Callable[[], bool]) -> None:
-        deadline = time.monotonic() + self.wait_s
+    async def _until(self, what: str, check: Callable[[], bool], *, fine: bool = False) -> None:
+        """Wait until `check()`; `fine`: look every FINE_POLL_S for the first FINE_FOR_S (a
+        reply's latency is measured by this wait, so its resolution is the poll's)."""
+        started = time.monotonic()
+        deadline = started + self.wait_s
         while not check():
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise TimeoutError(f"waited {self.wait_s:.0f} s for {what}")
-            await asyncio.sleep(self.poll_s)
+            close = fine and now - started < FINE_FOR_S
+            await asyncio.sleep(FINE_POLL_S if close else self.poll_s)
 
     def _session(self, chat_id: int) -> SessionView | None:
         return self.view.session(chat_id)
@@ -109,7 +119,9 @@ class Actors:
             run.chat_id = int(answer["chat_id"])
         if expect_reply:
             await self._until(
-                "the bot's reply", lambda: len(self.view.bot_texts(run.chat_id)) > before
+                "the bot's reply",
+                lambda: len(self.view.bot_texts(run.chat_id)) > before,
+                fine=True,
             )
             self.step_s.append(time.monotonic() - sent)
 
