@@ -28,15 +28,18 @@ import asyncio
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from emulator.limits import PLANS
+from harness.bench.e2e_render import render
 from harness.bench.e2e_watch import STEPS, Sampler, StepWatch, chart, step_percentiles
+from harness.bench.light import light_replies
 from harness.bench.play import (
     PortalPlay,
     calls_by_method,
@@ -80,6 +83,9 @@ class E2EOptions:
     log_dir: str | None = None  # keep the ingress and worker logs here (default: dropped)
     bot: str = "v2"  # v2: our fetch-mode bot on fresh portals; v1: the seeded v1 bot, pushed
     idle_s: float = 60.0  # after the run: how long the polling cost of an idle portal is read
+    light: int = (
+        0  # then this many dialogs one at a time, on a fresh stack (harness/bench/light.py)
+    )
     tamper: Tamper | None = None  # a test seam (harness/judge.py), never set by the command
 
 
@@ -252,25 +258,32 @@ def _bench_settings(settings: Settings, tmp: str) -> Settings:
     )
 
 
-async def _one_run(settings: Settings, opts: E2EOptions, counts: list[int]) -> dict[str, Any]:
-    """A fresh stack (Redis, portals, ingress, workers), one measured run, its summary."""
+@asynccontextmanager
+async def _bench_stack(settings: Settings, opts: E2EOptions, portals: int) -> AsyncIterator[Stack]:
+    """A fresh stack (Redis, `portals` portals, ingress, workers), cleaned up after."""
     with tempfile.TemporaryDirectory(prefix="ol-bench-e2e-") as tmp:
         run_settings = _bench_settings(settings, tmp)
         stack_opts = StackOptions(
             workers=opts.workers,
             in_process=opts.in_process,
             log_dir=Path(opts.log_dir or tmp),
-            emulator={"portals": len(counts)},
+            emulator={"portals": portals},
             bot=opts.bot,
         )
         try:
             async with run_stack(run_settings, stack_opts) as stack:
-                return _summary(await _measure(stack, counts, opts), stack)
+                yield stack
         finally:
             if settings.redis_url:  # someone else's Redis: leave nothing of ours behind
                 from harness.demo.main import _forget  # the demo's own clean-up
 
                 await _forget(run_settings)
+
+
+async def _one_run(settings: Settings, opts: E2EOptions, counts: list[int]) -> dict[str, Any]:
+    """A fresh stack, one measured run, its summary."""
+    async with _bench_stack(settings, opts, len(counts)) as stack:
+        return _summary(await _measure(stack, counts, opts), stack)
 
 
 async def run_bench(settings: Settings, opts: E2EOptions, console: Console) -> dict[str, Any]:
@@ -294,68 +307,18 @@ async def run_bench(settings: Settings, opts: E2EOptions, console: Console) -> d
         if baseline["reasons"]:
             report["reasons"] += [f"baseline: {r}" for r in baseline["reasons"]]
             report["verdict"] = "fail"
+    if opts.light:
+        light = await light_replies(lambda: _bench_stack(settings, opts, 1), opts.light)
+        report["light"] = light
+        report.update({k: light[k] for k in ("light_reply_p50_ms", "light_reply_p99_ms")})
+        if light["failed"]:
+            report["reasons"].append(f"light load: {light['failed']} clients got no answer")
+            report["verdict"] = "fail"
     report.update(workers=opts.workers, portals=opts.portals, chart=opts.chart)
     title = f"bench e2e: {report['dialogs']} dialogs"
     await asyncio.to_thread(chart, report.pop("samples"), opts.chart, title)
     await asyncio.to_thread(write_json, opts.output, report)
     return report
-
-
-def render(report: dict[str, Any], console: Console) -> None:
-    """The summary table, the verdict and what broke."""
-    table = Table(title=f"bench e2e: {report['dialogs']} dialogs in {report['elapsed_s']} s")
-    table.add_column("what")
-    table.add_column("value", justify="right")
-    reads = ", ".join(report["necessary_reads"]) or "none"
-    rows = [
-        ("dialogs/s", report["dialogs_per_s"]),
-        ("necessary calls per dialog (the portal's journal)", report["necessary_calls_per_dialog"]),
-        (f"  of them reads: {reads}", ""),
-        ("method calls per dialog (the portal's counters)", report["calls_per_dialog"]),
-        ("true ceiling dialogs/s", report["true_ceiling_dialogs_per_s"]),
-        ("  = " + report["ceiling_formula"], ""),
-        ("dialogs/s ÷ true ceiling", report["dialogs_vs_true_ceiling"]),
-        (
-            f"request ratio (req/s ÷ drain, {report['loaded_phase_s']} s loaded)",
-            report["request_ratio"],
-        ),
-        (
-            "request budget spent polling, busy / idle",
-            f"{report['polling_busy']['budget_share_polling']:.1%} / "
-            f"{report['polling_idle']['budget_share_polling']:.1%}",
-        ),
-        ("503 QUERY_LIMIT_EXCEEDED", report["status_503"]),
-        ("429 OPERATION_TIME_LIMIT", report["status_429"]),
-    ]
-    for name, step in report["steps"].items():
-        rows.append(
-            (f"{name} p50 / p99 ms (n={step['count']})", f"{step['p50_ms']} / {step['p99_ms']}")
-        )
-    rows += [
-        ("events acknowledged / lost (the portal's journal)", "{acknowledged} / {lost}"),
-        ("duplicate leads / duplicate messages", "{duplicate_leads} / {duplicate_messages}"),
-        ("sessions stuck (not closed, or without rating or lead)", "{stuck}"),
-        (
-            "disagreements with our records / clients who gave up",
-            "{disagreements} / {clients_gave_up}",
-        ),
-    ]
-    if "fairness" in report:
-        fair = report["fairness"]
-        rows.append(
-            ("fairness: worst quiet-portal throughput ratio", fair["worst_throughput_ratio"])
-        )
-        rows.append(("fairness: worst quiet-portal p99 ratio", fair["worst_p99_ratio"]))
-    for name, value in rows:
-        table.add_row(name, str(value).format(**report))
-    passed = report["verdict"] == "pass"
-    table.add_row("verdict", "[green]pass: every invariant held[/]" if passed else "[red]FAIL[/]")
-    console.print(table)
-    for reason in report["reasons"]:
-        console.print(f"[red]- broke: {reason}[/]")
-    examples = [e for kind in report.get("problem_examples", {}).values() for e in kind]
-    for problem in examples + report["problems"]:
-        console.print(f"[red]- {problem}[/]")
 
 
 def options(args: argparse.Namespace) -> E2EOptions:
@@ -370,6 +333,7 @@ def options(args: argparse.Namespace) -> E2EOptions:
         log_dir=args.log_dir,
         bot=args.bot,
         idle_s=args.idle,
+        light=args.light,
     )
 
 

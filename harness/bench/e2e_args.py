@@ -24,6 +24,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timeout", type=float, default=1800.0, help="bound of each run, s")
     p.add_argument("--log-dir", default=None, help="keep the ingress and worker logs here")
     p.add_argument(
+        "--light",
+        type=int,
+        default=20,
+        help="then this many dialogs one at a time on a fresh stack: the reply latency at light "
+        "load (default 20; 0 skips)",
+    )
+    p.add_argument(
         "--idle",
         type=float,
         default=60.0,

@@ -232,7 +232,8 @@ async def test_a_sweep_finishes_a_batch_whose_reservation_nobody_knows(
     await _close(emulator, chat)
     queued = await _queue(emulator)
     lost = await app.client.api(app.member_id).offline().get()  # the answer nobody wrote down
-    assert lost.process_id and len(lost.events) == len(queued)
+    assert lost.process_id
+    assert len(lost.events) == len(queued)
     consumer = app.consumer()
 
     assert (await consumer.drain(app.member_id)).rows == 0  # the rows are reserved: not free
