@@ -167,7 +167,11 @@ class WorkerConfig(BaseModel):
         "ONOFFLINEEVENT drains its portal at once in between",
     )
     offline_batch_limit: int = Field(
-        default=50, ge=1, description="rows one event.offline.get reads (the portal's default)"
+        default=500,
+        ge=1,
+        description="rows one event.offline.get reads (the portal's default is 50 and it takes "
+        "any positive limit; one request of budget then carries 500 rows, so the queue keeps "
+        "up at the portal's ceiling)",
     )
     offline_lease_ms: int = Field(
         default=15_000,

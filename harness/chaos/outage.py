@@ -16,7 +16,8 @@ Counted from the portals' journals and the clients (harness/judge.py, harness/tr
     acknowledged      events the portal handed us: pushes answered 200, log rows we confirmed
     lost              acknowledged events whose effect the portal does not show, plus events the
                       portal could not deliver (pushes refused or unanswered: never re-sent) and
-                      events still unconfirmed in the bot's log at the end
+                      events still unconfirmed in the bot's log one idle poll period
+                      (FETCH_IDLE_MAX_S + CONFIRM_MARGIN_S) after every dialog ended
     dialogs_lost      dialogs whose session the portal shows stuck, or whose client gave up
     stuck             what is missing of the sessions: one per session not closed, closed
                       without its rating, or without its lead (as in every proof's verdict)
@@ -68,6 +69,9 @@ __all__ = ["MODES", "OutageOptions", "outage_cli", "render", "run_outage"]
 
 # outage.json's key -> the bot the stack runs
 MODES = {"fetch": "v2", "v1_webhook": "v1"}
+# A poller confirms a page with its next poll, at most FETCH_IDLE_MAX_S later; this much more
+# for the poll itself.
+CONFIRM_MARGIN_S = 5.0
 
 
 @dataclass
@@ -150,6 +154,8 @@ async def _one_mode(stack: Stack, opts: OutageOptions, mode: str) -> dict[str, A
         await asyncio.wait(clients, timeout=opts.outage_s + opts.patience_s + 120)
         walked_away(plays)
         not_terminal = await wait_terminal(stack, plays, opts.drain_s)
+        # the last page a poller read is confirmed by its next poll, one cadence later
+        await _logs_confirmed(plays, stack.settings.fetch_idle_max_s + CONFIRM_MARGIN_S)
         config = stack.emu.config
         drain = config.drain_per_s or PLANS[config.plan][1]
         return await _report(plays, outage, not_terminal, time.monotonic() - started, drain)
@@ -175,6 +181,16 @@ async def _outage(
     for _ in range(workers):
         stack.spawn_worker()
     return {"outage_s": round(time.monotonic() - down_at, 1), "poller_killed": poller}
+
+
+async def _logs_confirmed(plays: list[PortalPlay], within_s: float) -> None:
+    """Wait (at most `within_s`) until no bot's log holds an event: what is still there after
+    that counts as lost."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if not any(p.runtime.portal.fetch_queue.pending() for p in plays):
+            return
+        await asyncio.sleep(0.5)
 
 
 async def _kill_a_poller(stack: Stack, plays: list[PortalPlay]) -> dict[str, Any] | None:

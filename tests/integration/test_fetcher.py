@@ -245,10 +245,11 @@ async def test_a_wake_up_brings_the_next_poll_forward(
 
 def test_the_cadence_is_busy_only_while_the_log_brings_something_new() -> None:
     """A full page or new events: the busy cadence. A page of events the offline drains had
-    already stored, or an empty one: the idle cadence, doubling."""
+    already stored: the idle cadence's first step (its confirmation rides with the next poll).
+    An empty page: the idle cadence, doubling."""
     cadence = Cadence(busy_s=2.0, idle_min_s=5.0, idle_max_s=30.0)
     assert cadence.after(Round(fetched=3, stored=1, duplicates=2), 0.0) == 2.0
     assert cadence.after(Round(fetched=500, duplicates=500, has_more=True), 0.0) == 2.0
-    assert cadence.after(Round(fetched=3, duplicates=3), 2.0) == 5.0
-    assert cadence.after(Round(fetched=3, duplicates=3), 5.0) == 10.0
+    assert cadence.after(Round(fetched=3, duplicates=3), 20.0) == 5.0
+    assert cadence.after(Round(), 5.0) == 10.0
     assert cadence.after(Round(), 20.0) == 30.0

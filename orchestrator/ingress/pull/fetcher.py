@@ -21,8 +21,9 @@ event we could not parse (an event type the dialog does not know) is logged and 
 HTTP ingress answers 422 to it.
 
 Cadence, within the platform's guidance (poll every 5–30 s when idle, ≥ 2 s between pages):
-`busy_s` after a full page or one that brought events we had not stored, then `idle_min_s`
-doubling to `idle_max_s` while the log brings nothing new. Where the portal's Open Lines events
+`busy_s` after a full page or one that brought events we had not stored, `idle_min_s` after a
+page of events we already had (its confirmation goes with the next poll), then `idle_min_s`
+doubling to `idle_max_s` while the log stays empty. Where the portal's Open Lines events
 are bound offline, the offline consumer's drains (one per ONOFFLINEEVENT notice) bring the
 client's messages in first, and the log only confirms them. A dialog timer held back by the
 watermark (orchestrator/pipeline/timers.py) publishes `Keys.fetch_wake`, which brings the next
@@ -76,9 +77,12 @@ class Cadence:
         """The wait before the next poll, given what this one did and the last wait: busy while
         pages are full or bring events we had not stored yet; a page of events the offline
         queue's drains already brought in (the client's messages, on a portal with offline
-        events) is no reason to poll fast, so the cadence backs off as when idle."""
+        events) is no reason to poll fast, but its confirmation goes out only with the next
+        poll, so that comes after `idle_min_s`; empty pages back off to `idle_max_s`."""
         if round_.has_more or round_.stored:
             return self.busy_s
+        if round_.fetched:
+            return self.idle_min_s
         return min(self.idle_max_s, max(self.idle_min_s, previous * 2))
 
 

@@ -92,7 +92,7 @@ class OfflineConsumer:
         *,
         holder: str,
         poll_s: float = 60.0,
-        batch_limit: int = 50,
+        batch_limit: int = 500,
         lease_ttl_ms: int = 15_000,
         auth_connector: str | None = None,
         concurrency: int = 8,

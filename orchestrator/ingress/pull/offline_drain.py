@@ -109,7 +109,7 @@ class OfflineDrainer:
         store: Store,
         *,
         holder: str,
-        batch_limit: int = 50,
+        batch_limit: int = 500,
         lease_ttl_ms: int = 15_000,
         auth_connector: str | None = None,
     ) -> None:
