@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -334,26 +335,32 @@ async def test_the_loop_drains_on_the_portals_onofflineevent_and_hands_over_on_s
 ) -> None:
     """ONOFFLINEEVENT bound at our ingress: the portal's notice at the end of the request that
     queued rows wakes the running consumer, long before its next sweep."""
-    ingress = await start_ingress(settings, "127.0.0.1", 0)
-    consumer = app.consumer(poll_s=300.0)
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run_forever(stop))
-    try:
+    async with _running(app, settings) as (url, consumer):
         api = app.client.api(app.member_id)
-        assert await api.event_bind("ONOFFLINEEVENT", f"{ingress.url}/b24/events")
-        channel = Keys(settings.key_prefix).offline_wake
-        await _until(lambda: _subscribers(app.redis, channel))
+        assert await api.event_bind("ONOFFLINEEVENT", url)
+        await _until(lambda: _subscribers(app.redis, Keys(settings.key_prefix).offline_wake))
         await _until(lambda: _reads(emulator, 1))  # the first sweep found the queue empty
         published = _published()
         chat = await _open(emulator, "livechat|1|16|106")
         await _until(lambda: _has(app, chat, "ONSESSIONSTART"))
         assert len(_journal(emulator, "offline_reserved")) == 1
         assert _published() == published + 1  # woken by the notice, not by a sweep
+    assert await consumer.drainer.lease(app.member_id).holder() is None  # handed over
+
+
+@asynccontextmanager
+async def _running(app: App, settings: Settings) -> AsyncIterator[tuple[str, OfflineConsumer]]:
+    """Our ingress (its event URL) and a running consumer that sweeps only every 300 s."""
+    ingress = await start_ingress(settings, "127.0.0.1", 0)
+    consumer = app.consumer(poll_s=300.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(consumer.run_forever(stop))
+    try:
+        yield f"{ingress.url}/b24/events", consumer
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
         await ingress.stop()
-    assert await consumer.drainer.lease(app.member_id).holder() is None  # handed over
 
 
 @pytest.mark.parametrize("min_timeout", [0, 1])
@@ -364,13 +371,8 @@ async def test_each_request_notifies_at_min_timeout_0_and_a_dropped_notice_is_fo
     it) the portal sends a notice per request and the consumer schedules nothing more; bound
     with the portal's default 1 s it drops the later two, and the drain the first notice
     scheduled past that window still brings their rows in, long before the next sweep."""
-    ingress = await start_ingress(settings, "127.0.0.1", 0)
-    consumer = app.consumer(poll_s=300.0)
-    stop = asyncio.Event()
-    task = asyncio.create_task(consumer.run_forever(stop))
-    try:
+    async with _running(app, settings) as (handler, consumer):
         api = app.client.api(app.member_id)
-        handler = f"{ingress.url}/b24/events"
         options = {"minTimeout": 0} if min_timeout == 0 else None
         assert await api.event_bind("ONOFFLINEEVENT", handler, options=options)
         assert await app.portals.mark_offline_events(app.member_id, min_timeout)
@@ -385,10 +387,6 @@ async def test_each_request_notifies_at_min_timeout_0_and_a_dropped_notice_is_fo
         )
         assert (notices, _published() - published) == ((3, 3) if min_timeout == 0 else (1, 1))
         assert bool(consumer._follow_ups) is (min_timeout > 0)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 10)
-        await ingress.stop()
 
 
 def _published() -> float:
