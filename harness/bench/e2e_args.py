@@ -26,9 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--light",
         type=int,
-        default=20,
-        help="then this many dialogs one at a time on a fresh stack: the reply latency at light "
-        "load (default 20; 0 skips)",
+        default=10,
+        help="then this many dialogs one at a time on a fresh stack, paced so the portal's "
+        "budget is never short: the reply latency at light load (default 10; 0 skips)",
     )
     p.add_argument(
         "--idle",

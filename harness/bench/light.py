@@ -1,11 +1,14 @@
 """Reply latency at light load: one dialog at a time, on a stack of its own.
 
 The loaded run measures replies while the portal's request budget is the bottleneck. Here the
-next client starts only when the last one's session is closed, so nothing waits for the budget
-and what is left is our own path: the portal's push (v1) or offline notice and drain (v2), the
-ingest, the queue, the decision and the REST round trip. The first dialogs warm the stack up
-(tokens, caches, connections, the bot directory) and are not counted; the personas are those
-that end by themselves (no silence timer to wait out).
+next client starts only when the last one's session is closed and the portal's leaky bucket
+has drained what the dialogs before it put in: the simulated people type
+within milliseconds, so back-to-back dialogs would still ask for more than the 2 requests/s a
+portal grants, and every reply would wait for the budget. What is left is our own path: the
+portal's push (v1) or offline notice and drain (v2), the ingest, the queue, the decision and
+the REST round trip. The first dialogs warm the stack up (tokens, caches, connections, the bot
+directory) and are not counted; the personas are those that end by themselves (no silence
+timer to wait out).
 """
 
 from __future__ import annotations
@@ -39,9 +42,12 @@ async def light_replies(new_stack: StackFactory, dialogs: int) -> dict[str, Any]
         ]
         stop = asyncio.Event()
         start_people([play], stop)
+        bucket = play.runtime.bucket  # the portal's own leaky bucket (in this process)
         counted: list[float] = []
         try:
             for run in play.runs:
+                # until what the last dialogs spent has drained (the bucket leaks linearly)
+                await asyncio.sleep(max(0.0, bucket.level - 1) / bucket.drain_per_s)
                 before = len(play.actors.step_s)
                 await play.actors.client(run)
                 if run.index >= WARM_UP:
