@@ -49,6 +49,8 @@ def test_bench_e2e_writes_the_report_keys_and_the_chart(redis_url: str, tmp_path
             "90",
             "--idle",
             "5",
+            "--light",
+            "1",
         ],
         cwd=tmp_path,
         env=env,
@@ -82,4 +84,7 @@ def test_bench_e2e_writes_the_report_keys_and_the_chart(redis_url: str, tmp_path
         "finish_to_vote_saved",
         "finish_to_lead_created",
     }
+    light = report["light"]  # one dialog after the warm-up, on a stack of its own
+    assert (light["dialogs"], light["failed"]) == (1, 0)
+    assert 0 < report["light_reply_p50_ms"] <= report["light_reply_p99_ms"]
     assert (tmp_path / "bench-e2e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
