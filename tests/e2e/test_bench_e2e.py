@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -32,7 +33,7 @@ def test_bench_e2e_writes_the_report_keys_and_the_chart(redis_url: str, tmp_path
     the issue names (with the ceiling's formula and the calls per dialog) and bench-e2e.png is a
     PNG; no timing is asserted."""
     env = {**os.environ, "REDIS_URL": redis_url, "COLUMNS": "140"}
-    done = subprocess.run(
+    done = _run_bounded(
         [
             sys.executable,
             "-m",
@@ -54,10 +55,7 @@ def test_bench_e2e_writes_the_report_keys_and_the_chart(redis_url: str, tmp_path
         ],
         cwd=tmp_path,
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
+        timeout_s=110,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     report = json.loads((tmp_path / "bench-e2e.json").read_text())
@@ -88,3 +86,26 @@ def test_bench_e2e_writes_the_report_keys_and_the_chart(redis_url: str, tmp_path
     assert (light["dialogs"], light["failed"]) == (1, 0)
     assert 0 < report["light_reply_p50_ms"] <= report["light_reply_p99_ms"]
     assert (tmp_path / "bench-e2e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _run_bounded(
+    argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: float
+) -> subprocess.CompletedProcess[str]:
+    """Run the command in a session of its own; past the bound, kill the whole session (the
+    bench's ingress and workers too, which a plain timeout would leave running) and fail."""
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        pytest.fail(f"bench e2e ran past {timeout_s} s:\n{out[-3000:]}{err[-3000:]}")
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
