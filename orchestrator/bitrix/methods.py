@@ -21,6 +21,7 @@ from orchestrator.bitrix.models import (
     SessionHistory,
     SessionOpenResult,
     User,
+    page_of,
 )
 from orchestrator.bitrix.offline import OfflineApi
 from orchestrator.errors import MethodError
@@ -337,11 +338,11 @@ class PortalApi:
     ) -> Page[User]:
         """user.get: one page of users."""
         env = await self.call("user.get", _params(FILTER=filter, start=start))
-        return _page(env, User)
+        return page_of(env, User)
 
     async def user_search(self, *, filter: Mapping[str, Any] | None = None) -> Page[User]:
         """user.search: one page of users (NAME_SEARCH etc. in the filter)."""
-        return _page(await self.call("user.search", _params(FILTER=filter)), User)
+        return page_of(await self.call("user.search", _params(FILTER=filter)), User)
 
     async def crm_lead_add(
         self, fields: Mapping[str, Any], params: Mapping[str, Any] | None = None
@@ -362,7 +363,7 @@ class PortalApi:
     ) -> Page[Lead]:
         """crm.lead.list: one page of leads."""
         env = await self.call("crm.lead.list", _params(filter=filter, select=select, start=start))
-        return _page(env, Lead)
+        return page_of(env, Lead)
 
     async def event_bind(
         self,
@@ -391,8 +392,3 @@ class PortalApi:
 def _ids(result: Any) -> list[int]:
     values = result.values() if isinstance(result, dict) else (result or [])
     return [i for i in (as_int(v) for v in values) if i is not None]
-
-
-def _page(env: Envelope, model: type[User] | type[Lead]) -> Page[Any]:
-    rows = env.result.values() if isinstance(env.result, dict) else (env.result or [])
-    return Page[Any](items=[model.model_validate(r) for r in rows], total=env.total, next=env.next)

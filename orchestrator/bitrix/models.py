@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+if TYPE_CHECKING:
+    from orchestrator.bitrix.envelope import Envelope
 
 T = TypeVar("T")
 
@@ -140,3 +143,12 @@ class Page(_Model, Generic[T]):
     items: list[T]
     total: int | None = None
     next: int | None = None
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def page_of(env: Envelope, model: type[M]) -> Page[M]:
+    """The page a list method's envelope holds (rows as a list, or as PHP's keyed array)."""
+    rows = env.result.values() if isinstance(env.result, dict) else (env.result or [])
+    return Page[M](items=[model.model_validate(r) for r in rows], total=env.total, next=env.next)

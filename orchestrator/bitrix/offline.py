@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orchestrator.bitrix.bot_v2 import PortalCaller
+from orchestrator.bitrix.models import Page, page_of
 from orchestrator.bitrix.models_v2 import OfflineBatch, OfflineListRow
 
 __all__ = ["OFFLINE_EXTENDED", "OfflineApi"]
@@ -88,17 +89,13 @@ class OfflineApi:
         filter: Mapping[str, Any] | None = None,
         order: Mapping[str, str] | None = None,
         start: int | None = None,
-    ) -> tuple[list[OfflineListRow], int | None]:
-        """`event.offline.list`: a read-only page of 50 rows with their state, and the `start`
-        of the next page (None on the last)."""
+    ) -> Page[OfflineListRow]:
+        """`event.offline.list`: a read-only page of 50 rows with their state; its `next` is the
+        `start` of the next page (None on the last)."""
         params = _params(
             filter=dict(filter) if filter else None,
             order=dict(order) if order else None,
             start=start,
             auth_connector=self.auth_connector,
         )
-        env = await self.portal.call("event.offline.list", params)
-        raw = env.result
-        rows = raw.values() if isinstance(raw, dict) else (raw or [])
-        items = [OfflineListRow.model_validate(r) for r in rows if isinstance(r, dict)]
-        return items, env.next
+        return page_of(await self.portal.call("event.offline.list", params), OfflineListRow)

@@ -100,6 +100,13 @@ def row_event(member_id: str, row: OfflineEvent) -> Event:
     return event
 
 
+async def _save(lease: PollLease, report: DrainReport, process_id: str, confirm: list[str]) -> bool:
+    """Write the cursor under the lease: the batch being stored (a successor re-reads it) and
+    the stored batches whose confirm is owed; False when the lease is gone."""
+    report.owed = len(confirm)
+    return await lease.save({"process_id": process_id, "confirm": " ".join(confirm)})
+
+
 class OfflineDrainer:
     """Drains one portal at a time under its lease; caches each portal's licence answer."""
 
@@ -181,10 +188,9 @@ class OfflineDrainer:
                     raise _LeaseLost
             if extended and adopt and not self.stopping:
                 await self._adopt_orphans(member_id, queue, lease, report)
-            if extended:
-                report.owed = len((await lease.cursor()).get("confirm", "").split())
         except _LeaseLost:
             report.lease_lost = True
+            report.owed = 0  # the new holder's drain sends them
             log.warning("offline_lease_lost", member_id=member_id, holder=self.holder)
         except AccessDenied as exc:
             if exc.code == "WRONG_LICENSE":  # the licence changed: ask feature.get again
@@ -200,16 +206,16 @@ class OfflineDrainer:
         lease nobody else reads, so such rows would stay reserved until the portal's 30-day
         purge. Each is re-read by its id, stored (deduplicated) and confirmed like our own."""
         cursor = await lease.cursor()
-        known = {cursor.get("process_id", ""), *cursor.get("confirm", "").split()}
+        seen = {"", cursor.get("process_id", ""), *cursor.get("confirm", "").split()}
         orphans: list[str] = []
         start: int | None = None
         for _ in range(ORPHAN_PAGES):  # bounded: one sweep looks at this many rows at most
-            rows, start = await queue.list(
-                filter={">PROCESS_ID": ""}, order={"ID": "ASC"}, start=start
-            )
-            for row in rows:
-                if row.process_id and row.process_id not in known | set(orphans):
+            page = await queue.list(filter={">PROCESS_ID": ""}, order={"ID": "ASC"}, start=start)
+            for row in page.items:
+                if row.process_id not in seen:
+                    seen.add(row.process_id)
                     orphans.append(row.process_id)
+            start = page.next
             if start is None:
                 break
         for process_id in orphans:
@@ -249,7 +255,7 @@ class OfflineDrainer:
             )
             if batch.events:
                 await self._store_batch(member_id, queue, resumed, batch.events, report)
-            if not await lease.save({"process_id": "", "confirm": " ".join([*owed, resumed])}):
+            if not await _save(lease, report, "", [*owed, resumed]):
                 raise _LeaseLost
             return True
         # The confirms owed go out with the read: the coalescer sends them as one request.
@@ -278,21 +284,20 @@ class OfflineDrainer:
                 len(owed) - len(still_owed)
             )
         if read.exception() is not None and len(still_owed) < len(owed):
-            await lease.save({"confirm": " ".join(still_owed)})  # what the failed read cleared
+            await _save(lease, report, "", still_owed)  # what the failed read cleared
         batch = read.result()  # raises the read's error
         process_id = (batch.process_id or "") if batch.events else ""  # an empty read has one too
         if batch.events and not process_id:
             raise InvalidEvent("event.offline.get clear=0 returned rows without a process id")
         # written before any row is stored: a successor re-reads this batch after our crash
-        kept = await lease.save({"process_id": process_id, "confirm": " ".join(still_owed)})
+        kept = await _save(lease, report, process_id, still_owed)
         if not batch.events:
             metrics.OFFLINE_LAG_SECONDS.labels(member_id=member_id).set(0)
             if not kept:
                 raise _LeaseLost
             return False
         await self._store_batch(member_id, queue, process_id, batch.events, report)
-        confirm = " ".join([*still_owed, process_id])
-        if not kept or not await lease.save({"process_id": "", "confirm": confirm}):
+        if not kept or not await _save(lease, report, "", [*still_owed, process_id]):
             raise _LeaseLost
         return len(batch.events) >= self.batch_limit
 
