@@ -261,7 +261,7 @@ class PortalStore:
         for key, value in fields.items():
             key = str(key).upper()
             if key in ("PHONE", "EMAIL", "WEB", "IM"):
-                row[key] = self._multifield(key, value)
+                row[key] = self.multifield(key, value)
             elif key not in ("ID", "DATE_CREATE", "DATE_MODIFY", "CREATED_BY_ID"):
                 row[key] = value if isinstance(value, list | dict) else str(value)
         lead = Lead(lead_id, row)
@@ -299,7 +299,8 @@ class PortalStore:
             via=current_via(),
         )
 
-    def _multifield(self, type_id: str, value: Any) -> list[dict[str, Any]]:
+    def multifield(self, type_id: str, value: Any) -> list[dict[str, Any]]:
+        """Multifield values as stored: each a new ID, TYPE_ID, VALUE, VALUE_TYPE (WORK if none)."""
         items = list(value.values()) if isinstance(value, dict) else list(value or [])
         return [
             {

@@ -354,6 +354,10 @@ class PortalApi:
         """crm.lead.get."""
         return Lead.model_validate((await self.call("crm.lead.get", {"id": lead_id})).result)
 
+    async def crm_lead_update(self, lead_id: int, fields: Mapping[str, Any]) -> bool:
+        """crm.lead.update: the fields given; a multifield value without an ID is added."""
+        return await self._true("crm.lead.update", {"id": lead_id, "fields": fields})
+
     async def crm_lead_list(
         self,
         *,

@@ -114,8 +114,18 @@ class User(_Model):
         return _yn(value)
 
 
+class MultiValue(_Model):
+    """One value of a CRM multifield (PHONE, EMAIL, ...): `{ID, TYPE_ID, VALUE, VALUE_TYPE}`."""
+
+    id: int | None = Field(default=None, validation_alias=AliasChoices("ID", "id"))
+    value: str = Field(default="", validation_alias=AliasChoices("VALUE", "value"))
+    value_type: str | None = Field(
+        default=None, validation_alias=AliasChoices("VALUE_TYPE", "value_type")
+    )
+
+
 class Lead(_Model):
-    """A CRM lead of crm.lead.get / crm.lead.list."""
+    """A CRM lead of crm.lead.get / crm.lead.list (multifields only where asked for)."""
 
     id: int = Field(validation_alias=AliasChoices("ID", "id"))
     title: str | None = Field(default=None, validation_alias=AliasChoices("TITLE", "title"))
@@ -126,6 +136,8 @@ class Lead(_Model):
     source_id: str | None = Field(
         default=None, validation_alias=AliasChoices("SOURCE_ID", "source_id")
     )
+    phone: list[MultiValue] = Field(default=[], validation_alias=AliasChoices("PHONE", "phone"))
+    email: list[MultiValue] = Field(default=[], validation_alias=AliasChoices("EMAIL", "email"))
 
 
 class EventBinding(_Model):

@@ -10,20 +10,37 @@ Order (docs/bitrix24.md §5.16, §7.2; docs/design.md §3):
    data and ORIGINATOR_ID/ORIGIN_ID, which step 1 finds on any later try.
 An OutcomeUnknown on a create is followed by the lookups again before anything else; if they
 find nothing the create did not happen, and the error goes up so the runner retries the step.
+
+A lead we did not make with `crm.lead.add` (the line's own, or the portal's from
+`imopenlines.crm.lead.create`) was made from the chat's client profile, without what the bot
+collected. So it is completed: `crm.lead.get`, then one `crm.lead.update` with only the collected
+fields it lacks — NAME when empty or different, each e-mail and phone as a new multifield value
+when not among the lead's (docs/bitrix24.md §7.2: a value without an ID is added, nothing the lead
+holds is touched). Reading first makes a retry after a crash write nothing twice.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
 
 from orchestrator.bitrix.methods import PortalApi
+from orchestrator.bitrix.models import Lead
 from orchestrator.dialog.effects import CreateLead
 from orchestrator.errors import MethodError, OutcomeUnknown
 from orchestrator.observe import metrics
 
-__all__ = ["FALLBACK_CODES", "chat_lead_binding", "ensure_lead", "find_own_lead"]
+__all__ = [
+    "COLLECTED_FIELDS",
+    "FALLBACK_CODES",
+    "chat_lead_binding",
+    "complete_lead",
+    "ensure_lead",
+    "find_own_lead",
+    "missing_fields",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -36,6 +53,10 @@ FALLBACK_CODES = frozenset(
         "IMOL_CHAT_ERROR_NOT_LOAD_CRM",
     }
 )
+
+# What the bot collects from the client; every other field of a lead it did not make is the
+# line's or an operator's, and stays as it is.
+COLLECTED_FIELDS = ("NAME", "EMAIL", "PHONE")
 
 
 async def find_own_lead(api: PortalApi, effect: CreateLead) -> int | None:
@@ -58,14 +79,16 @@ async def chat_lead_binding(api: PortalApi, chat_id: int) -> int | None:
 
 
 async def _existing(api: PortalApi, effect: CreateLead) -> int | None:
-    found = await find_own_lead(api, effect)
+    found = await find_own_lead(api, effect)  # made by crm.lead.add: it carries the fields
     if found is None:
         found = await chat_lead_binding(api, effect.chat_id)
+        if found is not None:
+            await complete_lead(api, found, effect)
     return found
 
 
 async def ensure_lead(api: PortalApi, effect: CreateLead) -> int | None:
-    """The session's lead id: found, or created once."""
+    """The session's lead id: found, or created once; either way carrying the collected data."""
     found = await _existing(api, effect)
     if found is not None:
         _count(api, "found_existing")
@@ -79,6 +102,42 @@ async def ensure_lead(api: PortalApi, effect: CreateLead) -> int | None:
             _count(api, "found_existing")
             return found
         raise  # it did not happen: the runner's retry starts over from the lookups
+
+
+async def complete_lead(api: PortalApi, lead_id: int, effect: CreateLead) -> None:
+    """Write into a lead we did not make the collected fields it lacks (none: no call)."""
+    if not any(effect.fields.get(key) for key in COLLECTED_FIELDS):
+        return  # nothing collected: no read either
+    changes = missing_fields(await api.crm_lead_get(lead_id), effect.fields)
+    if changes:
+        await api.crm_lead_update(lead_id, changes)
+        log.info("lead_completed", lead_id=lead_id, fields=sorted(changes))
+        metrics.LEADS_COMPLETED.labels(member_id=api.member_id).inc()
+
+
+def missing_fields(lead: Lead, collected: Mapping[str, Any]) -> dict[str, Any]:
+    """The crm.lead.update `fields` that bring `collected` (NAME, and EMAIL/PHONE as lists of
+    {VALUE, VALUE_TYPE}) into `lead`: a changed NAME, and the multifield values it lacks."""
+    changes: dict[str, Any] = {}
+    name = str(collected.get("NAME") or "").strip()
+    if name and name != (lead.name or "").strip():
+        changes["NAME"] = name
+    for key, held in (("EMAIL", lead.email), ("PHONE", lead.phone)):
+        have = {_same(key, v.value) for v in held}
+        new = [v for v in collected.get(key) or [] if _same(key, v.get("VALUE", "")) not in have]
+        if new:
+            changes[key] = [
+                {"VALUE": v["VALUE"], "VALUE_TYPE": v.get("VALUE_TYPE", "WORK")} for v in new
+            ]
+    return changes
+
+
+def _same(key: str, value: object) -> str:
+    """A multifield value as compared: e-mails ignore case, phones keep only + and digits."""
+    text = str(value).strip()
+    if key == "EMAIL":
+        return text.casefold()
+    return "".join(c for c in text if c.isdigit() or c == "+")
 
 
 def _count(api: PortalApi, outcome: str) -> None:
@@ -99,6 +158,8 @@ async def _create(api: PortalApi, effect: CreateLead) -> int | None:
     if bound is None:
         # true without a binding: the portal made nothing (no CRM on the line); make it ourselves
         bound = await api.crm_lead_add(_fields(effect))
+    else:
+        await complete_lead(api, bound, effect)  # the portal made it from the client's profile
     _count(api, "created")
     return bound
 

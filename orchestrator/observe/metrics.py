@@ -39,6 +39,7 @@ __all__ = [
     "INSTALL_OUTCOMES",
     "JOB_SECONDS",
     "LEADS",
+    "LEADS_COMPLETED",
     "OFFLINE_BATCHES",
     "OFFLINE_ERRORS",
     "OFFLINE_LAG_SECONDS",
@@ -178,6 +179,12 @@ LEADS = Counter(
     "ol_leads",
     "Lead steps by outcome (created, found_existing, fallback: crm.lead.add after a refusal)",
     ["member_id", "outcome"],
+)
+LEADS_COMPLETED = Counter(
+    "ol_leads_completed",
+    "Leads the bot did not make (the line's, or made by imopenlines.crm.lead.create) that got "
+    "the collected fields they lacked (crm.lead.update)",
+    ["member_id"],
 )
 VOTES = Counter("ol_votes", "Head votes saved on finished sessions", ["member_id"])
 RECONCILE_CHECKS = Counter(

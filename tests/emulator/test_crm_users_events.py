@@ -1,4 +1,4 @@
-"""`crm.lead.add|get|list`, `user.get|search` and `event.bind|get|unbind` (docs/bitrix24.md §7)."""
+"""`crm.lead.add|get|list|update`, `user.get|search` and `event.bind|get|unbind` (docs/bitrix24.md §7)."""
 
 from __future__ import annotations
 
@@ -55,6 +55,66 @@ def test_lead_errors() -> None:
     assert _error(portal, "crm.lead.get", {}).code == "ERROR_CORE"
     err = _error(portal, "crm.lead.get", {"id": 999})
     assert (err.code, err.status) == ("ERROR_NOT_FOUND", 404)
+
+
+def test_lead_update_changes_named_fields_and_merges_multifields_by_id() -> None:
+    """crm.lead.update: only the named fields change; a multifield value with an existing ID
+    replaces it, an empty VALUE with an ID deletes it, a value without an ID is added."""
+    portal, _ = make_portal()
+    lead_id = call(
+        portal,
+        "crm.lead.add",
+        {
+            "fields": {
+                "TITLE": "Chat",
+                "NAME": "Boris",
+                "PHONE": [{"VALUE": "+100", "VALUE_TYPE": "WORK"}],
+                "EMAIL": [{"VALUE": "old@x.io"}, {"VALUE": "gone@x.io"}],
+            }
+        },
+    )
+    before = call(portal, "crm.lead.get", {"id": lead_id})
+    old, gone = (e["ID"] for e in before["EMAIL"])
+    assert call(
+        portal,
+        "crm.lead.update",
+        {
+            "id": lead_id,
+            "fields": {
+                "NAME": "Boris Petrov",
+                "EMAIL": [
+                    {"ID": old, "VALUE": "new@x.io", "VALUE_TYPE": "HOME"},
+                    {"ID": gone, "VALUE": ""},
+                ],
+                "PHONE": [{"VALUE": "+200", "VALUE_TYPE": "MOBILE"}],
+                "DATE_CREATE": "2000-01-01",
+            },
+        },
+    )
+    after = call(portal, "crm.lead.get", {"id": lead_id})
+    assert (after["TITLE"], after["NAME"]) == ("Chat", "Boris Petrov")
+    assert after["DATE_CREATE"] == before["DATE_CREATE"]
+    assert [(e["ID"], e["VALUE"], e["VALUE_TYPE"]) for e in after["EMAIL"]] == [
+        (old, "new@x.io", "HOME")
+    ]
+    assert [(p["VALUE"], p["VALUE_TYPE"]) for p in after["PHONE"]] == [
+        ("+100", "WORK"),
+        ("+200", "MOBILE"),
+    ]
+    assert after["PHONE"][1]["ID"] not in {p["ID"] for p in before["PHONE"]}
+    [entry] = portal.journal.entries("lead_updated")
+    assert entry["lead_id"] == lead_id
+    assert set(entry["fields"]) == {"NAME", "EMAIL", "PHONE"}
+
+
+def test_lead_update_errors() -> None:
+    """update without a valid id, of an unknown lead, or without fields fails like get and add."""
+    portal, _ = make_portal()
+    lead_id = call(portal, "crm.lead.add", {"fields": {"TITLE": "x"}})
+    assert _error(portal, "crm.lead.update", {"fields": {}}).code == "ERROR_CORE"
+    err = _error(portal, "crm.lead.update", {"id": 999, "fields": {"NAME": "y"}})
+    assert (err.code, err.status) == ("ERROR_NOT_FOUND", 404)
+    assert _error(portal, "crm.lead.update", {"id": lead_id}).code == "ERROR_CORE"
 
 
 def test_lead_list_filters_select_order_and_pages() -> None:

@@ -118,6 +118,84 @@ async def test_lead_is_the_chats_crm_binding_when_the_line_made_one(
     assert (await method_counts(emulator.url, "imopenlines.crm.lead.create"))["calls"] == 0
 
 
+def _collected(emulator: Any, chat_id: int, session_id: int) -> CreateLead:
+    """The lead effect of a dialog where the bot collected a name, an e-mail and a phone."""
+    base = _lead(emulator, chat_id, session_id)
+    fields = {
+        **base.fields,
+        "NAME": "Ann Lee-Smith",
+        "EMAIL": [{"VALUE": "ann@example.com", "VALUE_TYPE": "WORK"}],
+        "PHONE": [{"VALUE": "+1 555 0100", "VALUE_TYPE": "WORK"}],
+    }
+    return CreateLead(
+        session_id=session_id,
+        chat_id=chat_id,
+        fields=fields,
+        originator_id=base.originator_id,
+        origin_id=base.origin_id,
+    )
+
+
+def _contact(lead: dict[str, Any]) -> tuple[str, list[str], list[str]]:
+    return (
+        lead["NAME"],
+        [e["VALUE"] for e in lead.get("EMAIL", [])],
+        [p["VALUE"] for p in lead.get("PHONE", [])],
+    )
+
+
+async def test_the_lines_own_lead_gets_the_collected_fields_once(
+    client: BitrixClient, emulator: Any
+) -> None:
+    """The line made the lead from the client's profile (NAME "Ann", an e-mail of the profile
+    already there): the step writes the collected name, e-mail and phone into it with one
+    crm.lead.update, keeps what the lead had, and a retry of the step writes nothing again."""
+    chat_id, session_id = await _open_dialog(emulator, crm=True)
+    portal = emulator.portals[0].portal
+    bound = portal.chats[chat_id].crm_entity_id
+    portal.leads[bound].fields["EMAIL"] = portal.multifield("EMAIL", [{"VALUE": "ANN@example.com"}])
+    api = client.api(emulator.credentials["member_id"])
+    effect = _collected(emulator, chat_id, session_id)
+    assert await leads.ensure_lead(api, effect) == bound
+    assert await leads.ensure_lead(api, effect) == bound
+    assert _contact(portal.leads[bound].fields) == (
+        "Ann Lee-Smith",
+        ["ANN@example.com"],
+        ["+1 555 0100"],
+    )
+    assert (await method_counts(emulator.url, "crm.lead.update"))["calls"] == 1
+    assert (await method_counts(emulator.url, "crm.lead.add"))["calls"] == 0
+    assert portal.leads[bound].fields["TITLE"].startswith("Ann Lee")  # the line's title stays
+
+
+async def test_a_lead_made_by_imopenlines_crm_lead_create_is_completed(
+    client: BitrixClient, emulator: Any
+) -> None:
+    """The portal makes the lead from the chat (imopenlines.crm.lead.create): it lacks the
+    e-mail and phone until the step writes them."""
+    chat_id, session_id = await _open_dialog(emulator, crm=False)
+    await control(emulator.url, "POST", "operator-answer", {"chat_id": chat_id, "user_id": ADMIN})
+    api = client.api(emulator.credentials["member_id"])
+    lead_id = await leads.ensure_lead(api, _collected(emulator, chat_id, session_id))
+    assert lead_id is not None
+    fields = emulator.portals[0].portal.leads[lead_id].fields
+    assert _contact(fields) == ("Ann Lee-Smith", ["ann@example.com"], ["+1 555 0100"])
+
+
+async def test_a_lead_we_added_is_not_read_nor_updated(client: BitrixClient, emulator: Any) -> None:
+    """crm.lead.add carried the collected fields: found again, it costs no crm.lead.get."""
+    chat_id, session_id = await _open_dialog(emulator, crm=False)
+    api = client.api(emulator.credentials["member_id"])
+    effect = _collected(emulator, chat_id, session_id)
+    first = await leads.ensure_lead(api, effect)
+    assert await leads.ensure_lead(api, effect) == first
+    assert first is not None
+    fields = emulator.portals[0].portal.leads[first].fields
+    assert _contact(fields) == ("Ann Lee-Smith", ["ann@example.com"], ["+1 555 0100"])
+    assert (await method_counts(emulator.url, "crm.lead.get"))["calls"] == 0
+    assert (await method_counts(emulator.url, "crm.lead.update"))["calls"] == 0
+
+
 async def test_lead_by_imopenlines_crm_lead_create_is_read_back_from_the_binding(
     client: BitrixClient, emulator: Any
 ) -> None:
