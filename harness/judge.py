@@ -30,6 +30,7 @@ _EXAMPLES = 10  # problems kept in a report, per kind
 INVARIANTS = (
     ("lost", "acknowledged events whose effect the portal does not show"),
     ("duplicate_leads", "leads beyond one per session"),
+    ("contact_data_missing", "e-mails and phones clients gave that their session's lead lacks"),
     ("duplicate_messages", "messages of ours the portal shows twice"),
     ("stuck", "sessions not closed, or closed without their rating or lead"),
     ("disagreements", "portal-side disagreements with our records (lead, rating, state)"),
@@ -73,6 +74,7 @@ class Judgment:
     refused: int = 0
     stuck: int = 0
     duplicate_leads: int = 0
+    contact_data_missing: int = 0
     duplicate_messages: int = 0
     clients_gave_up: int = 0
     faults_after_write: int = 0
@@ -95,6 +97,7 @@ class Judgment:
             "refused": self.refused,
             "stuck": self.stuck,
             "duplicate_leads": self.duplicate_leads,
+            "contact_data_missing": self.contact_data_missing,
             "duplicate_messages": self.duplicate_messages,
             "clients_gave_up": self.clients_gave_up,
             "faults_after_write": self.faults_after_write,
@@ -144,6 +147,7 @@ async def judge_portals(plays: Sequence[PortalPlay]) -> Judgment:
         lost = truth.lost()
         stuck = truth.stuck(chats)
         doubles = truth.duplicate_messages()
+        no_contact = truth.contact_data_missing(chats)
         j.acknowledged += len(acknowledged)
         j.lost += len(lost)
         j.handled += len(acknowledged) - len(lost)
@@ -151,6 +155,7 @@ async def judge_portals(plays: Sequence[PortalPlay]) -> Judgment:
         j.stuck += len(stuck)
         j.duplicate_leads += truth.duplicate_leads()
         j.duplicate_messages += len(doubles)
+        j.contact_data_missing += len(no_contact)
         j.clients_gave_up += sum(1 for run in play.runs if run.error)
         j.faults_after_write += int(counters.get("faults_after_write", 0))
         for name, count in necessary_calls(truth).items():
@@ -160,7 +165,8 @@ async def judge_portals(plays: Sequence[PortalPlay]) -> Judgment:
         )
         j.note("stuck", [f"{play.member_id[:8]} {p}" for p in stuck])
         j.note("duplicate_messages", [f"{play.member_id[:8]} {d}" for d in doubles])
-        problems = [*stuck, *doubles]  # each `chat <id>: ...`
+        j.note("contact_data_missing", [f"{play.member_id[:8]} {p}" for p in no_contact])
+        problems = [*stuck, *doubles, *no_contact]  # each `chat <id>: ...`
         bad = {int(e.get("chat_id") or 0) for e in lost} | {
             int(p.split()[1].rstrip(":")) for p in problems if p.startswith("chat ")
         }

@@ -18,6 +18,9 @@ from our Redis. The counts:
                         without its rating (a head vote) or without a lead of ours
     duplicate leads     leads of one session beyond the first (ours by ORIGIN_ID, or the line's)
     duplicate messages  a message of ours shown again in the same chat within one turn
+    contact data missing  an e-mail or phone a client wrote in a session that none of the
+                        session's leads carries, as the lead stands after every
+                        `crm.lead.update` (the journal's `lead_updated`)
 
 How intent is known without our books: a turn is the span between two things people do in the
 chat (a client or an operator writing, a new session). In one turn the bot answers each event
@@ -34,6 +37,7 @@ whose copy was due anyway in a turn with two such events, separated by another m
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -66,6 +70,11 @@ DELIVERED = frozenset({"event_posted", "event_queued"})
 # Posts that carry no event, only "look at your queues" (the queues keep what it was about).
 HINTS = frozenset({"ONOFFLINEEVENT"})
 CLOSED = 60  # a session's status once it is really closed (docs/bitrix24.md §4.4)
+# A client message that is one e-mail address, or one phone number (7+ digits, with the usual
+# + ( ) - . and spaces): contact data the session's lead must carry. Deliberately not the bot's
+# own parsing: the judge reads what people wrote, as people would.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[A-Za-z]{2,}")
+_PHONE = re.compile(r"\+?[\d\s().-]{7,}")
 
 
 def _via(entry: dict[str, Any]) -> str:
@@ -165,9 +174,13 @@ class PortalTruth:
     def __post_init__(self) -> None:
         by_chat: defaultdict[int, list[dict[str, Any]]] = defaultdict(list)
         self._by_origin, self._by_session = defaultdict(set), defaultdict(set)
+        self._lead_fields: dict[int, dict[str, Any]] = {}
         for e in self.journal:
             if e.get("chat_id"):
                 by_chat[int(e["chat_id"])].append(e)
+            if e["kind"] in ("lead_created", "lead_updated"):
+                lead = self._lead_fields.setdefault(int(e["lead_id"]), {})
+                lead.update(e.get("fields") or {})
             if e["kind"] == "lead_created":
                 origin = str((e.get("fields") or {}).get("ORIGIN_ID", ""))
                 self._by_origin[origin].add(int(e["lead_id"]))
@@ -237,6 +250,35 @@ class PortalTruth:
             problems.append(f"chat {chat.chat_id}: session {session_id} has no lead")
         return problems
 
+    def contact_data_missing(self, chat_ids: Iterable[int]) -> list[str]:
+        """Each e-mail or phone a client of these chats wrote that its session's leads lack."""
+        problems = []
+        for chat_id in chat_ids:
+            chat = self.chats.get(chat_id)
+            if chat is None:
+                continue
+            for e in chat.entries:
+                if e["kind"] != "message" or e.get("author") != "client":
+                    continue
+                text = str(e.get("text", "")).strip()
+                kind = "EMAIL" if _EMAIL.fullmatch(text) else "PHONE" if _is_phone(text) else ""
+                if not kind:
+                    continue
+                at = chat.session_at(e["seq"]) or {}
+                session = int(e.get("session_id") or at.get("session_id") or 0)
+                if _contact(kind, text) not in self._contacts(chat_id, session, kind):
+                    problems.append(f"chat {chat_id}: session {session}'s lead lacks {text!r}")
+        return problems
+
+    def _contacts(self, chat_id: int, session_id: int, kind: str) -> set[str]:
+        """The e-mails or phones (as compared) the session's leads carry now."""
+        return {
+            _contact(kind, value.get("VALUE"))
+            for lead in self.leads(chat_id, session_id)
+            for value in self._lead_fields.get(lead, {}).get(kind) or []
+            if isinstance(value, dict)
+        }
+
     def bots(self) -> set[int]:
         """User ids of the bots registered on the portal (ours among them)."""
         return {int(e["bot_id"]) for e in self.journal if e["kind"] == "bot_registered"}
@@ -276,6 +318,18 @@ class PortalTruth:
             for chat in self.chats.values()
             for s in chat.sessions
         )
+
+
+def _is_phone(text: str) -> bool:
+    return bool(_PHONE.fullmatch(text)) and sum(c.isdigit() for c in text) >= 7
+
+
+def _contact(kind: str, value: object) -> str:
+    """An e-mail or phone as compared: e-mails ignore case, phones keep + and digits."""
+    text = str(value or "").strip()
+    return (
+        text.casefold() if kind == "EMAIL" else "".join(c for c in text if c.isdigit() or c == "+")
+    )
 
 
 def _chat_session(entry: dict[str, Any]) -> tuple[int, int]:

@@ -254,6 +254,7 @@ async def _report(
         "dialogs_lost": len(lost_dialogs),
         "duplicate_leads": judgment.duplicate_leads,
         "duplicate_messages": judgment.duplicate_messages,
+        "contact_data_missing": judgment.contact_data_missing,
         **polling_budget(counters, seconds=seconds, drain_per_s=drain),
         "examples": j.get("problem_examples", {}),
     }

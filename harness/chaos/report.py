@@ -57,6 +57,7 @@ def render(report: dict[str, Any], console: Console) -> None:
         ("events lost", report["lost"]),
         ("deliveries no ingress acknowledged", report["refused"]),
         ("duplicate leads", report["duplicate_leads"]),
+        ("e-mails and phones clients gave that their lead lacks", report["contact_data_missing"]),
         ("duplicate messages (ours, shown twice within a turn)", report["duplicate_messages"]),
         ("sessions stuck (not closed, or without rating or lead)", report["stuck"]),
         ("disagreements with our records", report["disagreements"]),

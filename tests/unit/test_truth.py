@@ -163,6 +163,25 @@ def test_a_second_lead_of_a_session_is_a_duplicate_lead() -> None:
     assert j.truth().duplicate_leads() == 1
 
 
+def test_an_email_or_phone_the_client_gave_must_be_on_the_sessions_lead() -> None:
+    """The client's e-mail and phone (written as people write them) must be among the lead's
+    multifield values as the lead stands after every update; a name-like text is not judged."""
+    j = _first_turn(Journal()).bot("How may I call you?").client("Boris")
+    j.client("Boris@Example.com").client("+7 (900) 123-45-67").ended()
+    lacking = j.truth().contact_data_missing([CHAT])
+    assert lacking == [
+        "chat 7: session 1's lead lacks 'Boris@Example.com'",
+        "chat 7: session 1's lead lacks '+7 (900) 123-45-67'",
+    ]
+    j.add(
+        "lead_updated", lead_id=101, fields={"EMAIL": [{"ID": "1", "VALUE": "boris@example.com"}]}
+    )
+    assert j.truth().contact_data_missing([CHAT]) == [lacking[1]]
+    j.add("lead_updated", lead_id=101, fields={"PHONE": [{"ID": "2", "VALUE": "+79001234567"}]})
+    assert j.truth().contact_data_missing([CHAT]) == []
+    assert j.truth().contact_data_missing([]) == []  # only the chats the clients opened
+
+
 def test_necessary_calls_count_what_the_portal_shows_and_name_the_read() -> None:
     j = _first_turn(Journal()).bot("How may I call you?").bot("Our prices...")
     j.add("session", chat_id=CHAT, session_id=1, reason="queue", operator_id=0)
