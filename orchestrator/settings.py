@@ -9,9 +9,11 @@ deploy/env.example).
 
 from __future__ import annotations
 
+import re
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
@@ -24,8 +26,25 @@ __all__ = [
     "RestConfig",
     "Settings",
     "WorkerConfig",
+    "explain_settings_error",
     "load_settings",
+    "redacted_url",
 ]
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+# An inbound webhook's URL: https://<portal>/rest/<user id>/<secret code>/ (docs/connect.md)
+_WEBHOOK_PATH = re.compile(r"/rest/\d+/[^/]+/?")
+
+
+def redacted_url(url: str) -> str:
+    """A URL fit for a log line or an error: scheme, host and port; no password, no path (a
+    webhook's path is its secret)."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ":<bad port>"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}" if parts.scheme else "<not a URL>"
 
 
 class RedisConfig(BaseModel):
@@ -50,6 +69,33 @@ class RedisConfig(BaseModel):
     dlq_max_len: int = Field(
         default=100_000, ge=0, description="dead letters kept, oldest trimmed first; 0: no cap"
     )
+    redis_start_wait_s: float = Field(
+        default=10.0,
+        ge=0,
+        description="how long ingress, worker and serve wait at start for Redis to answer before "
+        "they refuse to start (a running ingress rides out an outage on its spool)",
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in REDIS_SCHEMES:
+            raise ValueError(
+                f"{redacted_url(url)} is not a Redis URL; use redis://host:6379/0, "
+                "rediss://host:6380/0 (TLS) or unix:///path/to/redis.sock"
+            )
+        try:
+            parts.port  # noqa: B018 - parsing it is the check
+        except ValueError:
+            raise ValueError(f"the port of {redacted_url(url)} is not a number") from None
+        if parts.scheme != "unix" and not parts.hostname:
+            raise ValueError("names no host; use redis://host:6379/0")
+        if parts.scheme != "unix" and parts.path.strip("/") and not parts.path.strip("/").isdigit():
+            raise ValueError(f"the database of {redacted_url(url)} must be a number (/0)")
+        return url
 
 
 class PortalConfig(BaseModel):
@@ -77,6 +123,51 @@ class PortalConfig(BaseModel):
     b24_bot_client_id: str | None = Field(
         default=None, description="CLIENT_ID of a webhook-registered bot (imbot.* over webhooks)"
     )
+
+    @field_validator("b24_webhook_url")
+    @classmethod
+    def _webhook_url(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(
+                "is not a URL; copy the inbound webhook's URL from the portal: "
+                "https://<portal>/rest/<user id>/<code>/"
+            )
+        if not _WEBHOOK_PATH.fullmatch(parts.path):
+            raise ValueError(
+                f"{redacted_url(url)}{'/...' if parts.path else ''} is not an inbound webhook's "
+                "URL; it looks like https://<portal>/rest/<user id>/<code>/"
+            )
+        return url if url.endswith("/") else url + "/"
+
+    @field_validator("b24_oauth_url")
+    @classmethod
+    def _oauth_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("is not a URL (default https://oauth.bitrix.info/oauth/token/)")
+        return url
+
+    @model_validator(mode="after")
+    def _portal_credentials_complete(self) -> PortalConfig:
+        if self.b24_webhook_url and not self.b24_member_id:
+            raise ValueError(
+                "B24_WEBHOOK_URL is set without B24_MEMBER_ID: set B24_MEMBER_ID to the portal's "
+                "member_id (docs/connect.md says where the portal shows it)"
+            )
+        if bool(self.b24_client_id) != bool(self.b24_client_secret):
+            given, missing = (
+                ("B24_CLIENT_ID", "B24_CLIENT_SECRET")
+                if self.b24_client_id
+                else ("B24_CLIENT_SECRET", "B24_CLIENT_ID")
+            )
+            raise ValueError(
+                f"{given} is set without {missing}: an OAuth app needs both (the portal shows "
+                "them together on the local application's page; docs/connect.md)"
+            )
+        return self
 
 
 class RestConfig(BaseModel):
@@ -252,5 +343,26 @@ class Settings(
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read the environment once; explicit overrides (CLI flags, tests) win."""
+    """Read the environment once; explicit overrides (CLI flags, tests) win. A value that cannot
+    work raises pydantic's ValidationError; `explain_settings_error` words it for people."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+def explain_settings_error(exc: ValidationError) -> str:
+    """The settings' validation errors as one line, each naming its environment variable (and
+    the value it got, unless that is a secret or a URL that may carry one)."""
+    said = []
+    for error in exc.errors(include_url=False):
+        field = ".".join(str(part) for part in error["loc"])
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not field:  # a check across fields names its variables itself
+            said.append(message)
+        elif _SECRET.search(field):
+            said.append(f"{field.upper()}: {message}")
+        else:
+            said.append(f"{field.upper()}: {message} (got {error.get('input')!r:.80})")
+    return "invalid settings: " + "; ".join(said)
+
+
+# fields whose values an error must not echo: they are, or may carry, credentials
+_SECRET = re.compile(r"secret|token|password|_url$", re.IGNORECASE)

@@ -28,6 +28,7 @@ from arq.worker import Worker
 
 from orchestrator.bitrix.auth import AuthStore
 from orchestrator.bitrix.client import configured_webhooks
+from orchestrator.cli.startup import portal_mode, redis_for, wait_for_redis
 from orchestrator.observe.logs import configure_logging
 from orchestrator.pipeline.epoch import EpochWatch
 from orchestrator.pipeline.keys import Keys
@@ -222,4 +223,18 @@ def cli_main(args: argparse.Namespace) -> int:
     settings = load_settings(**overrides)
     configure_logging(settings.log_format, settings.log_level)
     factory = load_handler_factory(args.handler) if args.handler else None
-    return Supervisor(settings, factory).run()
+    with contextlib.ExitStack() as stack:
+        url = redis_for(settings, args, stack)
+        wait_for_redis(url, settings.redis_start_wait_s)
+        settings = settings.model_copy(update={"redis_url": url})
+        # the one line an operator looks for: what this worker drains, how, for which portals
+        log.info(
+            "worker_starting",
+            queue=settings.queue_name,
+            concurrency=settings.worker_concurrency,
+            handler=args.handler or settings.worker_handler,
+            fetch=settings.fetch_enabled,
+            metrics_port=settings.worker_metrics_port or None,
+            **portal_mode(settings),
+        )
+        return Supervisor(settings, factory).run()

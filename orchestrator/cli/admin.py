@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 from rich.console import Console
 from rich.table import Table
 
-from orchestrator.errors import ConfigurationError
+from orchestrator.cli.failures import CommandFailed, Exit
 from orchestrator.ingress.portals import Portals
 from orchestrator.pipeline.dlq import DeadLetters
 from orchestrator.pipeline.epoch import acknowledge_loss, persistence_mode, read_loss
@@ -49,7 +49,7 @@ def _when(ms: int) -> str:
 
 def _client(settings: Settings) -> aioredis.Redis:
     if not settings.redis_url:
-        raise ConfigurationError("REDIS_URL is not set")
+        raise CommandFailed("REDIS_URL is not set: point it at the Redis to inspect", Exit.CONFIG)
     return open_client(settings.redis_url)
 
 
@@ -57,11 +57,27 @@ def _main(
     run: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]],
     args: argparse.Namespace,
 ) -> int:
-    try:
-        return asyncio.run(run(args, load_settings()))
-    except ConfigurationError as exc:
-        console.print(f"[red]{exc}[/red]")
-        return 2
+    """Run; an expected failure (cli/failures.py) goes up to be said in one line."""
+    return asyncio.run(run(args, load_settings()))
+
+
+_STREAM_ID = re.compile(r"\d+(-\d+)?")
+
+
+def _entry_ids(ids: list[str]) -> list[str]:
+    """Dead letter ids as given, each checked to be a stream id (`1700000000000-0`)."""
+    bad = [i for i in ids if not _STREAM_ID.fullmatch(i)]
+    if bad:
+        raise CommandFailed(
+            f"{', '.join(map(repr, bad))} is not a dead letter id (like 1700000000000-0; "
+            "`orchestrator dlq list` shows them)",
+            Exit.USAGE,
+        )
+    return ids
+
+
+def _none_such(what: str, names: list[str]) -> CommandFailed:
+    return CommandFailed(f"no {what} {', '.join(names)}", Exit.NOT_FOUND)
 
 
 # --- dlq ---------------------------------------------------------------------------------------
@@ -88,19 +104,20 @@ async def run_dlq(args: argparse.Namespace, settings: Settings) -> int:
             console.print(table)
             return 0
         if action == "show":
-            letter = await dlq.get(args.entry_id)
+            letter = await dlq.get(_entry_ids([args.entry_id])[0])
             if letter is None:
-                console.print(f"[red]no dead letter {args.entry_id}[/red]")
-                return 1
+                raise _none_such("dead letter", [args.entry_id])
             console.print_json(json.dumps(dataclasses.asdict(letter), ensure_ascii=False))
             return 0
         ids = await _selected(dlq, args)
+        missing = [i for i in ids if await dlq.get(i) is None]
         if action == "replay":
-            done = [i for i in ids if await dlq.replay(i)]
+            done = [i for i in ids if i not in missing and await dlq.replay(i)]
             console.print(f"replayed {len(done)} of {len(ids)}")
-            return 0 if len(done) == len(ids) else 1
-        gone = await dlq.purge(None if args.all else ids)
-        console.print(f"purged {gone}")
+        else:
+            console.print(f"purged {await dlq.purge(None if args.all else ids)}")
+        if missing:
+            raise _none_such("dead letter", missing)
         return 0
     finally:
         await client.aclose()
@@ -110,8 +127,8 @@ async def _selected(dlq: DeadLetters, args: argparse.Namespace) -> list[str]:
     if args.all:
         return [d.entry_id for d in await dlq.entries(limit=1_000_000)]
     if not args.entry_ids:
-        raise ConfigurationError("name entry ids, or pass --all")
-    return list(args.entry_ids)
+        raise CommandFailed("name entry ids, or pass --all", Exit.USAGE)
+    return _entry_ids(list(args.entry_ids))
 
 
 def dlq_main(args: argparse.Namespace) -> int:
@@ -164,8 +181,7 @@ async def _session_show(store: Store, member_id: str, chat_id: str, history: int
     d = store.dialog(member_id, chat_id)
     state = await store.state(d)
     if state.version == 0 and not await aw(store.redis.exists(d.inbox)):
-        console.print(f"[red]no dialog {member_id}/{chat_id}[/red]")
-        return 1
+        raise _none_such("dialog", [f"{member_id}/{chat_id}"])
     lease = await aw(store.redis.get(d.lease))
     data = state.data.decode("utf-8", "replace") if state.data else None
     console.print_json(
@@ -237,9 +253,10 @@ async def run_portals(args: argparse.Namespace, settings: Settings) -> int:
             )
             console.print(f"registered {args.member_id}")
             return 0
-        removed = await portals.remove(args.member_id)
-        console.print(f"removed {args.member_id}" if removed else f"no portal {args.member_id}")
-        return 0 if removed else 1
+        if not await portals.remove(args.member_id):
+            raise _none_such("portal", [args.member_id])
+        console.print(f"removed {args.member_id}")
+        return 0
     finally:
         await client.aclose()
 

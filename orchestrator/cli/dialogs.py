@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+from orchestrator.cli.failures import Exit
 from orchestrator.cli.lazy import lazy
 from orchestrator.errors import (
     ConfigurationError,
@@ -75,7 +76,8 @@ def print_json(value: Any) -> None:
 
 
 def fail(exc: OrchestratorError) -> int:
-    """One clear line on stderr; the exit code of a refused call (1) or a bad setup (2)."""
+    """One clear line on stderr; the exit code of a refused call (1) or a bad setup (78, as
+    every command says it: orchestrator/cli/failures.py)."""
     if isinstance(exc, PortalError):
         where = f" ({exc.method})" if exc.method else ""
         text = exc.description or "no description"
@@ -85,18 +87,16 @@ def fail(exc: OrchestratorError) -> int:
         print(f"error: outcome unknown, check the portal before retrying: {exc}", file=sys.stderr)
         return 1
     print(f"error: {exc}", file=sys.stderr)
-    return 2 if isinstance(exc, ConfigurationError) else 1
+    return int(Exit.CONFIG) if isinstance(exc, ConfigurationError) else 1
 
 
 def run_cli(
     run: Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]],
     args: argparse.Namespace,
 ) -> int:
-    """Run a portal command with the environment's settings."""
-    try:
-        return asyncio.run(run(args, load_settings()))
-    except ConfigurationError as exc:
-        return fail(exc)
+    """Run a portal command with the environment's settings (a bad setup goes up to be said in
+    one line: orchestrator/cli/failures.py)."""
+    return asyncio.run(run(args, load_settings()))
 
 
 # --- the actions ---------------------------------------------------------------------------------

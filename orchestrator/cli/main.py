@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from orchestrator.cli.dialogs import add_dialogs
+from orchestrator.cli.failures import run_guarded
 from orchestrator.cli.lazy import Sub, tool
 from orchestrator.cli.pipeline import PIPELINE_BUILDERS
 from orchestrator.cli.register_bot import add_register_bot
@@ -91,9 +93,19 @@ BUILDERS: list[Callable[[Sub], None]] = [
 ]
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse without prefix matching: `serve --worker 3` is an error, not `--workers 3`
+    (a flag added later would silently change what an old command line means). Subcommands
+    are made of this class too (add_subparsers takes the parser's own class)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = Parser(
         prog="orchestrator",
         description="Open Lines dialog orchestrator: ingress, workers, tools, emulator, benches.",
     )
@@ -106,8 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; its exit code."""
     args = build_parser().parse_args(argv)
-    code: int = args.func(args)
-    return code
+    return run_guarded(args.func, args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from orchestrator.cli.lazy import Sub, lazy
+from orchestrator.cli.startup import add_embedded_redis_flag
 
 __all__ = ["PIPELINE_BUILDERS"]
 
@@ -14,7 +15,8 @@ def _add_ingress(sub: Sub) -> None:
     p = sub.add_parser("ingress", help="run the event ingress (POST /b24/events, health, metrics)")
     p.add_argument("--host", default=None, help="bind address (default INGRESS_HOST)")
     p.add_argument("--port", type=int, default=None, help="port (default INGRESS_PORT)")
-    p.set_defaults(func=lazy("orchestrator.ingress.app:cli_main"))
+    add_embedded_redis_flag(p)
+    p.set_defaults(func=lazy("orchestrator.cli.ingress:cli_main"))
 
 
 def _add_worker(sub: Sub) -> None:
@@ -30,6 +32,7 @@ def _add_worker(sub: Sub) -> None:
         default=None,
         help="dialogs drained at once (default WORKER_CONCURRENCY)",
     )
+    add_embedded_redis_flag(p)
     p.set_defaults(func=lazy("worker.main:cli_main"))
 
 
@@ -38,6 +41,7 @@ def _add_serve(sub: Sub) -> None:
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--handler", default=None, help="passed to each worker")
     p.add_argument("--port", type=int, default=None, help="ingress port (default INGRESS_PORT)")
+    add_embedded_redis_flag(p)
     p.set_defaults(func=lazy("orchestrator.cli.serve:cli_main"))
 
 

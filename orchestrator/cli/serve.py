@@ -13,13 +13,14 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 from types import FrameType
 
+from orchestrator.cli.startup import redis_for, require_a_portal, wait_for_redis
 from orchestrator.observe.logs import configure_logging
-from orchestrator.redis.server import EmbeddedRedis
 from orchestrator.settings import Settings, load_settings
 
 __all__ = ["cli_main", "spawn_children", "stop_children", "worker_env"]
@@ -73,11 +74,42 @@ def cli_main(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     with contextlib.ExitStack() as stack:
-        url = settings.redis_url or stack.enter_context(EmbeddedRedis()).url
+        url = redis_for(settings, args, stack)
+        # checked once here, not in every child: one clear line when something is missing
+        wait_for_redis(url, settings.redis_start_wait_s)
+        require_a_portal(settings.model_copy(update={"redis_url": url}))
+        _port_is_free(settings.ingress_host, args.port or settings.ingress_port)
         children = spawn_children(settings, args.workers, args.handler, args.port, url)
+        dead = None
         try:
-            while not stop and all(c.poll() is None for c in children):
+            while not stop and dead is None:
                 time.sleep(0.2)
+                dead = next((c for c in children if c.poll() is not None), None)
         finally:
             stop_children(children, settings.shutdown_grace_s + 5)
-    return 0 if stop else 1
+    if dead is None:
+        return 0
+    # a child ended on its own: it said why on stderr; its code is ours (the same kind)
+    print(
+        f"orchestrator serve: {_role(children, dead)} exited with {dead.returncode}; "
+        "stopped the others",
+        file=sys.stderr,
+    )
+    return dead.returncode if dead.returncode > 0 else 1
+
+
+def _port_is_free(host: str, port: int) -> None:
+    """Bind the ingress's port once before any child starts: a port someone holds is then one
+    line from us (cli/failures.py), not the ingress child's death and the workers stopped."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as aiohttp binds it
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            exc.strerror = f"{host}:{port}: {exc.strerror}"
+            raise
+
+
+def _role(children: list[subprocess.Popen[bytes]], child: subprocess.Popen[bytes]) -> str:
+    index = children.index(child)
+    return "the ingress" if index == 0 else f"worker {index - 1}"

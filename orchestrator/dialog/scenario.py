@@ -8,6 +8,7 @@ Unknown keys are refused everywhere, so a typo fails at load time with its path,
 
 from __future__ import annotations
 
+import difflib
 import re
 from datetime import datetime, time
 from importlib import resources
@@ -328,9 +329,25 @@ def parse_scenario(document: Any, source: str = "<scenario>") -> ScenarioSet:
     try:
         return ScenarioSet.model_validate({"default": default, "lines": merged})
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
+        errors = exc.errors(include_url=False)
+        # a misspelt key also makes its right spelling "missing": name the misspelling first
+        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         where = ".".join(str(part) for part in first["loc"])
-        raise ScenarioError(f"{source}: {where}: {first['msg']}") from exc
+        raise ScenarioError(f"{source}: {where}: {first['msg']}{_did_you_mean(first)}") from exc
+
+
+def _did_you_mean(error: Any) -> str:
+    """For a key no model knows, the nearest one that some scenario model does."""
+    if error["type"] != "extra_forbidden" or not error["loc"]:
+        return ""
+    known = {
+        name
+        for model in globals().values()
+        if isinstance(model, type) and issubclass(model, BaseModel) and model is not BaseModel
+        for name in model.model_fields
+    }
+    near = difflib.get_close_matches(str(error["loc"][-1]), sorted(known), n=1)
+    return f"; did you mean {near[0]!r}?" if near else ""
 
 
 def load_scenario(path: str | Path | None = None) -> ScenarioSet:

@@ -10,13 +10,11 @@ the connection limits production runs with are the ones the tests exercise.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import functools
 import json
 import os
-import signal
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -49,7 +47,7 @@ from orchestrator.pipeline.queue import now_ms
 from orchestrator.pipeline.records import IngestResult
 from orchestrator.pipeline.store import Store
 from orchestrator.redis.client import open_client
-from orchestrator.settings import Settings, load_settings
+from orchestrator.settings import Settings
 
 __all__ = [
     "INTAKE",
@@ -58,7 +56,6 @@ __all__ = [
     "SPOOL",
     "IngressServer",
     "build_app",
-    "cli_main",
     "open_redis",
     "start_ingress",
 ]
@@ -364,35 +361,3 @@ async def start_ingress(settings: Settings, host: str, port: int) -> IngressServ
     if ":" in bound_host:  # an IPv6 address goes in brackets in a URL
         bound_host = f"[{bound_host}]"
     return IngressServer(f"http://{bound_host}:{bound_port}", runner, guard)
-
-
-async def _serve_until_signalled(settings: Settings, host: str, port: int) -> None:
-    """Serve until SIGTERM or SIGINT, then stop gracefully (requests in flight finish)."""
-    stopping = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping.set)
-    server = await start_ingress(settings, host, port)
-    log.info("ingress_listening", url=server.url)
-    try:
-        await stopping.wait()
-    finally:
-        await server.stop()
-
-
-def cli_main(args: argparse.Namespace) -> int:
-    """`orchestrator ingress`."""
-    from orchestrator.observe.logs import configure_logging
-    from orchestrator.redis.server import EmbeddedRedis
-
-    settings = load_settings()
-    configure_logging(settings.log_format, settings.log_level)
-    host = args.host or settings.ingress_host
-    port = args.port or settings.ingress_port
-    if settings.redis_url:
-        asyncio.run(_serve_until_signalled(settings, host, port))
-        return 0
-    with EmbeddedRedis() as server:  # no REDIS_URL: a throwaway local server (dev only)
-        settings = settings.model_copy(update={"redis_url": server.url})
-        asyncio.run(_serve_until_signalled(settings, host, port))
-    return 0

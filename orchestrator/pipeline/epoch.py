@@ -120,9 +120,18 @@ class EpochWatch:
     async def run(self, stopping: asyncio.Event | None = None) -> None:
         """Start (once Redis answers), then check every interval until stopped or cancelled."""
         stopping = stopping or asyncio.Event()
+        reachable: bool | None = None  # said once per change: an outage is one line, not many
         while not stopping.is_set():
-            with contextlib.suppress(*_DOWN):
+            try:
                 await (self.check() if self.epoch else self.start())
+            except _DOWN as exc:
+                if reachable is not False:
+                    log.warning("redis_unreachable", error=repr(exc), by=self.who)
+                reachable = False
+            else:
+                if reachable is False:
+                    log.info("redis_reachable_again", by=self.who)
+                reachable = True
             # asyncio.timeout, not wait_for: on 3.11 a cancel that meets wait_for's own timeout
             # comes out as TimeoutError, and the task would never stop
             with contextlib.suppress(TimeoutError):

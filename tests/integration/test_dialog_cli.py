@@ -256,6 +256,7 @@ async def test_main_runs_the_command_from_the_environment(
     """`orchestrator dialogs get` through `main(argv)`: settings from the environment and an
     embedded Redis of its own when REDIS_URL is unset."""
     monkeypatch.setenv("B24_WEBHOOK_URL", emulator.credentials["webhook_url"])
+    monkeypatch.setenv("B24_MEMBER_ID", emulator.credentials["member_id"])
     monkeypatch.delenv("REDIS_URL", raising=False)
     # main() runs its own event loop: a thread keeps this test's loop serving the emulator
     code = await asyncio.to_thread(main, ["dialogs", "get", "--chat-id", str(chat["chat_id"])])

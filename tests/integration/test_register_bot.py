@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from orchestrator.cli import build_parser
+from orchestrator.cli.failures import Exit
 from orchestrator.cli.register_bot import OPENLINE_EVENTS, run_register
 from orchestrator.settings import Settings
 from tests.integration.client_support import oauth_client
@@ -98,6 +99,6 @@ async def test_webhook_without_client_id_is_refused_before_any_call(
     hook = settings.model_copy(update={"b24_webhook_url": emulator.credentials["webhook_url"]})
     bots_before = set(emulator.portals[0].portal.bots)
     code, out, err = await _register(hook, capsys)
-    assert (code, out) == (2, None)
+    assert (code, out) == (Exit.CONFIG, None)
     assert "--client-id" in err
     assert set(emulator.portals[0].portal.bots) == bots_before

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 from emulator.server import EmulatorConfig, run_emulator
 from orchestrator.cli import build_parser
+from orchestrator.cli.failures import Exit
 from orchestrator.cli.register_bot import run_register
 from orchestrator.cli.register_bot_v2 import OFFLINE_EVENTS, ON_OFFLINE_EVENT
 from orchestrator.pipeline.keys import Keys
@@ -149,7 +150,7 @@ async def test_a_lost_token_refuses_instead_of_registering_another_owner(
     assert (await _run(hook, capsys))[0] == 0
     await redis.delete(Keys(settings.key_prefix).bot(emulator.credentials["member_id"], CODE))
     code, out, text = await _run(hook, capsys)
-    assert (code, out) == (2, None)
+    assert (code, out) == (Exit.CONFIG, None)
     assert "belongs to another owner" in text
     assert (await method_counts(emulator.url, "imbot.v2.bot.register"))["calls"] == 1
     assert len(emulator.portals[0].portal.bots_v2.bots) == 1
@@ -220,7 +221,7 @@ async def test_a_mode_that_needs_our_url_is_refused_before_any_call(
     hook = webhook_settings(settings, emulator.credentials)
     bots = set(emulator.portals[0].portal.bots)
     code, out, text = await _run(hook, capsys, *argv)
-    assert (code, out) == (2, None)
+    assert (code, out) == (Exit.CONFIG, None)
     assert needs in text
     assert set(emulator.portals[0].portal.bots) == bots
 
@@ -268,5 +269,5 @@ async def test_a_v1_bot_of_that_code_is_not_taken_for_a_v2_one(
     args = ("--member-id", member, "--ingress-url", INGRESS, "--no-bind")
     assert (await _run(app, capsys, "--api", "v1", *args))[0] == 0
     code, out, text = await _run(app, capsys, *args)
-    assert (code, out) == (2, None)
+    assert (code, out) == (Exit.CONFIG, None)
     assert "--api v1" in text

@@ -8,6 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from orchestrator.cli.admin import run_dlq, run_sessions
+from orchestrator.cli.failures import CommandFailed, Exit
 from orchestrator.pipeline.dlq import DeadLetters
 from orchestrator.pipeline.runner import Runner
 from orchestrator.pipeline.store import Store
@@ -58,12 +59,11 @@ async def test_sessions_list_and_show_print_state_history_and_effects(
     assert '"version": 2' in shown  # two applied, one dead-lettered
     assert "applied" in shown
     assert "dead" in shown
-    assert (
+    with pytest.raises(CommandFailed, match="no dialog m-admin/404") as missing:
         await run_sessions(
             _ns(sessions_command="show", member_id=M, chat_id="404", history=10), fast_settings
         )
-        == 1
-    )
+    assert missing.value.code == Exit.NOT_FOUND
 
 
 async def test_dlq_list_show_and_purge(

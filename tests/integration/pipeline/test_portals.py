@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 
 from orchestrator.bitrix.auth import AuthStore
 from orchestrator.cli.admin import run_portals
+from orchestrator.cli.failures import CommandFailed, Exit
 from orchestrator.ingress.portals import Portals, token_hash
 from orchestrator.pipeline.keys import Keys
 from orchestrator.settings import Settings
@@ -144,7 +145,9 @@ async def test_portals_command_adds_lists_and_removes(
     assert await run_portals(argparse.Namespace(portals_command="list"), fast_settings) == 0
     remove = argparse.Namespace(portals_command="remove", member_id="m-cli")
     assert await run_portals(remove, fast_settings) == 0
-    assert await run_portals(remove, fast_settings) == 1  # gone already
+    with pytest.raises(CommandFailed, match="no portal m-cli") as gone:  # gone already
+        await run_portals(remove, fast_settings)
+    assert gone.value.code == Exit.NOT_FOUND
 
 
 async def test_webhook_portal_from_settings_is_registered_at_startup(
