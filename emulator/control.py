@@ -20,19 +20,31 @@ from emulator.transport import json_response
 
 Action = Callable[[Any, dict[str, Any]], dict[str, Any]]
 
+
+def _chat(portal: Any, body: dict[str, Any]) -> int:
+    """The chat a body names: `chat_id`, or the client's `user_code` (a person at a keyboard, or
+    a shell script, knows who is writing rather than the portal's chat id)."""
+    if "chat_id" in body or "user_code" not in body:
+        return int(body["chat_id"])
+    chat = portal.chat_by_user_code(str(body["user_code"]))
+    if chat is None:
+        raise BadRequest(f"no chat of user_code {body['user_code']!r}")
+    return int(chat.id)
+
+
 # Domain actions of B's Portal, by route: (portal, body) -> result.
 ACTIONS: dict[str, Action] = {
     "client-message": lambda p, b: p.client_message(
         int(b["line_id"]), str(b["text"]), b.get("user_code"), b.get("name")
     ),
-    "operator-answer": lambda p, b: p.operator_answer(int(b["chat_id"]), int(b["user_id"])),
+    "operator-answer": lambda p, b: p.operator_answer(_chat(p, b), int(b["user_id"])),
     "operator-message": lambda p, b: p.operator_message(
-        int(b["chat_id"]), int(b["user_id"]), str(b["text"])
+        _chat(p, b), int(b["user_id"]), str(b["text"])
     ),
-    "operator-finish": lambda p, b: p.operator_finish(int(b["chat_id"]), int(b["user_id"])),
-    "client-vote": lambda p, b: p.client_vote(int(b["chat_id"]), str(b["vote"])),
+    "operator-finish": lambda p, b: p.operator_finish(_chat(p, b), int(b["user_id"])),
+    "client-vote": lambda p, b: p.client_vote(_chat(p, b), str(b["vote"])),
     "client-command": lambda p, b: p.client_command(
-        int(b["chat_id"]), int(b["message_id"]), str(b["command"])
+        _chat(p, b), int(b["message_id"]), str(b["command"])
     ),
 }
 

@@ -235,3 +235,28 @@ async def test_cli_serves_until_sigterm() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+async def test_people_name_their_chat_by_user_code_as_well_as_by_chat_id(
+    emu: RunningEmulator, http: aiohttp.ClientSession
+) -> None:
+    """operator-answer, operator-finish and client-vote find the chat by the client's user_code
+    (what a shell walk-through knows); an unknown one is a 400 that says so."""
+    code = "livechat|1|77|88"
+    status, opened = await control(
+        http, emu.url, "client-message", {"line_id": 1, "text": "Hi", "user_code": code}
+    )
+    assert status == 200
+    status, answered = await control(
+        http, emu.url, "operator-answer", {"user_code": code, "user_id": 2}
+    )
+    assert (status, answered["chat_id"]) == (200, opened["chat_id"])
+    status, _ = await control(http, emu.url, "operator-finish", {"user_code": code, "user_id": 2})
+    assert status == 200
+    status, voted = await control(http, emu.url, "client-vote", {"user_code": code, "vote": "like"})
+    assert (status, voted["chat_id"]) == (200, opened["chat_id"])
+    status, body = await control(
+        http, emu.url, "client-vote", {"user_code": "x|1|2|3", "vote": "like"}
+    )
+    assert (status, body["error"]) == (400, "BAD_REQUEST")
+    assert "x|1|2|3" in body["error_description"]
