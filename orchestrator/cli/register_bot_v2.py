@@ -58,7 +58,14 @@ OFFLINE_UNREGISTERED_NOTE = (
 OFFLINE_WEBHOOK_NOTE = (
     "offline event binding needs an OAuth app and an administrator "
     "(docs/bitrix24-offline-events.md §1.1); on a webhook portal the Open Lines events "
-    "(ONSESSIONSTART, ONSESSIONFINISH, ONOPENLINEMESSAGEADD) and onOfflineEvent are not bound"
+    "(ONSESSIONSTART, ONSESSIONFINISH, ONOPENLINEMESSAGEADD) and onOfflineEvent are not bound. "
+    "The bot still answers (its own events come by fetch), and a session closed by an operator "
+    "or the portal is found by the workers' reconciliation sweep (RECONCILE_INTERVAL_S, 300 s by "
+    "default): its rating and lead follow the close within that (docs/connect.md)"
+)
+NO_LINE_NOTE = (
+    "no --line given: the bot is no line's welcome bot yet, so no client reaches it; run again "
+    "with --line <line id> (docs/connect.md says where the portal shows a line's id)"
 )
 
 
@@ -198,4 +205,8 @@ async def register_v2(
         changed, _ = await api.lines().attach_welcome_bot(line_id, WelcomeBot(bot.id))
         (attached if changed else already).append(line_id)
     report.update({"lines_attached": attached, "lines_already": already})
+    # what the run could not do, so the bot would not answer or not finish its dialogs
+    report["still_missing"] = [] if attached or already else [NO_LINE_NOTE]
+    if not attached and not already:
+        print(f"missing: {NO_LINE_NOTE}", file=sys.stderr)
     return report

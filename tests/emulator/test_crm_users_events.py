@@ -1,4 +1,4 @@
-"""`crm.lead.add|get|list|update`, `user.get|search` and `event.bind|get|unbind` (docs/bitrix24.md §7)."""
+"""`crm.lead.*`, `user.get|search` and `event.bind|get|unbind` (docs/bitrix24.md §7)."""
 
 from __future__ import annotations
 
