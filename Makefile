@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test check bench chaos clean
+.PHONY: run test check bench chaos clean prometheus
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,23 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/orchestrator demo
 
+## prometheus: a real Prometheus server for tests/e2e/test_prometheus_dashboard.py: Debian's
+## package, fetched with apt-get download and unpacked under the venv (no install, no root)
+PROM_DIR   := $(VENV)/prometheus
+PROM_STAMP := $(PROM_DIR)/.installed
+prometheus: $(PROM_STAMP)
+$(PROM_STAMP):
+	rm -rf $(PROM_DIR) && mkdir -p $(PROM_DIR)/deb
+	# apt's package lists may be missing on a new machine: refresh them once, then try again
+	cd $(PROM_DIR)/deb && { apt-get download prometheus || \
+		{ apt-get update -qq && apt-get download prometheus; }; }
+	dpkg-deb -x $(PROM_DIR)/deb/prometheus_*.deb $(PROM_DIR)
+	rm -rf $(PROM_DIR)/deb
+	$(PROM_DIR)/usr/bin/prometheus --version
+	touch $(PROM_STAMP)
+
 ## test: the whole suite (embedded Redis unless REDIS_URL is set)
-test: $(STAMP)
+test: $(STAMP) $(PROM_STAMP)
 	$(BIN)/pytest
 
 ## check: lint and types

@@ -37,8 +37,8 @@ from typing import Any
 from rich.console import Console
 
 from emulator.limits import PLANS
-from harness.bench.e2e_render import render
-from harness.bench.e2e_watch import STEPS, Sampler, StepWatch, chart, step_percentiles
+from harness.bench.e2e_render import chart, render
+from harness.bench.e2e_watch import STEPS, Sampler, StepWatch, step_percentiles
 from harness.bench.light import light_replies
 from harness.bench.play import (
     PortalPlay,
@@ -164,6 +164,12 @@ async def _measure(stack: Stack, counts: list[int], opts: E2EOptions) -> dict[st
         "portals": per_portal,
         "watch": watch,
         "reply_samples": [s for p in plays for s in p.actors.step_s],
+        # (seconds into the run, latency) of each reply, for the chart's latency panel
+        "reply_times": [
+            (at - sampler.started, s)
+            for p in plays
+            for at, s in zip(p.actors.reply_at, p.actors.step_s, strict=True)
+        ],
         "samples": sampler.samples,
         "problems": [p for v in checks for p in v.problems][:20],
     }
@@ -316,7 +322,8 @@ async def run_bench(settings: Settings, opts: E2EOptions, console: Console) -> d
             report["verdict"] = "fail"
     report.update(workers=opts.workers, portals=opts.portals, chart=opts.chart)
     title = f"bench e2e: {report['dialogs']} dialogs"
-    await asyncio.to_thread(chart, report.pop("samples"), opts.chart, title)
+    samples, replies = report.pop("samples"), report.pop("reply_times")
+    await asyncio.to_thread(chart, report, samples, replies, opts.chart, title)
     await asyncio.to_thread(write_json, opts.output, report)
     return report
 

@@ -1,13 +1,32 @@
-"""The table `orchestrator bench e2e` prints: the headline figures, the verdict, what broke."""
+"""What `orchestrator bench e2e` shows: the table it prints (the headline figures, the verdict,
+what broke) and its chart (bench-e2e.png): throughput against both ceilings, the bot's reply
+latency over the run, and the queues."""
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["render"]
+from harness.charts import percentile_series, save, subplots, window_s
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from harness.bench.e2e_watch import Sample
+
+__all__ = ["CEILINGS", "chart", "chart_figure", "render"]
+
+# The report's two ceilings, drawn across the throughput axes (report key, legend, line style):
+# what the portal's budget allows at the calls a dialog needs, and at the calls we made.
+CEILINGS = (
+    ("true_ceiling_dialogs_per_s", "true ceiling", "--"),
+    ("ceiling_at_our_calls_dialogs_per_s", "ceiling at our calls", ":"),
+)
 
 
 def render(report: dict[str, Any], console: Console) -> None:
@@ -51,6 +70,7 @@ def render(report: dict[str, Any], console: Console) -> None:
     rows += [
         ("events acknowledged / lost (the portal's journal)", "{acknowledged} / {lost}"),
         ("duplicate leads / duplicate messages", "{duplicate_leads} / {duplicate_messages}"),
+        ("e-mails and phones clients gave that their lead lacks", "{contact_data_missing}"),
         ("sessions stuck (not closed, or without rating or lead)", "{stuck}"),
         (
             "disagreements with our records / clients who gave up",
@@ -73,3 +93,62 @@ def render(report: dict[str, Any], console: Console) -> None:
     examples = [e for kind in report.get("problem_examples", {}).values() for e in kind]
     for problem in examples + report["problems"]:
         console.print(f"[red]- {problem}[/]")
+
+
+def _per_second(samples: Sequence[Sample], count: Callable[[Sample], int]) -> list[float]:
+    """The per-second rate of a cumulative count between consecutive samples (0 at the start)."""
+    return [0.0] + [
+        (count(b) - count(a)) / max(b.t - a.t, 1e-9) for a, b in itertools.pairwise(samples)
+    ]
+
+
+def chart_figure(
+    report: dict[str, Any],
+    samples: Sequence[Sample],
+    replies: Sequence[tuple[float, float]],
+    title: str,
+) -> Figure:
+    """The chart as a figure: dialogs closed/s and REST requests/s with the two ceilings drawn
+    across; the reply latency (each reply, and p50/p99 per window) over the same seconds; the
+    queue depths. `replies` are (seconds since the run started, latency in seconds)."""
+    fig, (top, middle, bottom) = subplots(3, 1, sharex=True, figsize=(10, 9))
+    t = [s.t for s in samples]
+    top.plot(t, _per_second(samples, lambda s: s.closed), label="dialogs closed / s")
+    top.plot(t, _per_second(samples, lambda s: s.requests), label="REST HTTP requests / s")
+    for key, name, style in CEILINGS:
+        if report.get(key):  # None or 0: no dialog measured, nothing to draw
+            value = float(report[key])
+            top.axhline(value, linestyle=style, color="black", label=f"{name}: {value:g} dialogs/s")
+    top.set_ylabel("per second")
+    top.legend(loc="upper right", fontsize="small")
+    top.set_title(title)
+    span = max([s.t for s in samples] + [at for at, _ in replies], default=1.0)
+    width = window_s(span)
+    middle.scatter(
+        [at for at, _ in replies], [s for _, s in replies], s=4, alpha=0.3, label="each reply"
+    )
+    mids, series = percentile_series(replies, width)
+    for q, values in series.items():
+        middle.plot(mids, values, marker=".", label=f"p{q:g} per {width:g} s")
+    middle.set_ylabel("reply latency, s")
+    middle.set_title("client message -> bot reply", fontsize="medium")
+    middle.legend(loc="upper right", fontsize="small")
+    bottom.plot(t, [s.pending for s in samples], label="dialogs with work pending")
+    bottom.plot(t, [s.waiting_jobs for s in samples], label="drain jobs waiting for a worker")
+    bottom.plot(t, [s.running_jobs for s in samples], label="drains running")
+    bottom.set_xlabel("seconds")
+    bottom.set_ylabel("queue depth")
+    bottom.legend(loc="upper right", fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def chart(
+    report: dict[str, Any],
+    samples: Sequence[Sample],
+    replies: Sequence[tuple[float, float]],
+    path: str | Path,
+    title: str,
+) -> None:
+    """Write the chart (`chart_figure`) as a PNG."""
+    save(chart_figure(report, samples, replies, title), path)

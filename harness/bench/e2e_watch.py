@@ -1,5 +1,5 @@
 """What `bench e2e` watches while it runs: each session's milestones on the wall clock, and a
-once-a-second sample of throughput and queue depth for the chart.
+once-a-second sample of throughput and queue depth for the chart (harness/bench/e2e_render.py).
 
 The milestones are read from the in-process emulated portals (no REST calls, so watching costs
 the portal's budget nothing):
@@ -14,7 +14,6 @@ the portal's budget nothing):
 from __future__ import annotations
 
 import asyncio
-import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -177,37 +176,6 @@ class Sampler:
         if len(inside) < 2:
             return 0, 0.0
         return inside[-1].requests - inside[0].requests, inside[-1].t - inside[0].t
-
-
-def chart(samples: list[Sample], path: str, title: str) -> None:
-    """Throughput (dialogs closed/s, REST requests/s) and queue depth over time, as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    t = [s.t for s in samples]
-    rate = [0.0] + [
-        (b.closed - a.closed) / max(b.t - a.t, 1e-9) for a, b in itertools.pairwise(samples)
-    ]
-    rps = [0.0] + [
-        (b.requests - a.requests) / max(b.t - a.t, 1e-9) for a, b in itertools.pairwise(samples)
-    ]
-    fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(10, 6))
-    top.plot(t, rate, label="dialogs closed / s")
-    top.plot(t, rps, label="REST HTTP requests / s")
-    top.set_ylabel("per second")
-    top.legend(loc="upper right")
-    top.set_title(title)
-    bottom.plot(t, [s.pending for s in samples], label="dialogs with work pending")
-    bottom.plot(t, [s.waiting_jobs for s in samples], label="drain jobs waiting for a worker")
-    bottom.plot(t, [s.running_jobs for s in samples], label="drains running")
-    bottom.set_xlabel("seconds")
-    bottom.set_ylabel("queue depth")
-    bottom.legend(loc="upper right")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def step_percentiles(values: list[float]) -> dict[str, Any]:

@@ -86,6 +86,7 @@ class Actors:
     wait_s: float = 90.0  # a person gives up on a reply after this (a bound, not a target)
     poll_s: float = 0.1
     step_s: list[float] = field(default_factory=list)  # client message -> bot reply
+    reply_at: list[float] = field(default_factory=list)  # when each of step_s came (monotonic)
     quiet: set[int] = field(default_factory=set)  # chats whose client will never vote
     rng: random.Random = field(default_factory=lambda: random.Random(7))
 
@@ -123,7 +124,9 @@ class Actors:
                 lambda: len(self.view.bot_texts(run.chat_id)) > before,
                 fine=True,
             )
-            self.step_s.append(time.monotonic() - sent)
+            replied = time.monotonic()
+            self.step_s.append(replied - sent)
+            self.reply_at.append(replied)
 
     def _code(self, run: ClientRun) -> str:
         chat = self.view.portal.get_chat(run.chat_id)

@@ -5,7 +5,8 @@ processes; plays clients, operators and the portal's clock through whole dialog 
 progress bar; then judges the run by the portal's journal (harness/judge.py: nothing lost, no
 duplicate, nothing stuck, no client left waiting), checks our dialog states against the portal's
 own state and prints a summary. Exit code 0 only when every invariant held and everything
-agrees; demo.json holds the report, written whatever ends the run.
+agrees; demo.json holds the report and demo.png its chart (harness/demo/chart.py), both
+written whatever ends the run.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from harness.bench.e2e_watch import STEPS, StepWatch
 from harness.bench.play import PortalPlay
+from harness.charts import available as charts_available
 from harness.demo.actors import Actors, ClientRun, client_runs
+from harness.demo.chart import chart_path, write_chart
 from harness.demo.portal_setup import write_demo_scenario
 from harness.demo.report import Verdict, percentile, render, verify
 from harness.demo.stack import Stack, StackOptions, run_stack
@@ -180,6 +183,12 @@ async def play_on(stack: Stack, opts: DemoOptions, console: Console) -> Verdict:
         for spans in [watch.durations(start, end)]
     }
     verdict.elapsed_s = time.monotonic() - started
+    verdict.closed_at_s = sorted(
+        max(0.0, marks["closed"] - started) for marks in watch.marks.values() if "closed" in marks
+    )
+    verdict.replies = [
+        (at - started, latency) for at, latency in zip(actors.reply_at, actors.step_s, strict=True)
+    ]
     verdict.portal = (await judge_portals(plays)).report()
     verdict.reasons = broken(
         {
@@ -216,5 +225,11 @@ def cli_main(args: argparse.Namespace) -> int:
     else:
         render(verdict, console)
     write_json(opts.output, verdict.report())
-    console.print(f"wrote {opts.output}")
+    if charts_available():
+        # written whatever ended the run, like the JSON: an old chart beside it would lie
+        chart = chart_path(opts.output)
+        write_chart(verdict, chart)
+        console.print(f"wrote {opts.output} and {chart}")
+    else:
+        console.print(f"wrote {opts.output} (no chart: matplotlib, the bench extra, is missing)")
     return 0 if verdict.ok else 1

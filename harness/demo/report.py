@@ -48,6 +48,10 @@ class Verdict:
     # the later steps, seen on the portal: name -> (p50, p99) in seconds
     steps: dict[str, tuple[float | None, float | None]] = field(default_factory=dict)
     elapsed_s: float = 0.0
+    # for the chart, not the JSON: seconds into the run at which each session closed, and
+    # (seconds into the run, latency in seconds) of each bot reply
+    closed_at_s: list[float] = field(default_factory=list)
+    replies: list[tuple[float, float]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # disagreements with our records
     portal: dict[str, Any] = field(default_factory=dict)  # the judgment (harness/judge.py)
     reasons: list[str] = field(default_factory=list)  # each invariant broken, or why it stopped
@@ -179,6 +183,7 @@ def render(v: Verdict, console: Console) -> None:
         ("events acknowledged (the portal's journal)", "acknowledged"),
         ("events lost (the portal shows no effect)", "lost"),
         ("duplicate leads (the portal's journal)", "duplicate_leads"),
+        ("e-mails and phones clients gave that their lead lacks", "contact_data_missing"),
         ("duplicate messages (ours, shown twice within a turn)", "duplicate_messages"),
         ("sessions stuck (not closed, or without rating or lead)", "stuck"),
         ("clients who gave up waiting", "clients_gave_up"),

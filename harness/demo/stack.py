@@ -86,6 +86,19 @@ class Stack:
     log_dir: Path
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     redis_server: EmbeddedRedis | None = None  # the embedded server, when the stack started one
+    workers_started: int = 0  # every worker ever started: the next one's index
+
+    @property
+    def worker_metrics_urls(self) -> list[str]:
+        """Every started worker's /metrics, with WORKER_METRICS_PORT set (worker i on that port
+        + i, as `serve` runs them; none without it): what a Prometheus would scrape beside the
+        ingresses' /metrics (a killed worker's stays listed: a scrape of it shows it down)."""
+        base = self.settings.worker_metrics_port
+        if not base:
+            return []
+        # a worker bound to every interface (the image's 0.0.0.0) answers on loopback too
+        host = self.settings.worker_metrics_host.replace("0.0.0.0", "127.0.0.1")
+        return [f"http://{host}:{base + i}/metrics" for i in range(self.workers_started)]
 
     @property
     def ingress_url(self) -> str:
@@ -105,11 +118,12 @@ class Stack:
     def spawn_worker(self) -> subprocess.Popen[bytes]:
         """Start one more worker process (stopped with the stack)."""
         proc = _spawn(
-            self.settings,
+            _worker_settings(self.settings, self.workers_started),
             self.log_dir,
             f"worker-{len(self.processes)}",
             ["worker", "--handler", HANDLER],
         )
+        self.workers_started += 1
         self.processes.append(proc)
         return proc
 
@@ -191,6 +205,15 @@ async def _wait_http(http: aiohttp.ClientSession, url: str, within_s: float = 30
         await asyncio.sleep(0.1)
 
 
+def _worker_settings(settings: Settings, index: int) -> Settings:
+    """Worker `index`'s settings: its own metrics port (base + index) when metrics are on, as
+    `orchestrator serve` hands them out, so several workers on one host do not collide."""
+    base = settings.worker_metrics_port
+    if not base:
+        return settings
+    return settings.model_copy(update={"worker_metrics_port": base + index})
+
+
 def _ingress_settings(settings: Settings, index: int) -> Settings:
     """Ingress `index`'s settings: its own spool directory beside the others'."""
     if index == 0:
@@ -227,12 +250,11 @@ async def _workers(
     procs: list[subprocess.Popen[bytes]],
 ) -> None:
     for index in range(opts.workers):
+        own = _worker_settings(settings, index)
         if not opts.in_process:
-            procs.append(
-                _spawn(settings, log_dir, f"worker-{index}", ["worker", "--handler", HANDLER])
-            )
+            procs.append(_spawn(own, log_dir, f"worker-{index}", ["worker", "--handler", HANDLER]))
             continue
-        worker = build_worker(settings, opts.handler_factory, handle_signals=False)
+        worker = build_worker(own, opts.handler_factory, handle_signals=False)
         task = asyncio.create_task(worker.async_run())
 
         async def stop(worker: Any = worker, task: asyncio.Task[None] = task) -> None:
@@ -354,6 +376,7 @@ async def run_stack(settings: Settings, opts: StackOptions | None = None) -> Asy
             log_dir,
             procs,
             embedded,
+            workers_started=opts.workers,
         )
         await _await_registration(running)
         if opts.bot == "v2":
