@@ -28,3 +28,6 @@ def test_demo_with_ten_dialogs_agrees_with_the_portal_and_exits_zero(
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "agrees with the portal" in done.stdout
     assert "dialogs ended in 'lead'" in done.stdout
+    # the report's chart, beside the JSON, as the summary says
+    assert "wrote demo.json and demo.png" in done.stdout
+    assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
