@@ -16,15 +16,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
-from rich.console import Console
 from rich.table import Table
 
 from orchestrator.cli.failures import CommandFailed, Exit
-from orchestrator.ingress.portals import Portals
+from orchestrator.cli.sessions import console, fit_ids, session_show, sessions_list
+from orchestrator.ingress.portals import Portal, Portals
 from orchestrator.pipeline.dlq import DeadLetters
 from orchestrator.pipeline.epoch import acknowledge_loss, persistence_mode, read_loss
 from orchestrator.pipeline.keys import Keys
-from orchestrator.pipeline.records import EffectRecord
 from orchestrator.pipeline.store import Store
 from orchestrator.redis.client import aw, open_client
 from orchestrator.settings import Settings, load_settings
@@ -39,8 +38,6 @@ __all__ = [
     "run_sessions",
     "sessions_main",
 ]
-
-console = Console()
 
 
 def _when(ms: int) -> str:
@@ -76,6 +73,23 @@ def _entry_ids(ids: list[str]) -> list[str]:
     return ids
 
 
+def _json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+def _print_json(document: Any) -> int:
+    """A read command's `--json`: one document on stdout (no colours, no wrapping)."""
+    print(json.dumps(document, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _portal_json(portal: Portal) -> dict[str, Any]:
+    """A registry row without its token hash."""
+    row = dataclasses.asdict(portal)
+    del row["token_sha256"]
+    return row
+
+
 def _none_such(what: str, names: list[str]) -> CommandFailed:
     return CommandFailed(f"no {what} {', '.join(names)}", Exit.NOT_FOUND)
 
@@ -90,8 +104,11 @@ async def run_dlq(args: argparse.Namespace, settings: Settings) -> int:
         dlq = DeadLetters(client, settings)
         action = args.dlq_command
         if action == "list":
+            letters = await dlq.entries(args.limit)
+            if _json(args):
+                return _print_json([dataclasses.asdict(d) for d in letters])
             table = Table("entry id", "kind", "dialog", "ref", "attempts", "failed", "error")
-            for d in await dlq.entries(args.limit):
+            for d in letters:
                 table.add_row(
                     d.entry_id,
                     d.kind,
@@ -107,8 +124,7 @@ async def run_dlq(args: argparse.Namespace, settings: Settings) -> int:
             letter = await dlq.get(_entry_ids([args.entry_id])[0])
             if letter is None:
                 raise _none_such("dead letter", [args.entry_id])
-            console.print_json(json.dumps(dataclasses.asdict(letter), ensure_ascii=False))
-            return 0
+            return _print_json(dataclasses.asdict(letter))
         ids = await _selected(dlq, args)
         missing = [i for i in ids if await dlq.get(i) is None]
         if action == "replay":
@@ -144,82 +160,14 @@ async def run_sessions(args: argparse.Namespace, settings: Settings) -> int:
     client = _client(settings)
     try:
         store = Store(client, settings)
+        as_json = getattr(args, "json", False)
         if args.sessions_command == "list":
-            await _sessions_list(store, args.member_id, args.limit)
-            return 0
-        return await _session_show(store, args.member_id, args.chat_id, args.history)
+            await sessions_list(store, args.member_id, args.limit, as_json)
+        else:
+            await session_show(store, args.member_id, args.chat_id, args.history, as_json)
+        return 0
     finally:
         await client.aclose()
-
-
-async def _sessions_list(store: Store, member_id: str | None, limit: int) -> None:
-    pattern = re.compile(rf"^{re.escape(store.keys.prefix)}:\{{(.+)\}}:dlg:(.+):state$")
-    table = Table("member id", "chat id", "version", "last seq", "inbox", "effects", "updated")
-    shown = 0
-    async for raw in store.redis.scan_iter(match=store.keys.state_pattern(), count=1000):
-        m = pattern.match(raw.decode())
-        if m is None or (member_id and m.group(1) != member_id):
-            continue
-        d = store.dialog(m.group(1), m.group(2))
-        state = await store.state(d)
-        table.add_row(
-            d.member_id,
-            d.chat_id,
-            str(state.version),
-            str(state.seq),
-            str(await aw(store.redis.llen(d.inbox))),
-            str(await aw(store.redis.llen(d.outbox))),
-            _when(state.updated_ms),
-        )
-        shown += 1
-        if shown >= limit:
-            break
-    console.print(table)
-
-
-async def _session_show(store: Store, member_id: str, chat_id: str, history: int) -> int:
-    d = store.dialog(member_id, chat_id)
-    state = await store.state(d)
-    if state.version == 0 and not await aw(store.redis.exists(d.inbox)):
-        raise _none_such("dialog", [f"{member_id}/{chat_id}"])
-    lease = await aw(store.redis.get(d.lease))
-    data = state.data.decode("utf-8", "replace") if state.data else None
-    console.print_json(
-        json.dumps(
-            {
-                "dialog": d.pending_member,
-                "version": state.version,
-                "last_seq": state.seq,
-                "updated": _when(state.updated_ms),
-                "state": data,
-                "inbox": await aw(store.redis.llen(d.inbox)),
-                "lease": lease.decode() if lease else None,
-                "scheduled": bool(await aw(store.redis.exists(d.sched))),
-            }
-        )
-    )
-    table = Table("seq", "event", "event id", "outcome", "effects", "at")
-    for raw in await aw(store.redis.lrange(d.history, -history, -1)):
-        rec = json.loads(raw)
-        table.add_row(
-            str(rec["seq"]),
-            rec["event"],
-            rec["event_id"],
-            rec["outcome"],
-            ", ".join(rec["effects"]),
-            _when(rec["at_ms"]),
-        )
-    console.print(table)
-    effects = Table("pending effect", "kind", "payload")
-    for effect in await store.pending_effects(d):
-        effects.add_row(effect.effect_id, effect.kind, _short(effect))
-    console.print(effects)
-    return 0
-
-
-def _short(effect: EffectRecord) -> str:
-    text = json.dumps(effect.payload, ensure_ascii=False)
-    return text if len(text) < 80 else text[:77] + "..."
 
 
 def sessions_main(args: argparse.Namespace) -> int:
@@ -236,11 +184,15 @@ async def run_portals(args: argparse.Namespace, settings: Settings) -> int:
     try:
         portals = Portals(client, Keys(settings.key_prefix))
         if args.portals_command == "list":
+            registered = await portals.all()
+            if _json(args):
+                return _print_json([_portal_json(p) for p in registered])
             table = Table("member id", "domain", "source", "client endpoint", "installed")
-            for p in await portals.all():
+            for p in registered:
                 table.add_row(
                     p.member_id, p.domain, p.source, p.client_endpoint, _when(p.installed_ms)
                 )
+            fit_ids(table, 2)
             console.print(table)
             return 0
         if args.portals_command == "add":
@@ -285,6 +237,15 @@ async def run_redis(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         epoch = await aw(client.get(keys.epoch))
         loss = await read_loss(client, keys)
+        if _json(args):
+            _print_json(
+                {
+                    "epoch": epoch.decode() if epoch else None,
+                    "persistence": await persistence_mode(client),
+                    "data_loss": dataclasses.asdict(loss) if loss is not None else None,
+                }
+            )
+            return 0 if loss is None else 1
         table = Table("", "")
         table.add_row("epoch", epoch.decode() if epoch else "- (no process has started yet)")
         table.add_row("persistence", await persistence_mode(client))

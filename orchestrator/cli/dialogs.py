@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from orchestrator.cli.failures import Exit
+from orchestrator.cli.failures import CommandFailed, Exit
 from orchestrator.cli.lazy import lazy
 from orchestrator.errors import (
     ConfigurationError,
@@ -66,6 +66,31 @@ async def portal_client(settings: Settings) -> AsyncIterator[BitrixClient]:
         yield client
 
 
+async def chosen_member(client: BitrixClient, member_id: str | None) -> str | None:
+    """`--member-id`, else B24_MEMBER_ID (the webhook portal), else the only portal in the
+    registry (an OAuth app installed on one portal); several: name one."""
+    from orchestrator.ingress.portals import Portals
+    from orchestrator.pipeline.keys import Keys
+
+    if member_id or client.default_member_id:
+        return member_id
+    registered = sorted(
+        p.member_id for p in await Portals(client.redis, Keys(client.settings.key_prefix)).all()
+    )
+    if len(registered) == 1:
+        return registered[0]
+    if not registered:
+        raise CommandFailed(
+            "no portal: set B24_WEBHOOK_URL and B24_MEMBER_ID, or install the OAuth app "
+            "(docs/connect.md), or name one with --member-id",
+            Exit.CONFIG,
+        )
+    raise CommandFailed(
+        f"several portals are registered ({', '.join(registered)}): name one with --member-id",
+        Exit.USAGE,
+    )
+
+
 def print_json(value: Any) -> None:
     """The result on stdout as indented JSON (pydantic models dumped with their extra keys)."""
     from pydantic import BaseModel
@@ -83,6 +108,9 @@ def fail(exc: OrchestratorError) -> int:
         text = exc.description or "no description"
         print(f"error: {exc.code or '<empty code>'}{where}: {text}", file=sys.stderr)
         return 1
+    if isinstance(exc, CommandFailed):
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.code)
     if isinstance(exc, OutcomeUnknown):
         print(f"error: outcome unknown, check the portal before retrying: {exc}", file=sys.stderr)
         return 1
@@ -141,7 +169,7 @@ async def run_dialogs(args: argparse.Namespace, settings: Settings) -> int:
     """Run one `dialogs` action and print its result; 1 when the portal refuses."""
     try:
         async with portal_client(settings) as client:
-            api = client.api(args.member_id)
+            api = client.api(await chosen_member(client, args.member_id))
             result = await ACTIONS[args.dialogs_command](api, args)
     except OrchestratorError as exc:
         return fail(exc)
@@ -212,7 +240,8 @@ def add_member_id(p: argparse.ArgumentParser, *, default: Any = None) -> None:
     p.add_argument(
         "--member-id",
         default=default,
-        help="the portal's member_id (default: B24_MEMBER_ID, the B24_WEBHOOK_URL portal)",
+        help="the portal's member_id (default: B24_MEMBER_ID, the webhook portal; else the only "
+        "portal registered)",
     )
 
 

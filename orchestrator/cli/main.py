@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator.cli.dialogs import add_dialogs
 from orchestrator.cli.failures import run_guarded
+from orchestrator.cli.help import finish_help
 from orchestrator.cli.lazy import Sub, tool
 from orchestrator.cli.pipeline import PIPELINE_BUILDERS
 from orchestrator.cli.register_bot import add_register_bot
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for build in BUILDERS:
         build(sub)
+    finish_help(parser)
     return parser
 
 

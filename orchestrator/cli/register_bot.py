@@ -21,7 +21,14 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from orchestrator.cli.dialogs import add_member_id, fail, portal_client, print_json, run_cli
+from orchestrator.cli.dialogs import (
+    add_member_id,
+    chosen_member,
+    fail,
+    portal_client,
+    print_json,
+    run_cli,
+)
 from orchestrator.cli.lazy import lazy
 from orchestrator.errors import ConfigurationError, MethodError, OrchestratorError
 from orchestrator.settings import Settings
@@ -78,7 +85,8 @@ async def run_register(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         async with portal_client(settings) as client:
-            api = client.api(args.member_id, bot_client_id=args.client_id)
+            member_id = await chosen_member(client, args.member_id)
+            api = client.api(member_id, bot_client_id=args.client_id)
             oauth = (await client.auth.get(api.member_id)).kind == OAUTH
             _check(args, oauth=oauth, bot_client_id=api.bot_client_id)
             if args.api == "v1":
@@ -173,7 +181,7 @@ def add_register_bot(sub: Sub) -> None:
     p.add_argument(
         "--client-id",
         default=None,
-        help="v1: CLIENT_ID of a webhook-registered bot (default B24_BOT_CLIENT_ID)",
+        help="v1: CLIENT_ID of a webhook-registered bot (default: B24_BOT_CLIENT_ID)",
     )
     p.add_argument("--no-bind", action="store_true", help="bind no portal event")
     add_member_id(p)
