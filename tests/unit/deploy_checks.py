@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+import typing
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from check_jsonschema.builtin_schemas import get_builtin_schema
 from dockerfile_parse import DockerfileParser
 
 from orchestrator.settings import Settings
+from tests.unit.deploy_crds import CRD_GROUPS, validate_custom_resource
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -31,94 +33,16 @@ DOCKERFILE = DEPLOY / "Dockerfile"
 # schema kubernetes-validate ships (it bundles them, so this runs offline).
 K8S_VERSIONS = ("1.25.0", kubernetes_validate.latest_version())
 
-# The fields of KEDA's ScaledObject (keda.sh/v1alpha1) we use, as KEDA's ScaledObject spec
-# reference documents them; kubernetes-validate knows no CRDs. Trigger metadata values must be
-# strings (KEDA rejects `threshold: 50`), which is the mistake this schema is most likely to catch.
-_DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
-SCALED_OBJECT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "additionalProperties": False,
-    "properties": {
-        "apiVersion": {"const": "keda.sh/v1alpha1"},
-        "kind": {"const": "ScaledObject"},
-        "metadata": {
-            "type": "object",
-            "required": ["name"],
-            "properties": {
-                "name": {"type": "string", "pattern": _DNS_NAME, "maxLength": 253},
-                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-            },
-        },
-        "spec": {
-            "type": "object",
-            "required": ["scaleTargetRef", "triggers"],
-            "additionalProperties": False,
-            "properties": {
-                "scaleTargetRef": {
-                    "type": "object",
-                    "required": ["name"],
-                    "additionalProperties": False,
-                    "properties": {
-                        "apiVersion": {"type": "string"},
-                        "kind": {"type": "string"},
-                        "name": {"type": "string", "pattern": _DNS_NAME},
-                        "envSourceContainerName": {"type": "string"},
-                    },
-                },
-                "minReplicaCount": {"type": "integer", "minimum": 0},
-                "maxReplicaCount": {"type": "integer", "minimum": 1},
-                "idleReplicaCount": {"type": "integer", "minimum": 0},
-                "pollingInterval": {"type": "integer", "minimum": 1},
-                "cooldownPeriod": {"type": "integer", "minimum": 0},
-                "advanced": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "properties": {
-                        "restoreToOriginalReplicaCount": {"type": "boolean"},
-                        "horizontalPodAutoscalerConfig": {
-                            "type": "object",
-                            "additionalProperties": False,
-                            "properties": {
-                                "name": {"type": "string"},
-                                "behavior": {"type": "object"},
-                            },
-                        },
-                    },
-                },
-                "triggers": {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/trigger"}},
-            },
-        },
-    },
-    "$defs": {
-        "trigger": {
-            "type": "object",
-            "required": ["type", "metadata"],
-            "additionalProperties": False,
-            "properties": {
-                "type": {"type": "string"},
-                "name": {"type": "string"},
-                "metadata": {"type": "object", "additionalProperties": {"type": "string"}},
-                "authenticationRef": {
-                    "type": "object",
-                    "required": ["name"],
-                    "properties": {"name": {"type": "string"}, "kind": {"type": "string"}},
-                },
-            },
-            "allOf": [
-                {
-                    "if": {"properties": {"type": {"const": "prometheus"}}},
-                    "then": {
-                        "properties": {
-                            "metadata": {"required": ["serverAddress", "query", "threshold"]}
-                        }
-                    },
-                }
-            ],
-        },
-    },
-}
+# The settings that are secrets: the redaction list of orchestrator/observe/logs.py names the
+# B24 ones; a Redis URL may carry a password. They go to a Secret, every other one to a ConfigMap.
+SECRET_SETTINGS = frozenset(
+    {"REDIS_URL", "B24_WEBHOOK_URL", "B24_APPLICATION_TOKEN", "B24_CLIENT_SECRET"}
+)
+# The settings a deployment sets away from the code's default, each for a reason its manifest's
+# comment gives (the spool volume's path and size, the workers' scrape endpoint).
+DEPLOY_OVERRIDES = frozenset(
+    {"SPOOL_DIR", "SPOOL_MAX_BYTES", "WORKER_METRICS_PORT", "WORKER_METRICS_HOST"}
+)
 
 
 def load_yaml(path: Path) -> Any:
@@ -132,7 +56,8 @@ def load_documents(text: str) -> list[dict[str, Any]]:
 
 
 def k8s_manifest_files() -> list[Path]:
-    """The object manifests under deploy/k8s (kustomization files are not objects)."""
+    """The object manifests under deploy/k8s: every YAML file but the kustomizations (their
+    patches are inline, so no other file holds anything but objects)."""
     return sorted(p for p in K8S.rglob("*.yaml") if p.name != "kustomization.yaml")
 
 
@@ -144,10 +69,13 @@ def k8s_objects() -> Iterator[tuple[Path, dict[str, Any]]]:
 
 
 def validate_k8s_object(doc: dict[str, Any], version: str) -> None:
-    """Raise unless `doc` validates: KEDA objects against our schema, the rest strictly against
-    the Kubernetes OpenAPI schemas (strict: unknown fields fail too)."""
-    if doc.get("apiVersion", "").startswith("keda.sh/"):
-        jsonschema.Draft202012Validator(SCALED_OBJECT_SCHEMA).validate(doc)
+    """Raise unless `doc` validates: custom resources against our schemas of them
+    (deploy_crds.py), the rest strictly against the Kubernetes OpenAPI schemas (strict: unknown
+    fields fail too)."""
+    if doc.get("apiVersion", "").startswith(CRD_GROUPS):
+        validate_custom_resource(doc)
+        if doc["kind"] != "ScaledObject":
+            return
         behavior = (
             doc["spec"].get("advanced", {}).get("horizontalPodAutoscalerConfig", {}).get("behavior")
         )
@@ -217,6 +145,30 @@ def settings_from_env(env: Mapping[str, str]) -> Settings:
     return Settings.model_validate({k.lower(): v for k, v in env.items()})
 
 
+# What an environment variable of each Python type may look like, as a chart value: YAML may
+# give the number itself or the string the ConfigMap will hold (a pattern constrains strings only).
+_INT = r"^-?[0-9]+$"
+_FLOAT = r"^-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?$"
+
+
+def setting_value_schema(name: str) -> dict[str, Any]:
+    """The JSON schema of the chart value that sets the setting `name` (config.X): its type and
+    choices, or null. Null means unset for every setting, since Helm drops a null value (the way
+    to remove a default) before it validates or renders, and the code's default then applies."""
+    annotation: Any = Settings.model_fields[name.lower()].annotation
+    args = typing.get_args(annotation)
+    (kind,) = [a for a in args if a is not type(None)] if type(None) in args else (annotation,)
+    if typing.get_origin(kind) is typing.Literal:
+        return {"enum": [*typing.get_args(kind), None]}
+    schemas: dict[Any, dict[str, Any]] = {
+        bool: {"enum": [True, False, "true", "false", None]},
+        int: {"type": ["integer", "string", "null"], "pattern": _INT},
+        float: {"type": ["number", "string", "null"], "pattern": _FLOAT},
+        str: {"type": ["string", "null"]},
+    }
+    return schemas[kind]
+
+
 _ENV_LINE = re.compile(r"^(?P<comment>#\s*)?(?P<name>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
 
 
@@ -275,3 +227,18 @@ def missing_values_paths(templates: Mapping[str, str], values: Mapping[str, Any]
 def label_subset(selector: Mapping[str, str], labels: Mapping[str, str]) -> bool:
     """Whether a matchLabels selector selects pods carrying `labels`."""
     return all(labels.get(k) == v for k, v in selector.items())
+
+
+_QUANTITY = re.compile(
+    r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<suffix>Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"
+)
+_SUFFIX_BYTES = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15, "E": 10**18}
+_SUFFIX_BYTES |= {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+
+
+def quantity_bytes(quantity: str) -> float:
+    """Bytes of a Kubernetes storage quantity such as `1Gi` or `500M`."""
+    match = _QUANTITY.match(quantity)
+    if match is None:
+        raise ValueError(f"not a storage quantity: {quantity!r}")
+    return float(match["number"]) * _SUFFIX_BYTES[match["suffix"] or ""]

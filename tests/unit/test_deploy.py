@@ -1,5 +1,6 @@
-"""The deploy artifacts (Dockerfile, docker-compose.yml, deploy/k8s, deploy/env.example) validate
-against their published schemas and agree with the code and settings they deploy."""
+"""The deploy artifacts (Dockerfile, docker-compose.yml, deploy/env.example) validate against their
+published schemas and agree with the code and settings they deploy; deploy/k8s is checked in
+test_deploy_k8s.py and test_deploy_kustomize.py, the chart in test_deploy_helm*.py."""
 
 from __future__ import annotations
 
@@ -7,23 +8,17 @@ import copy
 import fnmatch
 import shlex
 import tomllib
-from pathlib import Path
 from typing import Any
 
-import jsonschema
-import kubernetes_validate
 import pytest
 
 from orchestrator.cli import build_parser
-from orchestrator.observe import metrics
 from orchestrator.settings import Settings
 from tests.unit.deploy_checks import (
     CHART,
     COMPOSE_FILE,
     DOCKERFILE,
     ENV_EXAMPLE,
-    K8S,
-    K8S_VERSIONS,
     ROOT,
     compose_duration_s,
     compose_errors,
@@ -32,14 +27,10 @@ from tests.unit.deploy_checks import (
     exec_form,
     instruction_values,
     interpolation_default,
-    k8s_manifest_files,
     k8s_objects,
-    label_subset,
-    load_documents,
     load_yaml,
     setting_names,
     settings_from_env,
-    validate_k8s_object,
 )
 from worker.settings import load_handler_factory
 
@@ -56,11 +47,6 @@ def compose() -> dict[str, Any]:
 def objects() -> dict[tuple[str, str], dict[str, Any]]:
     """Every object of deploy/k8s by (kind, name)."""
     return {(doc["kind"], doc["metadata"]["name"]): doc for _, doc in k8s_objects()}
-
-
-def _pod(objects: dict[tuple[str, str], dict[str, Any]], name: str) -> dict[str, Any]:
-    spec: dict[str, Any] = objects[("Deployment", name)]["spec"]["template"]["spec"]
-    return spec
 
 
 # --- deploy/env.example ------------------------------------------------------------------------
@@ -242,140 +228,3 @@ def test_every_data_file_of_the_packages_reaches_the_image() -> None:
             relative = str(path.relative_to(ROOT.joinpath(*owner.split("."))))
             patterns = package_data.get(owner, [])
             assert any(fnmatch.fnmatch(relative, p) for p in patterns), f"{owner}/{relative}"
-
-
-# --- deploy/k8s ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("version", K8S_VERSIONS)
-@pytest.mark.parametrize("path", k8s_manifest_files(), ids=lambda p: str(p.relative_to(K8S)))
-def test_k8s_manifest_validates(path: Path, version: str) -> None:
-    """Each object validates strictly (unknown fields fail) against the Kubernetes schemas."""
-    docs = load_documents(path.read_text())
-    assert docs
-    for doc in docs:
-        validate_k8s_object(doc, version)
-        assert "namespace" not in doc["metadata"], "manifests stay namespace-agnostic"
-
-
-def test_k8s_validation_rejects_a_misspelt_field(objects: dict[Any, dict[str, Any]]) -> None:
-    """The strict validation is able to fail: a typo in a probe and in the KEDA trigger."""
-    deployment = copy.deepcopy(objects[("Deployment", "openlines-ingress")])
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    container["readinesProbe"] = container.pop("readinessProbe")
-    with pytest.raises(kubernetes_validate.ValidationError):
-        validate_k8s_object(deployment, K8S_VERSIONS[-1])
-    scaled = copy.deepcopy(objects[("ScaledObject", "openlines-worker")])
-    scaled["spec"]["triggers"][0]["metadata"]["threshold"] = 50
-    with pytest.raises(jsonschema.ValidationError):
-        validate_k8s_object(scaled, K8S_VERSIONS[-1])
-
-
-def _kustomization(directory: Path) -> dict[str, Any]:
-    document: dict[str, Any] = load_yaml(directory / "kustomization.yaml")
-    return document
-
-
-def test_kustomization_lists_every_manifest_once() -> None:
-    """The root kustomization and its autoscaling components cover each manifest exactly once,
-    and the root picks exactly one autoscaler (two would fight over the worker replicas)."""
-    root = _kustomization(K8S)
-    listed = [K8S / name for name in root["resources"]]
-    components = sorted(p.parent for p in (K8S / "autoscaling").rglob("kustomization.yaml"))
-    for directory in components:
-        component = _kustomization(directory)
-        assert component["kind"] == "Component"
-        listed += [directory / name for name in component["resources"]]
-    assert sorted(listed) == k8s_manifest_files()
-    assert len(root["components"]) == 1
-    assert (K8S / root["components"][0]).resolve() in components
-
-
-def test_pdbs_and_service_select_the_deployments_pods(objects: dict[Any, dict[str, Any]]) -> None:
-    """Every selector matches the pod labels of exactly one Deployment."""
-    pods = {
-        name: d["spec"]["template"]["metadata"]["labels"]
-        for (kind, name), d in objects.items()
-        if kind == "Deployment"
-    }
-    for (kind, name), doc in objects.items():
-        if kind == "Deployment":
-            assert label_subset(doc["spec"]["selector"]["matchLabels"], pods[name])
-        selector = {
-            "PodDisruptionBudget": lambda d: d["spec"]["selector"]["matchLabels"],
-            "Service": lambda d: d["spec"]["selector"],
-        }.get(kind)
-        if selector is not None:
-            matches = [p for p, labels in pods.items() if label_subset(selector(doc), labels)]
-            assert len(matches) == 1, f"{kind}/{name} selects {matches}"
-
-
-def test_configmap_and_secret_hold_valid_settings(objects: dict[Any, dict[str, Any]]) -> None:
-    """Their keys are Settings fields, their values parse, and the secrets are marked examples."""
-    config = objects[("ConfigMap", "openlines-config")]["data"]
-    secret = objects[("Secret", "openlines-secrets")]["stringData"]
-    assert set(config) | set(secret) <= setting_names()
-    settings_from_env({**config, **secret})
-    assert set(secret) == {"B24_WEBHOOK_URL", "B24_APPLICATION_TOKEN", "B24_CLIENT_SECRET"}
-    assert all("EXAMPLE" in value for value in secret.values())
-
-
-def test_ingress_pod_is_probed_locked_down_and_spools_to_a_volume(
-    objects: dict[Any, dict[str, Any]],
-) -> None:
-    """Readiness /readyz, liveness /healthz, non-root as the image's user, read-only root fs, and
-    SPOOL_DIR on an emptyDir."""
-    pod = _pod(objects, "openlines-ingress")
-    container = pod["containers"][0]
-    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    runtime = dockerfile_stages(DOCKERFILE.read_text())[-1]
-    image_uid = int(instruction_values(runtime, "USER")[-1].split(":")[0])
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == image_uid
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    spool_dir = objects[("ConfigMap", "openlines-config")]["data"]["SPOOL_DIR"]
-    mount = next(m for m in container["volumeMounts"] if m["mountPath"] == spool_dir)
-    volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
-    assert "emptyDir" in volume
-    assert f"SPOOL_DIR={spool_dir}" in " ".join(instruction_values(runtime, "ENV"))
-
-
-def test_every_container_has_resources_and_a_locked_down_context(
-    objects: dict[Any, dict[str, Any]],
-) -> None:
-    """Requests and limits, no privilege escalation, every capability dropped."""
-    for name in ("openlines-ingress", "openlines-worker"):
-        for container in _pod(objects, name)["containers"]:
-            assert {"requests", "limits"} <= set(container["resources"]), name
-            context = container["securityContext"]
-            assert context["allowPrivilegeEscalation"] is False
-            assert context["capabilities"]["drop"] == ["ALL"]
-
-
-def test_worker_termination_grace_exceeds_shutdown_grace(
-    objects: dict[Any, dict[str, Any]],
-) -> None:
-    """Kubernetes waits longer than the worker's own drain before it sends SIGKILL."""
-    grace = settings_from_env(objects[("ConfigMap", "openlines-config")]["data"]).shutdown_grace_s
-    assert _pod(objects, "openlines-worker")["terminationGracePeriodSeconds"] > grace
-
-
-def test_autoscalers_target_the_workers_on_the_exported_queue_depth(
-    objects: dict[Any, dict[str, Any]],
-) -> None:
-    """KEDA and the HPA scale the worker Deployment on the metric the ingress really exports."""
-    depth_metric = metrics.QUEUE_DEPTH._name  # prometheus_client keeps the exported name here
-    scaled = objects[("ScaledObject", "openlines-worker")]["spec"]
-    hpa = objects[("HorizontalPodAutoscaler", "openlines-worker")]["spec"]
-    for target in (scaled["scaleTargetRef"]["name"], hpa["scaleTargetRef"]["name"]):
-        assert _pod(objects, target)["containers"][0]["args"] == ["worker"]
-    query = scaled["triggers"][0]["metadata"]["query"]
-    assert f'{depth_metric}{{queue="pending_dialogs"}}' in query
-    external = hpa["metrics"][0]["external"]["metric"]
-    assert external["name"] == depth_metric
-    assert external["selector"]["matchLabels"] == {"queue": "pending_dialogs"}
-    # the gauge the ingress (and each worker) refreshes at scrape time
-    metrics_source = (ROOT / "orchestrator" / "observe" / "metrics.py").read_text()
-    assert 'labels(queue="pending_dialogs")' in metrics_source
-    assert "refresh_queue_gauges" in (ROOT / "orchestrator" / "ingress" / "app.py").read_text()
