@@ -10,7 +10,15 @@ from orchestrator.dialog.scenario import FaqEntry, Target
 from orchestrator.dialog.state import DialogStatus
 from orchestrator.dialog.step import Step, render
 
-__all__ = ["begin", "finish_by_bot", "handoff", "on_client_message", "route"]
+__all__ = [
+    "RECOGNIZABLE",
+    "begin",
+    "finish_by_bot",
+    "handoff",
+    "note_contact",
+    "on_client_message",
+    "route",
+]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
@@ -94,6 +102,22 @@ def _take_answer(step: Step, text: str, at: float) -> None:
         _ask_next(step, at)
     else:
         step.say(spec.invalid)
+
+
+# Fields whose values show by their shape (an address, a number): taken from what a client writes
+# while a person holds the dialog — typed after a handoff, or answering a question the bot asked
+# just before a failure handed it over — so the lead still gets them. A name has no such shape.
+RECOGNIZABLE = ("email", "phone")
+
+
+def note_contact(step: Step, text: str) -> None:
+    """Keep an e-mail or phone the client writes to a person, if none was collected (no reply:
+    the bot is quiet while a person holds the dialog)."""
+    st = step.state
+    for spec in step.scenario.collect.fields:
+        if spec.name in RECOGNIZABLE and st.data.get(spec.name) is None and spec.accepts(text):
+            setattr(st.data, spec.name, text)
+            return
 
 
 def _all_done(step: Step) -> bool:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from orchestrator.dialog import evaluation, reconcile
-from orchestrator.dialog.bot import begin, finish_by_bot, handoff, on_client_message
+from orchestrator.dialog.bot import begin, finish_by_bot, handoff, note_contact, on_client_message
 from orchestrator.dialog.effects import Effect, EffectId, HandToQueue, Transfer, with_ids
 from orchestrator.dialog.inputs import (
     BotJoined,
@@ -232,8 +232,9 @@ def _client_message(step: Step, msg: ClientMessage) -> bool:
     st = step.state
     if st.status is S.BOT:
         on_client_message(step, msg)
-    else:  # a human owns the dialog: the bot keeps quiet and only keeps time
+    else:  # a human owns the dialog: the bot keeps quiet, keeps time and contact data
         st.last_message, st.last_client_at = msg.text.strip(), msg.at
+        note_contact(step, st.last_message)
     return True
 
 

@@ -338,3 +338,20 @@ def test_run_inputs_folds_an_events_inputs_into_one_outcome() -> None:
     same = run_inputs(outcome.state, [input_of("bot_joined")], scenario(), T0)
     assert same is not None
     assert not same.changed
+
+
+@pytest.mark.parametrize("status", [S.OPERATOR_QUEUE, S.OPERATOR])
+def test_contact_data_written_to_a_person_is_kept_quietly(status: DialogStatus) -> None:
+    """A client who gives an e-mail or phone while a person holds the dialog (a handoff
+    overtook the bot's question) gets no answer from the bot, and the data reaches the lead;
+    a text of no recognizable shape is no name, and a second e-mail does not replace the first."""
+    state, effects = run(state_in(status), client("jane@example.com", 40))
+    assert state.data.email == "jane@example.com"
+    assert "SendMessage" not in effects
+    state, _ = run(state, client("Thanks, bye", 41), client("+1 555 0100 200", 42))
+    state, _ = run(state, client("other@example.com", 43))
+    assert (state.data.name, state.data.email, state.data.phone) == (
+        None,
+        "jane@example.com",
+        "+1 555 0100 200",
+    )
