@@ -20,6 +20,7 @@ beside anything else on the machine. Every process a walk starts is stopped at i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "connect.md"
@@ -79,8 +81,13 @@ class Walk:
         self.ports = {"8090": str(_free_port()), "8080": str(_free_port())}
         self.emulator = f"http://127.0.0.1:{self.ports['8090']}"
         self.prelude: list[str] = []
-        # the test's Redis, after the guide's own settings (sourced first)
-        self.overrides = f"export REDIS_URL={shlex.quote(redis_url)} KEY_PREFIX={key_prefix}\n"
+        # the test's Redis, keys and queue, after the guide's own settings (sourced first): a
+        # walk's workers must never take another test's jobs from a shared queue
+        self.queue = f"{key_prefix}:queue"
+        self.overrides = (
+            f"export REDIS_URL={shlex.quote(redis_url)} KEY_PREFIX={key_prefix} "
+            f"QUEUE_NAME={self.queue}\n"
+        )
         self.started: list[subprocess.Popen[bytes]] = []
         self.env = {k: v for k, v in os.environ.items() if not _ours(k)}
         self.env["PATH"] = f"{Path(sys.executable).parent}:{self.env.get('PATH', '')}"
@@ -122,15 +129,16 @@ class Walk:
         return result.stdout
 
     def stop(self) -> None:
+        """SIGTERM every process group the walk started, and wait until each is gone (the shell
+        goes at once; `serve` and its workers take their shutdown grace), SIGKILL past a bound."""
         for proc in self.started:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
+            _signal_group(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
         for proc in self.started:
-            try:
-                proc.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(5)
+            while _group_alive(proc.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            _signal_group(proc.pid, signal.SIGKILL)
+            proc.wait(5)
 
     # --- the portal's side ------------------------------------------------------------------
 
@@ -162,6 +170,31 @@ class Walk:
         return _holds(until, journal, bot_before)
 
 
+def _drop_queue(redis_url: str, queue: str) -> None:
+    """arq's job records live outside our key prefix: delete those of the walk's queue."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        job_ids = client.zrange(queue, 0, -1)
+        if job_ids:
+            client.delete(*(b"arq:job:" + j for j in job_ids))
+        client.delete(queue)
+    finally:
+        client.close()
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _answers(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as answer:
@@ -172,7 +205,7 @@ def _answers(url: str) -> bool:
 
 def _ours(name: str) -> bool:
     return name.startswith(("B24_", "REDIS_", "INGRESS_", "WORKER_", "SCENARIO_", "EMULATOR_")) or (
-        name in ("KEY_PREFIX", "SPOOL_DIR", "RECONCILE_INTERVAL_S")
+        name in ("KEY_PREFIX", "QUEUE_NAME", "SPOOL_DIR", "RECONCILE_INTERVAL_S")
     )
 
 
@@ -271,3 +304,4 @@ def test_following_the_guide_reaches_a_lead_with_the_clients_data(
         assert lead["NAME"] == next(t for t in _client_wrote(journal) if t == "Boris Petrov")
     finally:
         walk.stop()
+        _drop_queue(redis_url, walk.queue)

@@ -102,6 +102,8 @@ def port_in_use() -> Iterator[int]:
 def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not _ours(k)}
     clean |= {"PYTHONPATH": str(ROOT), "SPOOL_DIR": str(cwd / "spool"), **env}
+    if "KEY_PREFIX" in clean:  # a worker that starts must not take another test's jobs
+        clean["QUEUE_NAME"] = f"{clean['KEY_PREFIX']}:queue"
     clean = {k: v for k, v in clean.items() if v != ""}  # "" in a case: unset it
     return subprocess.run(
         [sys.executable, "-m", "orchestrator.cli", *argv],
@@ -116,6 +118,7 @@ def _run(argv: list[str], env: dict[str, str], cwd: Path) -> subprocess.Complete
 def _ours(name: str) -> bool:
     return name.startswith(("B24_", "REDIS_", "INGRESS_", "WORKER_", "SCENARIO_")) or name in (
         "KEY_PREFIX",
+        "QUEUE_NAME",
         "SPOOL_DIR",
     )
 
