@@ -172,6 +172,8 @@ async def _measure(stack: Stack, counts: list[int], opts: E2EOptions) -> dict[st
         ],
         "samples": sampler.samples,
         "problems": [p for v in checks for p in v.problems][:20],
+        # where our unfinished dialogs wait, if any (harness/demo/diagnose.py)
+        "pipeline": [n for v in checks for n in v.pipeline][:20],
     }
 
 

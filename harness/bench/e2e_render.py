@@ -93,6 +93,8 @@ def render(report: dict[str, Any], console: Console) -> None:
     examples = [e for kind in report.get("problem_examples", {}).values() for e in kind]
     for problem in examples + report["problems"]:
         console.print(f"[red]- {problem}[/]")
+    for note in report.get("pipeline", []):
+        console.print(f"[yellow]- our pipeline: {note}[/]")
 
 
 def _per_second(samples: Sequence[Sample], count: Callable[[Sample], int]) -> list[float]:

@@ -16,6 +16,7 @@ from typing import Any
 
 from harness.demo.actors import Actors, ClientRun, client_runs
 from harness.demo.control import EmulatorControl, PortalView
+from harness.demo.diagnose import pipeline_notes
 from harness.demo.report import Verdict, verify
 from harness.demo.stack import Stack
 from orchestrator.bitrix.batch import INTAKE_METHODS
@@ -205,14 +206,18 @@ def polling_budget(
 async def verdicts(stack: Stack, plays: list[PortalPlay]) -> list[Verdict]:
     """The demo's per-dialog agreement check, portal by portal."""
     found = []
+    store = Store(stack.redis, stack.settings)
     for play in plays:
-        found.append(
-            verify(
-                play.runs,
-                await dialog_states(stack, play),
-                await play.control.state(),
-                await play.control.counters(),
-                play.actors.step_s,
-            )
+        states = await dialog_states(stack, play)
+        verdict = verify(
+            play.runs,
+            states,
+            await play.control.state(),
+            await play.control.counters(),
+            play.actors.step_s,
         )
+        verdict.pipeline = await pipeline_notes(
+            store, play.member_id, stack.settings.queue_name, states
+        )
+        found.append(verdict)
     return found

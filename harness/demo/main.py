@@ -28,6 +28,7 @@ from harness.bench.play import PortalPlay
 from harness.charts import available as charts_available
 from harness.demo.actors import Actors, ClientRun, client_runs
 from harness.demo.chart import chart_path, write_chart
+from harness.demo.diagnose import pipeline_notes
 from harness.demo.portal_setup import write_demo_scenario
 from harness.demo.report import Verdict, percentile, render, verify
 from harness.demo.stack import Stack, StackOptions, run_stack
@@ -170,12 +171,12 @@ async def play_on(stack: Stack, opts: DemoOptions, console: Console) -> Verdict:
     await asyncio.gather(*helpers, *clients, return_exceptions=True)
     if opts.tamper is not None:
         await opts.tamper(plays)
+    states = await _states(stack, runs)
     verdict = verify(
-        runs,
-        await _states(stack, runs),
-        await stack.control.state(),
-        await stack.control.counters(),
-        actors.step_s,
+        runs, states, await stack.control.state(), await stack.control.counters(), actors.step_s
+    )
+    verdict.pipeline = await pipeline_notes(
+        Store(stack.redis, stack.settings), stack.member_id, stack.settings.queue_name, states
     )
     verdict.steps = {
         f"{start} -> {end}": (percentile(spans, 50), percentile(spans, 99))

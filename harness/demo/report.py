@@ -53,6 +53,7 @@ class Verdict:
     closed_at_s: list[float] = field(default_factory=list)
     replies: list[tuple[float, float]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # disagreements with our records
+    pipeline: list[str] = field(default_factory=list)  # where unfinished dialogs wait (diagnose)
     portal: dict[str, Any] = field(default_factory=dict)  # the judgment (harness/judge.py)
     reasons: list[str] = field(default_factory=list)  # each invariant broken, or why it stopped
 
@@ -75,6 +76,7 @@ class Verdict:
             **self.portal,
             "disagreements": len(self.problems),
             "problems": self.problems[:20],
+            "pipeline": self.pipeline[:20],
             "verdict": "pass" if self.ok else "fail",
             "reasons": self.reasons,
         }
@@ -212,3 +214,5 @@ def render(v: Verdict, console: Console) -> None:
     examples = [e for kind in v.portal.get("problem_examples", {}).values() for e in kind]
     for problem in examples + v.problems[:20]:
         console.print(f"[red]- {problem}[/]")
+    for note in v.pipeline[:20]:
+        console.print(f"[yellow]- our pipeline: {note}[/]")
