@@ -17,7 +17,7 @@ from emulator.server import EmulatorConfig, run_emulator
 from orchestrator.cli import build_parser
 from orchestrator.cli.failures import Exit
 from orchestrator.cli.register_bot import run_register
-from orchestrator.cli.register_bot_v2 import OFFLINE_EVENTS, ON_OFFLINE_EVENT
+from orchestrator.cli.register_bot_v2 import NO_LINE_NOTE, OFFLINE_EVENTS, ON_OFFLINE_EVENT
 from orchestrator.pipeline.keys import Keys
 from orchestrator.settings import Settings
 from tests.event_receiver import event_receiver
@@ -88,6 +88,7 @@ async def test_webhook_portal_registers_stores_the_token_first_and_reruns_change
 
     code, out, text = await _run(hook, capsys, "--line", "1")
     assert code == 0, text
+    assert out["still_missing"] == []
     bot_id = out["bot_id"]
     bot, rec = portal.bots[bot_id], portal.bots_v2.bots[bot_id]
     assert (bot.code, bot.api, rec.type, rec.event_mode) == (CODE, "v2", "openline", "fetch")
@@ -250,6 +251,9 @@ async def test_a_run_that_loses_the_register_answer_is_finished_by_the_next_one(
 
     code, out, text = await _run(hook, capsys)
     assert code == 0, text
+    # no --line: the report (and stderr) says the bot reaches no client yet
+    assert out["still_missing"] == [NO_LINE_NOTE]
+    assert "missing: no --line given" in text
     assert (out["bot"], out["bot_token_state"], out["bot_id"]) == (
         "found",
         "reused from Redis",
