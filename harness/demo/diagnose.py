@@ -8,6 +8,7 @@ how long). Read only once the run is over; it changes nothing.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -22,13 +23,27 @@ __all__ = ["pipeline_notes"]
 async def pipeline_notes(
     store: Store, member_id: str, queue: str, states: dict[int, DialogState | None]
 ) -> list[str]:
-    """One line per dialog that did not reach a terminal state."""
+    """One line per dialog that did not reach a terminal state, and one per dialog of the portal
+    that no client opened (events stored under a chat id nobody expected would show there)."""
     notes = []
     for chat_id, state in sorted(states.items()):
         if state is not None and state.status in TERMINAL:
             continue
         notes.append(await _note(store, member_id, queue, chat_id, state))
+    if notes:
+        notes += await _strays(store, member_id, set(states))
     return notes
+
+
+async def _strays(store: Store, member_id: str, known: set[int]) -> list[str]:
+    prefix = store.dialog(member_id, "0").state.rsplit(":dlg:", 1)[0] + ":dlg:"
+    found = []
+    async for raw in store.redis.scan_iter(match=f"{prefix}*:inbox", count=1000):
+        chat = raw.decode().removeprefix(prefix).removesuffix(":inbox")
+        if not chat.isdigit() or int(chat) not in known:
+            inbox = await aw(store.redis.llen(raw.decode()))
+            found.append(f"a dialog no client opened: {chat!r}, inbox {inbox}")
+    return found
 
 
 async def _note(
@@ -56,9 +71,12 @@ async def _note(
             else f"due in {(score - now_ms) / 1000:.1f} s (record {'kept' if recorded else 'gone'})"
         )
     pending = await aw(redis.zscore(store.keys.pending, d.pending_member))
+    history = [json.loads(r) for r in await aw(redis.lrange(d.history, -8, -1))]
+    applied = ", ".join(f"{h['event']}:{h['outcome']}" for h in history) or "none"
     return (
         f"chat {chat_id}: ours {state.status.value if state else 'none'}; "
         f"inbox {await aw(redis.llen(d.inbox))}; outbox {', '.join(effects) or 'empty'}; "
         f"lease {lease.decode() if lease else 'free'}; drain job {job_state}; "
-        f"pending {'no' if pending is None else f'{(now_ms - pending) / 1000:.1f} s'}"
+        f"pending {'no' if pending is None else f'{(now_ms - pending) / 1000:.1f} s'}; "
+        f"last events {applied}"
     )

@@ -211,12 +211,14 @@ def _late_for_closed(st: DialogState, inp: ClientMessage | BotJoined | SessionSt
     and the session events come by different ways (fetched log, offline queue, push) with no
     order between them, and the session events may name no session. What happened before the
     close belongs to the closed session, unless it names another one."""
-    return (
-        st.status in CLOSED
-        and st.closed_at is not None
-        and inp.at < st.closed_at
-        and not _is_other_session(st, inp.session_id)
-    )
+    if st.status not in CLOSED or st.closed_at is None or _is_other_session(st, inp.session_id):
+        return False
+    # The portal's times are whole seconds: a join or start in the very second of the close is
+    # that session's (a fast dialog opens and closes within one second, and its fetched join may
+    # come after the offline finish); a new session's opener names its session or is a message.
+    if isinstance(inp, BotJoined | SessionStarted):
+        return inp.at <= st.closed_at
+    return inp.at < st.closed_at
 
 
 def _client_message(step: Step, msg: ClientMessage) -> bool:

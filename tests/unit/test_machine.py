@@ -355,3 +355,17 @@ def test_contact_data_written_to_a_person_is_kept_quietly(status: DialogStatus) 
         "jane@example.com",
         "+1 555 0100 200",
     )
+
+
+def test_a_late_join_in_the_second_of_the_close_belongs_to_the_closed_session() -> None:
+    """A fast dialog: the bot's fetched join arrives after the offline finish, both stamped
+    the same whole second. It is that session's join, not a new session (which would drop the
+    closed session's rating and lead and leave the dialog waiting in a phantom session)."""
+    closed = state_in(S.FINISHED)
+    assert closed.closed_at is not None
+    join = BotJoined(bot_id=BOT, at=closed.closed_at, **{**PORTAL, "session_id": None})
+    result = transition(closed, join, scenario(), closed.closed_at)
+    assert not result.changed
+    assert result.state is not None and result.state.status is S.FINISHED
+    later = BotJoined(bot_id=BOT, at=closed.closed_at + 1, **{**PORTAL, "session_id": None})
+    assert transition(closed, later, scenario(), closed.closed_at + 1).state.status is S.BOT
