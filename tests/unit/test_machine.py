@@ -366,6 +366,7 @@ def test_a_late_join_in_the_second_of_the_close_belongs_to_the_closed_session() 
     join = BotJoined(bot_id=BOT, at=closed.closed_at, **{**PORTAL, "session_id": None})
     result = transition(closed, join, scenario(), closed.closed_at)
     assert not result.changed
-    assert result.state is not None and result.state.status is S.FINISHED
+    assert result.state is not None
+    assert result.state.status is S.FINISHED
     later = BotJoined(bot_id=BOT, at=closed.closed_at + 1, **{**PORTAL, "session_id": None})
     assert transition(closed, later, scenario(), closed.closed_at + 1).state.status is S.BOT
