@@ -126,7 +126,8 @@ async def run_dlq(args: argparse.Namespace, settings: Settings) -> int:
                 raise _none_such("dead letter", [args.entry_id])
             return _print_json(dataclasses.asdict(letter))
         ids = await _selected(dlq, args)
-        missing = [i for i in ids if await dlq.get(i) is None]
+        # named ids are checked once each; `--all` just listed them, so none can be missing
+        missing = [] if args.all else [i for i in ids if await dlq.get(i) is None]
         if action == "replay":
             done = [i for i in ids if i not in missing and await dlq.replay(i)]
             console.print(f"replayed {len(done)} of {len(ids)}")
