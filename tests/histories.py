@@ -20,8 +20,9 @@ from orchestrator.dialog.inputs import Input, input_from_record, input_record
 from orchestrator.dialog.scenario import ScenarioSet, parse_scenario
 
 HISTORIES = Path(__file__).resolve().parent / "fixtures" / "histories"
-# histories an earlier version of the code wrote; nothing regenerates them (see replay_record)
+# histories earlier versions of the code wrote; nothing regenerates them (see replay_record)
 FROZEN = HISTORIES / "v0"
+FROZEN_V1 = HISTORIES / "v1"
 
 APPLIED, NO_OP, REJECTED = "applied", "no-op", "rejected"
 
@@ -106,7 +107,8 @@ def load(path: Path) -> History:
 
 def all_paths() -> list[Path]:
     """Every history file: the current recordings, then the frozen ones of earlier versions."""
-    return sorted(HISTORIES.glob("*.json")) + sorted(FROZEN.glob("*.json"))
+    frozen = [path for folder in (FROZEN, FROZEN_V1) for path in sorted(folder.glob("*.json"))]
+    return sorted(HISTORIES.glob("*.json")) + frozen
 
 
 def dump(history: dict[str, Any]) -> str:

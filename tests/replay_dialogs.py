@@ -494,3 +494,7 @@ def finish_lost_reconciled(rec: Recorder) -> None:
     rec.feed(d.transcript(operator_id=OPERATOR, client_vote=None, message_count=5))
     rec.feed(d.vote_saved())
     rec.feed(d.lead_created(1027))
+
+
+# the answerer's dialogs register themselves (they use `script` and the helpers above)
+import tests.replay_answerer  # noqa: E402,F401

@@ -15,6 +15,7 @@ import yaml
 from harness.demo.portal_setup import demo_scenario
 from orchestrator.dialog.effects import EffectId
 from orchestrator.dialog.inputs import (
+    Answered,
     BotJoined,
     ClientMessage,
     EffectFailed,
@@ -44,11 +45,17 @@ MEMBER, SESSION, LINE, BOT, CLIENT, OPERATOR = "m1", 512, 1, 77, 4567, 12
 T0 = 1_767_225_600.0  # Thursday 2026-01-01 00:00 UTC (01:00 in Berlin: line 2's desk is shut)
 
 
+ANSWERER = {"kind": "http", "http": {"url": "http://answers.example/decide"}, "recent_turns": 4}
+
+
 def scenario_document(name: str) -> dict[str, Any]:
     """The scenario file a history runs under: the shipped default or the demo's, as JSON."""
-    if name == "default":
+    if name in ("default", "answerer"):
         shipped = resources.files("orchestrator.dialog").joinpath("scenarios/default.yaml")
         document: dict[str, Any] = yaml.safe_load(shipped.read_text("utf-8"))
+        if name == "answerer":  # the shipped rules, with a contact center's service deciding
+            document["default"]["answerer"] = ANSWERER
+            document["lines"][3] = {"answerer": {**ANSWERER, "on_failure": "handoff"}}
     else:
         document = demo_scenario()
     normalized: dict[str, Any] = json.loads(json.dumps(document))  # line ids become strings
@@ -157,6 +164,23 @@ class Dialog:
     def lead_created(self, lead_id: int | None, after: float = 2) -> LeadCreated:
         """The session's lead exists."""
         return LeadCreated(session_id=self.session_id, lead_id=lead_id, at=self._at(after))
+
+    def answered(
+        self,
+        effect_id: str,
+        action: dict[str, Any] | None = None,
+        failure: str = "",
+        after: float = 1,
+    ) -> Answered:
+        """The executor's answer to an AskAnswerer (its turn is the effect's seq)."""
+        return Answered(
+            turn=EffectId.parse(effect_id).seq,
+            action=action,
+            failure=failure,
+            effect_id=effect_id,
+            session_id=EffectId.parse(effect_id).session_id,
+            at=self._at(after),
+        )
 
     def failed(self, effect_id: str, kind: str, code: str, after: float = 2) -> EffectFailed:
         """An effect failed for good; the session is the one its id names (as the executor

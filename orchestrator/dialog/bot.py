@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from orchestrator.dialog import asking
 from orchestrator.dialog.effects import FinishBotSession, HandToQueue, Transfer
 from orchestrator.dialog.inputs import ClientMessage
 from orchestrator.dialog.scenario import FaqEntry, Target
@@ -12,12 +13,15 @@ from orchestrator.dialog.step import Step, render
 
 __all__ = [
     "RECOGNIZABLE",
+    "answer",
+    "ask_field",
     "begin",
     "finish_by_bot",
     "handoff",
     "note_contact",
     "on_client_message",
     "route",
+    "rules_answer",
 ]
 
 _WORD = re.compile(r"\w+", re.UNICODE)
@@ -39,13 +43,15 @@ def begin(step: Step, at: float) -> None:
 
 
 def on_client_message(step: Step, msg: ClientMessage) -> None:
-    """React to the client while the bot owns the dialog."""
+    """React to the client while the bot owns the dialog: the fixed rules first (a closing
+    session, the client's "0", a handoff keyword), then `answer`."""
     st = step.state
     text = msg.text.strip()
     # the session's opening message is the client's question, never an answer to our prompt
     # (the welcome bot's join may reach us before or after it)
     first = st.last_client_at is None
     st.last_message, st.last_client_at = text, msg.at
+    step.remember("client", text, msg.at)
     begin(step, msg.at)
     if st.closing:
         # We asked the portal to close, but a client message during its vote wait cancels the
@@ -59,6 +65,7 @@ def on_client_message(step: Step, msg: ClientMessage) -> None:
         _to_queue_state(step, "client_zero", msg.at)
         return
     if _has_keyword(text, hand.keywords):
+        # a client who asks for a person gets one, whatever the line's answerer would say
         if not st.after_hours:
             handoff(step, "keyword", msg.at)
             return
@@ -68,21 +75,41 @@ def on_client_message(step: Step, msg: ClientMessage) -> None:
         return
     if st.status is not DialogStatus.BOT:
         return  # begin() may have closed the dialog (after hours with nothing to collect)
+    answer(step, text, first, msg.at)
+    if st.status is DialogStatus.BOT and not st.closing:
+        _arm_silence(step)
+
+
+def answer(step: Step, text: str, first: bool, at: float) -> None:
+    """Answer a client message: a valid answer to the field asked is taken as it is; on a line
+    with an answerer the rest goes to it while its budget lasts; else the scenario's rules."""
+    st, answerer = step.state, step.scenario.answerer
+    spec = step.scenario.collect.spec(st.asking or "")
+    if answerer.remote and spec is not None and not first and spec.accepts(text):
+        _take_answer(step, text, at)
+    elif answerer.remote and (st.pending_ask is not None or st.answers < answerer.max_answers):
+        asking.ask(step, text, first)
+    else:
+        rules_answer(step, text, first, at)
+
+
+def rules_answer(step: Step, text: str, first: bool, at: float) -> None:
+    """The `rules` answerer: the scenario's FAQ keywords, the field asked, or its fallback (and
+    a handoff after too many questions it could not answer)."""
+    st, hand = step.state, step.scenario.handoff
     faq = _match_faq(text, step.scenario.faq)
     if faq is not None:
         st.unanswered = 0
         step.say(faq.answer)
         _reprompt(step)
     elif st.asking and not first:
-        _take_answer(step, text, msg.at)
+        _take_answer(step, text, at)
     elif not st.asking and not first:
         st.unanswered += 1
         if st.unanswered >= hand.max_unanswered and not st.after_hours:
-            handoff(step, "unanswered", msg.at)
+            handoff(step, "unanswered", at)
             return
         step.say(step.scenario.fallback)
-    if st.status is DialogStatus.BOT and not st.closing:
-        _arm_silence(step)
 
 
 def _take_answer(step: Step, text: str, at: float) -> None:
@@ -149,6 +176,24 @@ def _ask_next(step: Step, at: float | None = None) -> None:
         handoff(step, "collected", at if at is not None else step.now)
 
 
+def ask_field(step: Step, name: str, text: str | None, at: float) -> None:
+    """The answerer asks for a field: asked again it counts as a re-ask (past the scenario's
+    limit the field is given up and the next one asked)."""
+    st = step.state
+    spec = step.scenario.collect.spec(name)
+    if spec is None or st.data.get(name) is not None:
+        return
+    if st.asking == name:
+        st.reasks += 1
+        if st.reasks > step.scenario.collect.max_reasks:
+            st.skipped.append(name)
+            _ask_next(step, at)
+            return
+    else:
+        st.asking, st.reasks = name, 0
+    step.say(text or spec.prompt)
+
+
 def _reprompt(step: Step) -> None:
     spec = step.scenario.collect.spec(step.state.asking or "")
     if spec is not None:
@@ -189,17 +234,20 @@ def route(step: Step) -> Target:
     return step.scenario.handoff.target
 
 
-def handoff(step: Step, reason: str, at: float) -> None:
-    """Hand the dialog to humans: tell the client, leave the operator a note, call the portal."""
+def handoff(
+    step: Step, reason: str, at: float, *, message: str | None = None, note: str | None = None
+) -> None:
+    """Hand the dialog to humans: tell the client (`message`, else the line's), leave the
+    operator a note (the line's, then `note`), call the portal."""
     st = step.state
     hand = step.scenario.handoff
     target = route(step)
-    step.say(hand.message)
-    note = render(
+    step.say(message or hand.message)
+    rendered = render(
         hand.note,
         {"reason": reason, "last_message": st.last_message, **st.data.model_dump()},
     )
-    step.say(note, via="note")
+    step.say(f"{rendered}\n{note}" if note else rendered, via="note")
     if target.user_id is not None:
         step.emit(Transfer(chat_id=st.chat_id, user_id=target.user_id, leave=hand.leave))
     elif target.queue_id is not None:

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 
 __all__ = [
     "EFFECT_TYPES",
+    "AskAnswerer",
     "CancelTimer",
     "CheckSession",
     "CreateLead",
@@ -179,6 +180,18 @@ class CheckSession(_Effect):
     session_id: int | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class AskAnswerer(_Effect):
+    """Ask the line's answerer what to do about a client message (dialog/actions.py's request);
+    comes back as Answered, with a failure instead of an action when it could not answer."""
+
+    kind: ClassVar[str] = "AskAnswerer"
+    chat_id: int
+    line_id: int | None
+    turn: int
+    request: dict[str, Any] = field(default_factory=dict)
+
+
 Effect = (
     SendMessage
     | HandToQueue
@@ -190,6 +203,7 @@ Effect = (
     | ScheduleTimer
     | CancelTimer
     | CheckSession
+    | AskAnswerer
 )
 
 EFFECT_TYPES: dict[str, type[Effect]] = {
@@ -205,6 +219,7 @@ EFFECT_TYPES: dict[str, type[Effect]] = {
         ScheduleTimer,
         CancelTimer,
         CheckSession,
+        AskAnswerer,
     )
 }
 

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "INPUT_TYPES",
+    "Answered",
     "BotJoined",
     "ClientMessage",
     "EffectFailed",
@@ -171,6 +172,18 @@ class SessionChecked(_Result):
     effect_id: str = ""
 
 
+@dataclass(frozen=True, kw_only=True)
+class Answered(_Result):
+    """The line's answerer on question `turn`: an action (validated, dialog/actions.py), or
+    None and why not (timeout, error, invalid, crashed) so the configured fallback answers."""
+
+    kind: ClassVar[str] = "answered"
+    turn: int
+    action: dict[str, Any] | None = None
+    failure: str = ""
+    effect_id: str = ""
+
+
 Input = (
     ClientMessage
     | OperatorMessage
@@ -185,6 +198,7 @@ Input = (
     | LeadCreated
     | EffectFailed
     | SessionChecked
+    | Answered
 )
 
 INPUT_TYPES: dict[str, type[Input]] = {
@@ -203,6 +217,7 @@ INPUT_TYPES: dict[str, type[Input]] = {
         LeadCreated,
         EffectFailed,
         SessionChecked,
+        Answered,
     )
 }
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.dialog import evaluation, reconcile
+from orchestrator.dialog import answers, evaluation, reconcile
 from orchestrator.dialog.bot import begin, finish_by_bot, handoff, note_contact, on_client_message
 from orchestrator.dialog.effects import Effect, EffectId, HandToQueue, Transfer, with_ids
 from orchestrator.dialog.inputs import (
+    Answered,
     BotJoined,
     ClientMessage,
     EffectFailed,
@@ -150,6 +151,8 @@ def _dispatch(step: Step, inp: Input) -> bool:
         return False  # edits and deletions never undo what the bot already said or stored
     if isinstance(inp, TimerFired):
         return _timer(step, inp)
+    if isinstance(inp, Answered):
+        return not _is_other_session(step.state, inp.session_id) and answers.on_answered(step, inp)
     if isinstance(inp, SessionChecked):
         stale = _is_other_session(step.state, inp.session_id) or _minted_before_session(
             step.state, inp
@@ -347,6 +350,8 @@ def _failed(step: Step, failure: EffectFailed) -> bool:
     st, kind, code = step.state, failure.effect_kind, failure.error_code
     if st.status in TERMINAL or kind == "CheckSession":
         return False  # a check that failed: the reconcile timer asks again
+    if kind == "AskAnswerer":
+        return answers.ask_failed(step, failure)
     if kind == "FetchTranscript" and st.transcript_pending:
         # rate with what the bot saw itself (no rating without a session id; the waiting lead
         # goes out under our own id for the session)

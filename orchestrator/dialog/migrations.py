@@ -24,7 +24,7 @@ from orchestrator.errors import StateSchemaError, StateSchemaTooNew
 
 __all__ = ["MIGRATIONS", "SCHEMA_FIELD", "SCHEMA_VERSION", "Migration", "stored_version", "upgrade"]
 
-SCHEMA_VERSION = 1  # the form this code writes
+SCHEMA_VERSION = 2  # the form this code writes
 SCHEMA_FIELD = "schema_version"
 
 Migration = Callable[[dict[str, Any]], dict[str, Any]]
@@ -35,8 +35,13 @@ def _v0_to_v1(state: dict[str, Any]) -> dict[str, Any]:
     return state
 
 
+def _v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
+    """Version 2 adds the answerer's bookkeeping (dialog/answers.py): nothing asked yet."""
+    return {**state, "pending_ask": None, "unasked": False, "answers": 0, "recent": []}
+
+
 # (from_version, step): each step turns a from_version dict into the next version's
-MIGRATIONS: tuple[tuple[int, Migration], ...] = ((0, _v0_to_v1),)
+MIGRATIONS: tuple[tuple[int, Migration], ...] = ((0, _v0_to_v1), (1, _v1_to_v2))
 
 
 def stored_version(state: dict[str, Any]) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import typing
 from datetime import datetime, time
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from orchestrator.dialog.answerer_config import AnswererConfig
 from orchestrator.errors import ScenarioError
 
 __all__ = [
@@ -267,6 +269,9 @@ class Scenario(_Strict):
     hours: Hours = Field(default_factory=Hours)
     timers: Timers = Field(default_factory=Timers)
     evaluation: Evaluation = Field(default_factory=Evaluation)
+    # who decides the replies to what the rules above do not settle (docs/answerers.md)
+    answerer: AnswererConfig = Field(default_factory=AnswererConfig)
+    language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 
 
 class ScenarioSet(_Strict):
@@ -340,14 +345,24 @@ def _did_you_mean(error: Any) -> str:
     """For a key no model knows, the nearest one that some scenario model does."""
     if error["type"] != "extra_forbidden" or not error["loc"]:
         return ""
-    known = {
-        name
-        for model in globals().values()
-        if isinstance(model, type) and issubclass(model, BaseModel) and model is not BaseModel
-        for name in model.model_fields
-    }
+    known = _keys_of(ScenarioSet)
     near = difflib.get_close_matches(str(error["loc"][-1]), sorted(known), n=1)
     return f"; did you mean {near[0]!r}?" if near else ""
+
+
+def _keys_of(model: type[BaseModel]) -> set[str]:
+    """Every key of `model` and of the models nested in its fields."""
+    keys, todo, seen = set(), [model], set()
+    while todo:
+        current = todo.pop()
+        seen.add(current)
+        for name, info in current.model_fields.items():
+            keys.add(name)
+            nested = [info.annotation, *typing.get_args(info.annotation)]
+            for inner in (a for t in nested for a in (t, *typing.get_args(t))):
+                if isinstance(inner, type) and issubclass(inner, BaseModel) and inner not in seen:
+                    todo.append(inner)
+    return keys
 
 
 def load_scenario(path: str | Path | None = None) -> ScenarioSet:

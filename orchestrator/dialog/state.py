@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from orchestrator.dialog.actions import Turn
 from orchestrator.dialog.migrations import SCHEMA_VERSION, upgrade
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "DialogState",
     "DialogStatus",
     "HistoryEntry",
+    "PendingAsk",
 ]
 
 HISTORY_LIMIT = 50
@@ -65,6 +67,14 @@ class Collected(_Model):
         return value if isinstance(value, str) else None
 
 
+class PendingAsk(_Model):
+    """A client message the line's answerer was asked about and has not answered yet."""
+
+    turn: int  # the transition seq that asked: the answer names it, others are stale
+    text: str  # what the rules answer instead, if the answerer fails
+    first: bool  # the message opened the session
+
+
 class HistoryEntry(_Model):
     """One transition, for operators reading `orchestrator sessions`."""
 
@@ -104,6 +114,13 @@ class DialogState(_Model):
     last_message: str = ""
     handoff_reason: str | None = None
     closing: bool = False  # we asked the portal to finish the session
+
+    # the line's answerer (dialog/answers.py): the question out, whether messages came in
+    # meanwhile, the answers given this session, and the recent turns it is shown
+    pending_ask: PendingAsk | None = None
+    unasked: bool = False
+    answers: int = 0
+    recent: list[Turn] = Field(default_factory=list)
 
     # the humans
     operator_id: int | None = None

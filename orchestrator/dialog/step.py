@@ -6,11 +6,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.dialog.actions import Turn
 from orchestrator.dialog.effects import CancelTimer, Effect, ScheduleTimer, SendMessage, Via
 from orchestrator.dialog.scenario import Scenario
 from orchestrator.dialog.state import DialogState
 
-__all__ = ["Step", "render"]
+__all__ = ["TURN_TEXT_MAX", "Step", "render"]
+
+TURN_TEXT_MAX = 1000  # what an answerer is shown of one past turn
 
 _GREETING_VIA: dict[str, Via] = {
     "imopenlines.bot.session.message.send": "session",
@@ -39,6 +42,16 @@ class Step:
         """Post a message into the chat (skipped when the scenario leaves the text empty)."""
         if text:
             self.emit(SendMessage(chat_id=self.state.chat_id, text=text, via=via))
+            if via != "note":
+                self.remember("bot", text, self.now)
+
+    def remember(self, role: str, text: str, at: float) -> None:
+        """Keep a turn of the conversation for the line's answerer (only where it has one)."""
+        answerer = self.scenario.answerer
+        if not answerer.remote or answerer.recent_turns == 0 or not text:
+            return
+        turn = Turn(role="client" if role == "client" else "bot", text=text[:TURN_TEXT_MAX], at=at)
+        self.state.recent = [*self.state.recent, turn][-answerer.recent_turns :]
 
     def greet(self) -> None:
         """Post the scenario's greeting the way it says."""

@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 from orchestrator.dialog.inputs import (
+    Answered,
     BotJoined,
     ClientMessage,
     EffectFailed,
@@ -105,5 +106,9 @@ def input_of(kind: str) -> Input:
         ),
         # the portal shows no open session in the chat: the finish push was lost
         "session_checked": SessionChecked(session_id=SESSION, current_session_id=0, at=at),
+        # an answer to a question that is not out (no line of the test scenario asks one)
+        "answered": Answered(
+            turn=3, action={"action": "reply", "text": "Hi"}, session_id=SESSION, at=at
+        ),
     }
     return inputs[kind]

@@ -134,6 +134,7 @@ EFFECTS: list[fx.Effect] = [
     fx.ScheduleTimer(name="silence", delay_s=600.0, token="silence:0:1"),
     fx.CancelTimer(name="silence"),
     fx.CheckSession(chat_id=1, session_id=5),
+    fx.AskAnswerer(chat_id=1, line_id=2, turn=7, request={"turn": 7, "message": "hi"}),
 ]
 
 

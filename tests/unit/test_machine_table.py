@@ -85,6 +85,9 @@ TABLE: dict[tuple[str | None, str], tuple[str, tuple[str, ...]]] = {
     ("voted", "effect_failed"): NOOP,
     ("voted", "session_checked"): NOOP,
 }
+# no question to the line's answerer is out in any of these states: an answer is stale
+for _status in ("bot", "operator_queue", "operator", "finished", "voted"):
+    TABLE[(_status, "answered")] = NOOP
 for _closed in ("lead", "failed"):
     for _kind in INPUT_TYPES:
         TABLE[(_closed, _kind)] = NOOP

@@ -33,6 +33,7 @@ from orchestrator.errors import IllegalTransition
 from tests.histories import (
     APPLIED,
     FROZEN,
+    FROZEN_V1,
     NO_OP,
     REJECTED,
     History,
@@ -46,7 +47,7 @@ from tests.replay_dialogs import SCRIPTS
 
 HISTORIES = [load(path) for path in all_paths()]
 IDS = [f"{h.path.parent.name}/{h.name}" for h in HISTORIES]
-CURRENT = [h for h in HISTORIES if h.path.parent != FROZEN]
+CURRENT = [h for h in HISTORIES if h.path.parent not in (FROZEN, FROZEN_V1)]
 
 
 def _as_stored(state: DialogState | None) -> dict[str, Any] | None:
@@ -120,6 +121,8 @@ def test_histories_of_an_earlier_version_are_kept() -> None:
     frozen = [h for h in HISTORIES if h.path.parent == FROZEN]
     assert {h.state_schema for h in frozen} >= {0}
     assert all(SCHEMA_FIELD not in s.state for h in frozen for s in h.steps if s.state)
+    # and in the form of version 1, before the answerer's bookkeeping
+    assert {h.state_schema for h in HISTORIES if h.path.parent == FROZEN_V1} == {1}
 
 
 def test_the_histories_cover_every_status_input_failure_and_outcome() -> None:
@@ -134,10 +137,10 @@ def test_the_histories_cover_every_status_input_failure_and_outcome() -> None:
         for step in steps
         if step.input["kind"] == "effect_failed" and step.outcome == APPLIED
     }
-    reacted = {"SendMessage", "FinishBotSession", "Transfer", "HandToQueue"}
+    reacted = {"SendMessage", "FinishBotSession", "Transfer", "HandToQueue", "AskAnswerer"}
     assert failures >= reacted | {"FetchTranscript", "SaveHeadVote", "CreateLead"}
     assert {step.outcome for step in steps} == {APPLIED, NO_OP, REJECTED}
-    assert {h.scenario_name for h in HISTORIES} == {"default", "demo"}
+    assert {h.scenario_name for h in HISTORIES} == {"default", "demo", "answerer"}
     assert len(CURRENT) >= 20
 
 
