@@ -62,6 +62,9 @@ class AnswererConfig(_Strict):
     max_answers: int = Field(default=30, ge=1, le=1000, description="per session; then rules")
     timeout_s: float = Field(default=8.0, gt=0, le=60)
     recent_turns: int = Field(default=10, ge=0, le=50)
+    # an answer still pending after this long shows the client that the bot is typing (again
+    # every few seconds while it waits, never more often per dialog); None: never
+    typing_after_s: float | None = Field(default=1.0, ge=0, le=60)
     http: HttpAnswerer | None = None
     llm: LlmAnswerer | None = None
 

@@ -26,6 +26,7 @@ from orchestrator.bitrix.methods import PortalApi
 from orchestrator.bitrix.models import Dialog, SessionHistory
 from orchestrator.dialog.effects import (
     EFFECT_TYPES,
+    AskAnswerer,
     CancelTimer,
     CheckSession,
     CreateLead,
@@ -52,7 +53,10 @@ from orchestrator.dialog.inputs import (
 )
 from orchestrator.errors import AccessDenied, MethodError
 from orchestrator.handler import leads, resend
+from orchestrator.handler.answerers import AnswererPool
+from orchestrator.handler.answerers.pool import TYPING_EVERY_S
 from orchestrator.observe import metrics
+from orchestrator.pipeline.keys import Keys
 from orchestrator.pipeline.records import EffectRecord
 from orchestrator.pipeline.runner import FollowUp
 from orchestrator.pipeline.timers import INPUT_EVENT_PREFIX, TimerStore
@@ -84,6 +88,7 @@ GIVE_UP: tuple[type[Effect], ...] = (
     Transfer,
     FetchTranscript,
     CheckSession,  # the reconcile timer asks again anyway
+    AskAnswerer,  # the line's fallback answers instead
 )
 # Queue handoffs, votes and leads have no such way round: they are patient (more tries, waits
 # of up to a minute, the dialog handed back meanwhile — see Runner), so an outage of a few
@@ -174,11 +179,13 @@ class EffectExecutor:
         effect_log: EffectLog,
         timers: TimerStore,
         bots: BotDirectory | None = None,
+        answerers: AnswererPool | None = None,
     ) -> None:
         self.api_for = api_for
         self.effect_log = effect_log
         self.timers = timers
         self.bots = bots
+        self.answerers = answerers
 
     async def run(self, record: EffectRecord) -> list[FollowUp]:
         """Execute one effect; permanent portal refusals become an EffectFailed follow-up."""
@@ -252,7 +259,30 @@ class EffectExecutor:
             case CheckSession():
                 dialog = await api.dialog_get(chat_id=effect.chat_id)
                 return session_checked(effect_id, effect, dialog)
+            case AskAnswerer():
+                if self.answerers is None:
+                    raise RuntimeError(
+                        "an AskAnswerer without answerers (build_handler makes them)"
+                    )
+                return await self.answerers.ask(
+                    effect, effect_id, lambda: self._typing(api, bot, effect_id, effect.chat_id)
+                )
         return None
+
+    async def _typing(
+        self, api: PortalApi, bot: BotRecord | None, effect_id: EffectId, chat_id: int
+    ) -> None:
+        """Show the client the bot is typing, unless it was shown in this dialog within the last
+        few seconds (by any worker: the mark is in Redis and expires by itself)."""
+        key = Keys(self.timers.prefix).dialog(effect_id.member_id, effect_id.dialog_key).typing
+        every_ms = int(TYPING_EVERY_S * 1000)
+        if not await self.timers.redis.set(key, b"1", nx=True, px=every_ms):
+            return
+        if bot is not None:
+            await api.bot_v2(bot.bot_token).notify_input(bot.bot_id, f"chat{chat_id}")
+        else:
+            await api.imbot_chat_send_typing(f"chat{chat_id}")
+        metrics.TYPING_SHOWN.labels(member_id=effect_id.member_id).inc()
 
     async def _send(
         self,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 
 import redis.asyncio as aioredis
 import structlog
@@ -28,6 +29,7 @@ from orchestrator.dialog.scenario import ScenarioSet, load_scenario
 from orchestrator.dialog.state import DialogState
 from orchestrator.errors import IllegalTransition
 from orchestrator.events.convert import inputs_of_stored
+from orchestrator.handler.answerers import AnswererPool
 from orchestrator.handler.executor import EffectExecutor, is_patient
 from orchestrator.observe import metrics
 from orchestrator.pipeline.keys import PORTAL_DIALOG
@@ -116,14 +118,19 @@ class DialogMachineHandler:
 async def build_handler(settings: Settings, redis: aioredis.Redis) -> DialogMachineHandler:
     """The workers' handler factory: the REST client, the effect log and timers, the scenario."""
     scenarios = load_scenario(settings.scenario_path).with_reconcile(settings.reconcile_interval_s)
+    # the answerers' secrets and files are checked before anything connects
+    scenario_dir = Path(settings.scenario_path).parent if settings.scenario_path else Path.cwd()
+    answerers = AnswererPool.build(scenarios, scenario_dir)
     client = await BitrixClient.from_settings(settings, redis).open()
     executor = EffectExecutor(
         client.api,
         Store(redis, settings),
         TimerStore(redis, settings.key_prefix),
         BotDirectory(BotStore(redis, prefix=settings.key_prefix)),
+        answerers,
     )
     handler = DialogMachineHandler(scenarios, executor)
     handler.rest_client = client  # the worker's pollers share it (and its budget, its batches)
     handler.on_close(client.close)
+    handler.on_close(answerers.aclose)
     return handler

@@ -19,6 +19,9 @@ from orchestrator.settings import Settings
 
 __all__ = [
     "ACK_SECONDS",
+    "ANSWERER_TOKENS",
+    "ANSWERS",
+    "ANSWER_SECONDS",
     "DEAD_LETTERS",
     "DIALOG_TRANSITIONS",
     "EFFECTS",
@@ -58,6 +61,7 @@ __all__ = [
     "REDIS_PERSISTENCE",
     "SPOOL_ERRORS",
     "SPOOL_REPLAYED",
+    "TYPING_SHOWN",
     "VOTES",
     "refresh_queue_gauges",
 ]
@@ -187,6 +191,26 @@ LEADS_COMPLETED = Counter(
     ["member_id"],
 )
 VOTES = Counter("ol_votes", "Head votes saved on finished sessions", ["member_id"])
+ANSWERS = Counter(
+    "ol_answers",
+    "Questions to a line's answerer (http, llm), by outcome: answered, or the failure its "
+    "fallback answered instead (timeout, error, invalid)",
+    ["member_id", "answerer", "outcome"],
+)
+ANSWER_SECONDS = Histogram(
+    "ol_answer_seconds",
+    "How long a line's answerer took to answer (or to fail)",
+    ["answerer"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0),
+)
+ANSWERER_TOKENS = Counter(
+    "ol_answerer_tokens",
+    "Tokens the llm answerer's endpoint reported using (kind: prompt, completion)",
+    ["kind"],
+)
+TYPING_SHOWN = Counter(
+    "ol_typing_shown", "Typing indicators shown while an answer was pending", ["member_id"]
+)
 RECONCILE_CHECKS = Counter(
     "ol_reconcile_checks",
     "Open dialogs asked about at the portal (imopenlines.dialog.get), by what it showed "

@@ -99,7 +99,8 @@ class DialogKeys:
         return [f"{base}:{part}" for part in _RETAINED_PARTS]
 
     def __getattr__(self, name: str) -> str:
-        # inbox, seq, sched, lease, fence, state, attempts, effects, fxstatus, outbox, history
+        # inbox, seq, sched, lease, fence, state, attempts, effects, fxstatus, outbox, history,
+        # typing (when the bot last showed it was typing: expires by itself)
         if name in _DIALOG_PARTS:
             return f"{self.base}:{name}"
         raise AttributeError(name)
@@ -118,6 +119,7 @@ _DIALOG_PARTS = frozenset(
         "fxstatus",
         "outbox",
         "history",
+        "typing",
     }
 )
 

@@ -19,16 +19,23 @@ import yaml
 
 from harness.demo.portal_setup import SUPPORT_LINE, demo_scenario
 from harness.demo.stack import Stack, StackOptions, run_stack
-from orchestrator.dialog.evaluation import ORIGINATOR_ID
-from orchestrator.dialog.state import DialogState, DialogStatus
+from orchestrator.dialog.state import DialogStatus
 from orchestrator.settings import Settings
-from tests.e2e.conftest import dialog_state, drop_arq_jobs, eventually
+from tests.e2e.chat_client import (
+    TIMEOUT_S,
+    Client,
+    calls,
+    ends_with_one_lead,
+    messages,
+    operator_closes,
+    our_leads,
+)
+from tests.e2e.conftest import drop_arq_jobs, eventually
 
 pytestmark = pytest.mark.timeout(60)
 
 Edit = Callable[[dict[str, Any]], None]
 OPERATOR = 3  # the second operator of the seeded line (users: admin 1, operators 2-4)
-TIMEOUT_S = 30.0  # each path must settle well within this
 
 
 @asynccontextmanager
@@ -45,104 +52,6 @@ async def _stack(
     async with run_stack(settings, StackOptions(workers=1, in_process=True)) as running:
         yield running
     await drop_arq_jobs(redis, settings.queue_name)
-
-
-class Client:
-    """One client of line 1 typing into the widget and reading the bot's replies."""
-
-    def __init__(self, stack: Stack, name: str = "Anna Smith") -> None:
-        self.stack = stack
-        self.name = name
-        self.chat_id = 0
-        self.user_code: str | None = None
-
-    async def say(self, text: str, *, expect: str | None = None) -> None:
-        """Write; with `expect`, wait until the bot has written that text since."""
-        before = len(self.texts())
-        answer = await self.stack.control.client_message(
-            SUPPORT_LINE, text, user_code=self.user_code, name=self.name
-        )
-        self.chat_id, self.user_code = int(answer["chat_id"]), str(answer["user_code"])
-        if expect is not None:
-
-            async def replied() -> bool:
-                return expect in self.texts()[before:]
-
-            await eventually(replied, TIMEOUT_S)
-
-    def texts(self) -> list[str]:
-        """What our bot wrote in the chat (notes to the operator included)."""
-        return self.stack.view.bot_texts(self.chat_id) if self.chat_id else []
-
-    def session(self) -> Any:
-        portal: Any = self.stack.emu.portals[0].portal
-        chat = portal.get_chat(self.chat_id)
-        return portal.open_session(chat) or portal.latest_session(chat)
-
-    async def queued(self) -> None:
-        """Wait until the portal has the dialog in a queue, waiting for a human."""
-
-        async def waiting() -> bool:
-            s = self.session()
-            return not s.closed and s.wait_answer and not s.operator_id
-
-        await eventually(waiting, TIMEOUT_S)
-
-    async def state(self, *statuses: DialogStatus) -> DialogState:
-        """Our committed state, once it is in one of `statuses`."""
-
-        async def reached() -> bool:
-            st = await dialog_state(self.stack, self.chat_id)
-            return st is not None and st.status in statuses
-
-        await eventually(reached, TIMEOUT_S)
-        st = await dialog_state(self.stack, self.chat_id)
-        assert st is not None
-        return st
-
-
-async def _operator_closes(client: Client, operator_id: int, *, vote: str | None = "like") -> None:
-    """The operator (already answering, or taking it now) writes and finishes; the client
-    rates when the portal asks."""
-    control = client.stack.control
-    if client.session().operator_id != operator_id:
-        await control.operator_answer(client.chat_id, operator_id)
-    await control.operator_message(client.chat_id, operator_id, "Hello! How can I help?")
-    await control.operator_finish(client.chat_id, operator_id)
-    if vote is not None and client.session().wait_vote:
-        await control.client_vote(client.chat_id, vote)
-    else:  # the portal closes an unrated dialog when its vote wait runs out
-        await control.advance_time(10_000)
-
-
-def _calls(stack: Stack, method: str) -> int:
-    return int(stack.emu.portals[0].method_counters.get(method, {}).get("calls", 0))
-
-
-def _messages(client: Client) -> list[Any]:
-    portal = client.stack.emu.portals[0].portal
-    return sorted(
-        (m for m in portal.messages.values() if m.chat_id == client.chat_id), key=lambda m: m.id
-    )
-
-
-def _our_leads(client: Client) -> list[Any]:
-    portal = client.stack.emu.portals[0].portal
-    session = client.session()
-    origin = f"{client.stack.member_id}:{client.chat_id}:{session.id}"
-    return [
-        lead
-        for lead in portal.leads.values()
-        if lead.fields.get("ORIGIN_ID") == origin
-        and lead.fields.get("ORIGINATOR_ID") == ORIGINATOR_ID
-    ]
-
-
-async def _ends_with_one_lead(client: Client) -> DialogState:
-    st = await client.state(DialogStatus.LEAD, DialogStatus.FAILED)
-    assert st.status is DialogStatus.LEAD
-    assert [lead.id for lead in _our_leads(client)] == [st.lead_id]
-    return st
 
 
 # --- the bot's side ----------------------------------------------------------------------------
@@ -181,14 +90,14 @@ async def test_invalid_email_is_asked_again_then_accepted_and_the_vote_reaches_t
         await client.say("+1 555 010 2030", expect="Connecting you with an operator, please wait.")
         assert client.texts().count(invalid) == 1
         await client.queued()
-        await _operator_closes(client, OPERATOR, vote="like")
-        st = await _ends_with_one_lead(client)
+        await operator_closes(client, OPERATOR, vote="like")
+        st = await ends_with_one_lead(client)
         assert (st.data.email, st.handoff_reason, st.client_vote) == (
             "anna@example.com",
             "collected",
             5,
         )
-        lead = _our_leads(client)[0]
+        lead = our_leads(client)[0]
         assert lead.fields["EMAIL"][0]["VALUE"] == "anna@example.com"
         session = client.session()
         assert session.vote == 5
@@ -208,9 +117,9 @@ async def test_client_typing_zero_goes_to_the_queue_without_our_handoff_call(
         await client.queued()
         st = await client.state(DialogStatus.OPERATOR_QUEUE)
         assert st.handoff_reason == "client_zero"
-        await _operator_closes(client, OPERATOR)
-        await _ends_with_one_lead(client)
-        assert _calls(stack, "imopenlines.bot.session.operator") == 0
+        await operator_closes(client, OPERATOR)
+        await ends_with_one_lead(client)
+        assert calls(stack, "imopenlines.bot.session.operator") == 0
 
 
 def _no_collection(scenario: dict[str, Any]) -> None:
@@ -235,9 +144,9 @@ async def test_questions_the_bot_cannot_answer_hand_off_after_the_limit(
         st = await client.state(DialogStatus.OPERATOR_QUEUE)
         assert st.handoff_reason == "unanswered"
         assert any(t.startswith("Bot handoff (unanswered).") for t in client.texts())
-        assert _calls(stack, "imopenlines.bot.session.operator") == 1
-        await _operator_closes(client, OPERATOR)
-        await _ends_with_one_lead(client)
+        assert calls(stack, "imopenlines.bot.session.operator") == 1
+        await operator_closes(client, OPERATOR)
+        await ends_with_one_lead(client)
 
 
 def _route_invoices_to_operator(scenario: dict[str, Any]) -> None:
@@ -263,13 +172,13 @@ async def test_transfer_by_rule_goes_to_the_chosen_operator_with_a_context_note(
         await eventually(transferred, TIMEOUT_S)
         st = await client.state(DialogStatus.OPERATOR)
         assert (st.operator_id, st.handoff_reason) == (OPERATOR, "keyword")
-        notes = [m for m in _messages(client) if m.text.startswith("Bot handoff (keyword).")]
+        notes = [m for m in messages(client) if m.text.startswith("Bot handoff (keyword).")]
         assert len(notes) == 1
         assert notes[0].text.endswith(f"Last message: {words}")
-        assert _calls(stack, "imopenlines.bot.session.transfer") == 1
-        assert _calls(stack, "imopenlines.bot.session.operator") == 0
-        await _operator_closes(client, OPERATOR)
-        await _ends_with_one_lead(client)
+        assert calls(stack, "imopenlines.bot.session.transfer") == 1
+        assert calls(stack, "imopenlines.bot.session.operator") == 0
+        await operator_closes(client, OPERATOR)
+        await ends_with_one_lead(client)
 
 
 def _accept_fallback_to_line_2(scenario: dict[str, Any]) -> None:
@@ -293,11 +202,11 @@ async def test_nobody_accepting_in_time_transfers_the_dialog_to_the_fallback_lin
         await eventually(moved, TIMEOUT_S)
         st = await client.state(DialogStatus.OPERATOR_QUEUE)
         assert st.handoff_reason == "keyword+accept_timeout"
-        assert any("to queue" in m.text for m in _messages(client) if m.system)
-        assert _calls(stack, "imopenlines.bot.session.transfer") == 1
+        assert any("to queue" in m.text for m in messages(client) if m.system)
+        assert calls(stack, "imopenlines.bot.session.transfer") == 1
         await client.queued()
-        await _operator_closes(client, OPERATOR)
-        await _ends_with_one_lead(client)
+        await operator_closes(client, OPERATOR)
+        await ends_with_one_lead(client)
 
 
 async def test_bot_failing_after_its_retries_hands_the_dialog_to_the_queue(
@@ -314,10 +223,10 @@ async def test_bot_failing_after_its_retries_hands_the_dialog_to_the_queue(
         assert st.handoff_reason == "bot_failure"
         counters = stack.emu.portals[0].method_counters["imopenlines.bot.session.message.send"]
         assert counters["errors"] >= 1
-        assert not [m for m in _messages(client) if m.text.startswith("Hello! I am the support")]
+        assert not [m for m in messages(client) if m.text.startswith("Hello! I am the support")]
         await stack.control.clear_faults()
-        await _operator_closes(client, OPERATOR)
-        await _ends_with_one_lead(client)
+        await operator_closes(client, OPERATOR)
+        await ends_with_one_lead(client)
 
 
 # --- ownership ---------------------------------------------------------------------------------
@@ -339,7 +248,7 @@ async def test_line_that_owns_vote_and_lead_gets_neither_from_us(
         await client.say("Hello", expect="How may I call you?")
         await client.say("operator", expect="Connecting you with an operator, please wait.")
         await client.queued()
-        await _operator_closes(client, OPERATOR, vote="dislike")
+        await operator_closes(client, OPERATOR, vote="dislike")
         st = await client.state(DialogStatus.LEAD, DialogStatus.FAILED)
         assert st.status is DialogStatus.LEAD
         assert (st.lead_id, st.lead_done, st.vote_saved, st.vote) == (None, False, False, None)
@@ -356,4 +265,4 @@ async def test_line_that_owns_vote_and_lead_gets_neither_from_us(
             "crm.lead.add",
             "crm.lead.list",
         ):
-            assert _calls(stack, method) == 0, method
+            assert calls(stack, method) == 0, method

@@ -182,3 +182,35 @@ def test_argument_prefixes_are_not_taken_for_flags(tmp_path: Path) -> None:
     result = _run(["serve", "--worker", "3"], {"REDIS_URL": CLOSED}, tmp_path)
     assert result.returncode == 2
     assert "unrecognized arguments: --worker 3" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("answerer", "says"),
+    [
+        ("{kind: http, http: {url: 'http://127.0.0.1:9/answer'}}", "ANSWERER_SECRET"),
+        (
+            "{kind: llm, llm: {base_url: 'http://127.0.0.1:9/v1', model: m, api_key_env: K_X}}",
+            "K_X",
+        ),
+        ("{kind: http}", "needs an 'http' section"),
+    ],
+)
+def test_an_answerer_without_its_secret_stops_the_worker_at_start(
+    answerer: str, says: str, redis_url: str, key_prefix: str, tmp_path: Path
+) -> None:
+    """The secret's variable unset: the worker does not start (a client's first question would
+    be the first to know otherwise)."""
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text(f"default:\n  greeting: {{text: Hello!}}\n  answerer: {answerer}\n")
+    env = {
+        "REDIS_URL": redis_url,
+        "KEY_PREFIX": key_prefix,
+        "SCENARIO_PATH": str(scenario),
+        "B24_WEBHOOK_URL": WEBHOOK,
+        "B24_MEMBER_ID": "m-answerer",
+        "ANSWERER_SECRET": "",
+    }
+    result = _run(["worker"], env, tmp_path)
+    [line] = _said(result, "worker")
+    assert result.returncode == 78, result.stderr
+    assert says in line
