@@ -17,7 +17,8 @@ from typing import Any
 
 from orchestrator.dialog.effects import Effect, effect_payload
 from orchestrator.dialog.inputs import Input, input_from_record, input_record
-from orchestrator.dialog.scenario import ScenarioSet, parse_scenario
+from orchestrator.dialog.scenario import ScenarioSet
+from orchestrator.dialog.scenario_file import parse_scenario
 
 HISTORIES = Path(__file__).resolve().parent / "fixtures" / "histories"
 # histories earlier versions of the code wrote; nothing regenerates them (see replay_record)

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from orchestrator.dialog.scenario import parse_scenario
+from orchestrator.dialog.scenario_file import parse_scenario
 from tests.replay_scripts import (
     MEMBER,
     OPERATOR,

@@ -17,6 +17,7 @@ from orchestrator.dialog.effects import EffectId
 from orchestrator.dialog.inputs import (
     Answered,
     BotJoined,
+    ButtonPressed,
     ClientMessage,
     EffectFailed,
     Input,
@@ -48,14 +49,37 @@ T0 = 1_767_225_600.0  # Thursday 2026-01-01 00:00 UTC (01:00 in Berlin: line 2's
 ANSWERER = {"kind": "http", "http": {"url": "http://answers.example/decide"}, "recent_turns": 4}
 
 
+GERMAN = {
+    "greeting": {"text": "Hallo! Ich bin der Support-Bot."},
+    "collect": {
+        "thanks": "Danke!",
+        "fields": [
+            {"prompt": "Wie darf ich Sie nennen?"},
+            {"prompt": "Wie lautet Ihre E-Mail?", "invalid": "Das ist keine E-Mail-Adresse."},
+            {"prompt": "Und Ihre Telefonnummer?"},
+        ],
+        "confirm": {"text": "Stimmt das? {name}, {email}, {phone}", "yes": "Ja", "no": "Nein"},
+    },
+    "handoff": {"message": "Ich verbinde Sie mit einem Mitarbeiter."},
+    "buttons": {"operator": "Mit einem Menschen sprechen", "faq_menu": "Häufige Themen:"},
+}
+
+
 def scenario_document(name: str) -> dict[str, Any]:
     """The scenario file a history runs under: the shipped default or the demo's, as JSON."""
     if name in ("default", "answerer"):
         shipped = resources.files("orchestrator.dialog").joinpath("scenarios/default.yaml")
         document: dict[str, Any] = yaml.safe_load(shipped.read_text("utf-8"))
         if name == "answerer":  # the shipped rules, with a contact center's service deciding
-            document["default"]["answerer"] = ANSWERER
+            default = document["default"]
+            default["answerer"] = ANSWERER
+            default["buttons"] = {"operator": "Talk to a person", "faq_menu": "Popular topics:"}
+            default["faq"][0]["button"] = "Prices"
+            default["faq"][1]["button"] = "Delivery"
+            default["collect"]["confirm"] = {"text": "Is this right? {name}, {email}, {phone}"}
+            default["translations"] = {"de": GERMAN}
             document["lines"][3] = {"answerer": {**ANSWERER, "on_failure": "handoff"}}
+            document["lines"][4] = {"answerer": {"kind": "rules"}}
     else:
         document = demo_scenario()
     normalized: dict[str, Any] = json.loads(json.dumps(document))  # line ids become strings
@@ -180,6 +204,12 @@ class Dialog:
             effect_id=effect_id,
             session_id=EffectId.parse(effect_id).session_id,
             at=self._at(after),
+        )
+
+    def pressed(self, message_id: int, value: str, after: float = 3) -> ButtonPressed:
+        """ONIMBOTV2COMMANDADD of a keyboard button of our message `message_id`."""
+        return ButtonPressed(
+            value=value, message_id=message_id, user_id=CLIENT, **self._portal(after)
         )
 
     def failed(self, effect_id: str, kind: str, code: str, after: float = 2) -> EffectFailed:

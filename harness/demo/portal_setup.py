@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from orchestrator.dialog.scenario import parse_scenario
+from orchestrator.dialog.scenario_file import parse_scenario
 
 __all__ = [
     "AFTER_HOURS_LINE",

@@ -6,7 +6,8 @@ Nothing here does I/O or knows Bitrix24's wire events (no aiohttp, redis, arq or
 from orchestrator.dialog.effects import Effect, EffectId
 from orchestrator.dialog.inputs import Input
 from orchestrator.dialog.machine import Transition, run_inputs, scenario_for, transition
-from orchestrator.dialog.scenario import Scenario, ScenarioSet, load_scenario
+from orchestrator.dialog.scenario import Scenario, ScenarioSet
+from orchestrator.dialog.scenario_file import load_scenario
 from orchestrator.dialog.state import DialogState, DialogStatus
 
 __all__ = [

@@ -20,6 +20,7 @@ __all__ = [
     "ACTIONS",
     "REQUEST_VERSION",
     "Action",
+    "ActionButton",
     "AnswerRequest",
     "Ask",
     "DialogView",
@@ -64,11 +65,25 @@ OptionalWords = Annotated[
 ]
 
 
+class ActionButton(_Strict):
+    """A button under the bot's message: pressed (or its label typed), it comes back to the
+    answerer as the client's message `value`."""
+
+    text: Annotated[str, Field(min_length=1, max_length=40), AfterValidator(_words)]
+    value: Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_words)]
+
+
+ButtonList = Annotated[list[ActionButton], Field(default_factory=list, max_length=10)]
+Language = Annotated[str | None, Field(default=None, pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")]
+
+
 class Reply(_Strict):
     """Say `text` to the client; a field being asked stays asked."""
 
     action: Literal["reply"]
     text: Words
+    buttons: ButtonList
+    language: Language = None  # the client's language, if the answerer tells it
 
 
 class Ask(_Strict):
@@ -78,6 +93,8 @@ class Ask(_Strict):
     action: Literal["ask"]
     field: FieldName
     text: OptionalWords = None
+    buttons: ButtonList
+    language: Language = None
 
 
 class Handoff(_Strict):
@@ -89,6 +106,7 @@ class Handoff(_Strict):
     reason: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\- ]+$")
     note: OptionalWords = None
     text: OptionalWords = None
+    language: Language = None
 
 
 class Finish(_Strict):
@@ -96,6 +114,7 @@ class Finish(_Strict):
 
     action: Literal["finish"]
     text: OptionalWords = None
+    language: Language = None
 
 
 Action = Annotated[Reply | Ask | Handoff | Finish, Field(discriminator="action")]
@@ -135,6 +154,7 @@ class AnswerRequest(_Strict):
     recent: list[Turn]
     fields: list[FieldName]  # the fields this line collects (what `ask` may name)
     actions: list[str] = Field(default_factory=lambda: list(ACTIONS))
+    languages: list[str] = Field(default_factory=list)  # what `language` may name
 
 
 def parse_action(
@@ -155,6 +175,8 @@ def parse_action(
     asked = request if isinstance(request, AnswerRequest) else AnswerRequest.model_validate(request)
     if action.action not in asked.actions:
         raise ValueError(f"action {action.action!r} is not allowed here")
+    if action.language is not None and action.language not in asked.languages:
+        raise ValueError(f"this line does not speak {action.language!r}")
     if isinstance(action, Ask):
         if action.field not in asked.fields:
             raise ValueError(f"this line does not collect {action.field!r}")

@@ -73,12 +73,17 @@ def _validated(step: Step, res: Answered, pending: PendingAsk) -> tuple[AnyActio
 
 def _apply(step: Step, action: AnyAction, at: float) -> None:
     st = step.state
+    if action.language is not None:
+        # the answerer tells the client's language: the line's texts follow from the next step
+        st.language = action.language
     match action:
         case Reply():
             st.unanswered = 0
-            step.say(action.text)
+            step.say(action.text, buttons=[(b.text, b.value) for b in action.buttons])
         case Ask():
-            ask_field(step, action.field, action.text, at)
+            ask_field(
+                step, action.field, action.text, at, [(b.text, b.value) for b in action.buttons]
+            )
         case Handoff() if st.after_hours:
             # nobody to hand to: say so and keep collecting, as for a client who asks
             step.say(step.scenario.hours.outside_message)

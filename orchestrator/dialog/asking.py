@@ -30,7 +30,7 @@ def request_for(step: Step, text: str, turn: int, first: bool) -> AnswerRequest:
             chat_id=st.chat_id,
             session_id=st.session_id,
             line_id=st.line_id,
-            language=scenario.language,
+            language=st.language or scenario.language,
             asking=st.asking if st.asking in fields else None,
             collected={name: st.data.get(name) for name in fields},
             skipped=list(st.skipped),
@@ -39,6 +39,7 @@ def request_for(step: Step, text: str, turn: int, first: bool) -> AnswerRequest:
         ),
         recent=list(st.recent),
         fields=fields,
+        languages=list(scenario.languages or [scenario.language]),
     )
 
 

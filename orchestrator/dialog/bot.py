@@ -3,23 +3,31 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from orchestrator.dialog import asking
 from orchestrator.dialog.effects import FinishBotSession, HandToQueue, Transfer
-from orchestrator.dialog.inputs import ClientMessage
+from orchestrator.dialog.inputs import ButtonPressed, ClientMessage
 from orchestrator.dialog.scenario import FaqEntry, Target
 from orchestrator.dialog.state import DialogStatus
 from orchestrator.dialog.step import Step, render
 
 __all__ = [
+    "CONFIRM_NO",
+    "CONFIRM_YES",
+    "OPERATOR",
     "RECOGNIZABLE",
     "answer",
     "ask_field",
+    "ask_next",
     "begin",
     "finish_by_bot",
     "handoff",
+    "keep",
     "note_contact",
+    "on_button",
     "on_client_message",
+    "press",
     "route",
     "rules_answer",
 ]
@@ -38,8 +46,22 @@ def begin(step: Step, at: float) -> None:
     if not step.scenario.hours.is_open(step.now):
         st.after_hours = True
         step.say(step.scenario.hours.outside_message)
+    _topic_menu(step)
     _ask_next(step)
     _arm_silence(step)
+
+
+def _topic_menu(step: Step) -> None:
+    """The FAQ topics that have a button, and the operator's, under the line's menu text."""
+    buttons = step.scenario.buttons
+    topics = [(e.button, f"faq:{i}") for i, e in enumerate(step.scenario.faq) if e.button]
+    if buttons.faq_menu and topics:
+        step.say(buttons.faq_menu, buttons=[*topics, *_operator_button(step)])
+
+
+def _operator_button(step: Step) -> list[tuple[str, str]]:
+    label = step.scenario.buttons.operator
+    return [(label, OPERATOR)] if label and not step.state.after_hours else []
 
 
 def on_client_message(step: Step, msg: ClientMessage) -> None:
@@ -51,6 +73,7 @@ def on_client_message(step: Step, msg: ClientMessage) -> None:
     # (the welcome bot's join may reach us before or after it)
     first = st.last_client_at is None
     st.last_message, st.last_client_at = text, msg.at
+    st.last_message_id = msg.message_id
     step.remember("client", text, msg.at)
     begin(step, msg.at)
     if st.closing:
@@ -60,6 +83,8 @@ def on_client_message(step: Step, msg: ClientMessage) -> None:
         step.emit(FinishBotSession(chat_id=st.chat_id))
         return
     hand = step.scenario.handoff
+    if text in st.offered and press(step, st.offered[text], msg.at):
+        return  # a button's label typed, or sent by a v1 button
     if hand.client_zero and text == "0":
         # the portal ended the bot session itself (endBotSession): expect the line's queue
         _to_queue_state(step, "client_zero", msg.at)
@@ -80,12 +105,14 @@ def on_client_message(step: Step, msg: ClientMessage) -> None:
         _arm_silence(step)
 
 
-def answer(step: Step, text: str, first: bool, at: float) -> None:
-    """Answer a client message: a valid answer to the field asked is taken as it is; on a line
-    with an answerer the rest goes to it while its budget lasts; else the scenario's rules."""
+def answer(step: Step, text: str, first: bool, at: float, *, pressed: bool = False) -> None:
+    """Answer a client message: a valid answer to the field asked is taken as it is (unless it
+    is the value of an answerer's button, pressed); on a line with an answerer the rest goes to
+    it while its budget lasts; else the scenario's rules."""
     st, answerer = step.state, step.scenario.answerer
     spec = step.scenario.collect.spec(st.asking or "")
-    if answerer.remote and spec is not None and not first and spec.accepts(text):
+    typed = not first and not pressed
+    if answerer.remote and spec is not None and typed and spec.accepts(text):
         _take_answer(step, text, at)
     elif answerer.remote and (st.pending_ask is not None or st.answers < answerer.max_answers):
         asking.ask(step, text, first)
@@ -109,7 +136,7 @@ def rules_answer(step: Step, text: str, first: bool, at: float) -> None:
         if st.unanswered >= hand.max_unanswered and not st.after_hours:
             handoff(step, "unanswered", at)
             return
-        step.say(step.scenario.fallback)
+        step.say(step.scenario.fallback, buttons=_operator_button(step))
 
 
 def _take_answer(step: Step, text: str, at: float) -> None:
@@ -119,7 +146,7 @@ def _take_answer(step: Step, text: str, at: float) -> None:
         st.asking = None
         return
     if spec.accepts(text):
-        setattr(st.data, spec.name, text)
+        keep(step, spec.name, text)
         step.say(step.scenario.collect.thanks if _all_done(step) else "")
         _ask_next(step, at)
         return
@@ -143,7 +170,7 @@ def note_contact(step: Step, text: str) -> None:
     st = step.state
     for spec in step.scenario.collect.fields:
         if spec.name in RECOGNIZABLE and st.data.get(spec.name) is None and spec.accepts(text):
-            setattr(st.data, spec.name, text)
+            keep(step, spec.name, text)
             return
 
 
@@ -169,6 +196,13 @@ def _ask_next(step: Step, at: float | None = None) -> None:
         step.say(spec.prompt if spec else "")
         return
     st.asking = None
+    confirm = step.scenario.collect.confirm
+    if confirm is not None and not st.confirmed and any(st.data.model_dump().values()):
+        # the collected data shown first: No asks it all again (press, below)
+        st.confirming = True
+        text = render(confirm.text, st.data.model_dump())
+        step.say(text, buttons=[(confirm.yes, CONFIRM_YES), (confirm.no, CONFIRM_NO)])
+        return
     if st.after_hours:
         step.say(step.scenario.hours.goodbye)
         finish_by_bot(step)
@@ -176,7 +210,76 @@ def _ask_next(step: Step, at: float | None = None) -> None:
         handoff(step, "collected", at if at is not None else step.now)
 
 
-def ask_field(step: Step, name: str, text: str | None, at: float) -> None:
+def keep(step: Step, name: str, value: str) -> None:
+    """Store a field's value and the client message it came from (an edit of that message
+    changes it, a deletion forgets it: dialog/edits.py)."""
+    st = step.state
+    setattr(st.data, name, value)
+    if st.last_message_id is not None:
+        st.sources = {**st.sources, name: st.last_message_id}
+
+
+def ask_next(step: Step, at: float | None = None) -> None:
+    """Ask for the next missing field, or go on as when all are in (confirm, hand off)."""
+    _ask_next(step, at)
+
+
+# What a press of our buttons means (the rest are an answerer's values: as if typed).
+OPERATOR, CONFIRM_YES, CONFIRM_NO, FAQ = "operator", "confirm:yes", "confirm:no", "faq:"
+
+
+def on_button(step: Step, inp: ButtonPressed) -> bool:
+    """A button of one of our messages, pressed while the bot has the dialog (once people have
+    it, or after the close, a press of an old button changes nothing)."""
+    st = step.state
+    other_session = inp.session_id and st.session_id and inp.session_id != st.session_id
+    if st.status is not DialogStatus.BOT or st.closing or other_session:
+        return False
+    st.last_client_at = inp.at
+    step.label = "button_pressed"
+    return press(step, inp.value, inp.at)
+
+
+def press(step: Step, value: str, at: float) -> bool:
+    """A button pressed (or its label typed) while the bot has the dialog; False for a press
+    that means nothing any more (a confirmation already given: a typed label is then just
+    the client's words)."""
+    st = step.state
+    if value == OPERATOR:
+        if st.after_hours:
+            step.say(step.scenario.hours.outside_message)
+            _reprompt(step)
+        else:
+            handoff(step, "button", at)
+    elif value.startswith(FAQ) and value[len(FAQ) :].isdigit():
+        index = int(value[len(FAQ) :])
+        if index < len(step.scenario.faq):
+            st.unanswered = 0
+            step.say(step.scenario.faq[index].answer)
+            _reprompt(step)
+    elif value in (CONFIRM_YES, CONFIRM_NO):
+        if not st.confirming:
+            return False
+        st.confirming = False
+        if value == CONFIRM_YES:
+            st.confirmed = True
+        else:
+            st.data, st.sources, st.skipped = type(st.data)(), {}, []
+        _ask_next(step, at)
+    else:
+        answer(step, value, False, at, pressed=True)
+    if st.status is DialogStatus.BOT and not st.closing:
+        _arm_silence(step)
+    return True
+
+
+def ask_field(
+    step: Step,
+    name: str,
+    text: str | None,
+    at: float,
+    buttons: Sequence[tuple[str, str]] = (),
+) -> None:
     """The answerer asks for a field: asked again it counts as a re-ask (past the scenario's
     limit the field is given up and the next one asked)."""
     st = step.state
@@ -191,7 +294,7 @@ def ask_field(step: Step, name: str, text: str | None, at: float) -> None:
             return
     else:
         st.asking, st.reasks = name, 0
-    step.say(text or spec.prompt)
+    step.say(text or spec.prompt, buttons=buttons)
 
 
 def _reprompt(step: Step) -> None:

@@ -85,6 +85,8 @@ class SendMessage(_Effect):
     chat_id: int
     text: str
     via: Via = "session"
+    # a keyboard under a bot message: [{"text": label, "value": what a press means}]
+    buttons: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def voice(self) -> str:
@@ -238,6 +240,8 @@ def effect_payload(effect: Effect) -> dict[str, Any]:
     """The JSON-able fields of an effect (without its id and kind)."""
     data = dataclasses.asdict(effect)
     data.pop("effect_id")
+    if isinstance(effect, SendMessage) and not effect.buttons:
+        del data["buttons"]  # a message without buttons is stored as before they existed
     return data
 
 

@@ -12,6 +12,7 @@ __all__ = [
     "INPUT_TYPES",
     "Answered",
     "BotJoined",
+    "ButtonPressed",
     "ClientMessage",
     "EffectFailed",
     "Input",
@@ -56,6 +57,17 @@ class ClientMessage(_FromPortal):
     user_id: int = 0
     user_code: str = ""
     bot_id: int = 0  # our bot the event was delivered for (0 when unknown)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ButtonPressed(_FromPortal):
+    """The client pressed a button of one of our bot's messages (`message_id`); `value` is what
+    the button means (the value our keyboard gave it)."""
+
+    kind: ClassVar[str] = "button_pressed"
+    value: str
+    message_id: int
+    user_id: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,6 +211,7 @@ Input = (
     | EffectFailed
     | SessionChecked
     | Answered
+    | ButtonPressed
 )
 
 INPUT_TYPES: dict[str, type[Input]] = {
@@ -218,6 +231,7 @@ INPUT_TYPES: dict[str, type[Input]] = {
         EffectFailed,
         SessionChecked,
         Answered,
+        ButtonPressed,
     )
 }
 

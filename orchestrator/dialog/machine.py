@@ -18,12 +18,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.dialog import answers, evaluation, reconcile
-from orchestrator.dialog.bot import begin, finish_by_bot, handoff, note_contact, on_client_message
+from orchestrator.dialog import answers, edits, evaluation, reconcile
+from orchestrator.dialog.bot import (
+    begin,
+    finish_by_bot,
+    handoff,
+    note_contact,
+    on_button,
+    on_client_message,
+)
 from orchestrator.dialog.effects import Effect, EffectId, HandToQueue, Transfer, with_ids
 from orchestrator.dialog.inputs import (
     Answered,
     BotJoined,
+    ButtonPressed,
     ClientMessage,
     EffectFailed,
     Input,
@@ -85,7 +93,7 @@ class Transition:
 def scenario_for(scenarios: ScenarioSet, state: DialogState | None, inp: Input) -> Scenario:
     """The scenario of the dialog's line (from the state, else from the input)."""
     line_id = state.line_id if state is not None else getattr(inp, "line_id", None)
-    return scenarios.for_line(line_id)
+    return scenarios.for_line(line_id, state.language if state is not None else None)
 
 
 def transition(state: DialogState | None, inp: Input, scenario: Scenario, now: float) -> Transition:
@@ -147,8 +155,12 @@ def _dispatch(step: Step, inp: Input) -> bool:
         return _session_opened(step, inp)
     if isinstance(inp, SessionFinished):
         return _session_finished(step, inp)
-    if isinstance(inp, MessageUpdated | MessageDeleted):
-        return False  # edits and deletions never undo what the bot already said or stored
+    if isinstance(inp, MessageUpdated):
+        return edits.on_edited(step, inp)
+    if isinstance(inp, MessageDeleted):
+        return edits.on_deleted(step, inp)
+    if isinstance(inp, ButtonPressed):
+        return on_button(step, inp)
     if isinstance(inp, TimerFired):
         return _timer(step, inp)
     if isinstance(inp, Answered):
@@ -186,6 +198,7 @@ def _new_session(step: Step, inp: ClientMessage | BotJoined | SessionStarted) ->
         session_seq=old.seq + 1,
         epoch=old.epoch + 1,
         started_at=inp.at,
+        language=old.language,
         seen=old.seen,
         history=old.history,
     )

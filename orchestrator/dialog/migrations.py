@@ -36,8 +36,21 @@ def _v0_to_v1(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _v1_to_v2(state: dict[str, Any]) -> dict[str, Any]:
-    """Version 2 adds the answerer's bookkeeping (dialog/answers.py): nothing asked yet."""
-    return {**state, "pending_ask": None, "unasked": False, "answers": 0, "recent": []}
+    """Version 2 adds the answerer's bookkeeping (dialog/answers.py), the buttons offered, the
+    confirmation, the fields' source messages and the dialog's language: none of them yet."""
+    added: dict[str, Any] = {
+        "pending_ask": None,
+        "unasked": False,
+        "answers": 0,
+        "recent": [],
+        "offered": {},
+        "confirming": False,
+        "confirmed": False,
+        "sources": {},
+        "last_message_id": None,
+        "language": None,
+    }
+    return {**state, **added}
 
 
 # (from_version, step): each step turns a from_version dict into the next version's

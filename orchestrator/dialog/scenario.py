@@ -1,30 +1,26 @@
-"""Scenario config: what the bot says and does, per Open Line, validated from YAML.
+"""Scenario config: what the bot says and does, per Open Line, as validated models.
 
-A scenario file has a `default:` scenario and optional `lines: {<line_id>: {...}}` whose keys
-override the default's (merged deeply: a line names only what differs; lists are replaced whole).
-Unknown keys are refused everywhere, so a typo fails at load time with its path, not at 3 a.m.
-`load_scenario(None)` loads the shipped `scenarios/default.yaml`.
+Reading a scenario file (the per-line overrides, the translations, the errors that name the bad
+key) is dialog/scenario_file.py's business. Unknown keys are refused everywhere, so a typo fails
+at load time with its path, not at 3 a.m.
 """
 
 from __future__ import annotations
 
-import difflib
 import re
-import typing
 from datetime import datetime, time
-from importlib import resources
-from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from orchestrator.dialog.answerer_config import AnswererConfig
-from orchestrator.errors import ScenarioError
 
 __all__ = [
+    "LANGUAGE",
+    "Buttons",
     "Collect",
+    "Confirm",
     "Evaluation",
     "FaqEntry",
     "FieldSpec",
@@ -36,11 +32,10 @@ __all__ = [
     "ScenarioSet",
     "Target",
     "Timers",
-    "load_scenario",
-    "parse_scenario",
 ]
 
 FieldName = Literal["name", "email", "phone"]
+LANGUAGE = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
 Via = Literal["imopenlines.bot.session.message.send", "imbot.message.add"]
 Owner = Literal["orchestrator", "line"]
 _DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -85,6 +80,8 @@ class FaqEntry(_Strict):
 
     keywords: list[str] = Field(min_length=1)
     answer: str = Field(min_length=1)
+    # its label in the topic menu (`buttons.faq_menu`); None: not offered as a button
+    button: str | None = Field(default=None, min_length=1, max_length=40)
 
     @field_validator("keywords")
     @classmethod
@@ -110,12 +107,26 @@ class FieldSpec(_Strict):
         return re.fullmatch(self.pattern, text.strip()) is not None
 
 
+class Confirm(_Strict):
+    """Before the handoff, the collected data is shown with Yes/No buttons; No asks it again."""
+
+    text: str = "Is this right? {name}, {email}, {phone}"
+    yes: str = Field(default="Yes", min_length=1, max_length=40)
+    no: str = Field(default="No, let me correct it", min_length=1, max_length=40)
+
+    @field_validator("text")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _template(value)
+
+
 class Collect(_Strict):
     """Data collection: the fields in the order asked, and how often to ask again."""
 
     fields: list[FieldSpec] = Field(default_factory=list)
     max_reasks: int = Field(default=2, ge=0, le=10)
     thanks: str = "Thank you!"
+    confirm: Confirm | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> Collect:
@@ -258,6 +269,16 @@ class Evaluation(_Strict):
         return _template(value)
 
 
+class Buttons(_Strict):
+    """Keyboard buttons under the bot's messages (a v2 bot's are pressed once; a v1 bot's send
+    their label as the client's message, which a client may also type)."""
+
+    # a "talk to a person" button under the fallback and the topic menu; None: none
+    operator: str | None = Field(default=None, min_length=1, max_length=40)
+    # said after the greeting with the FAQ entries that have a `button`; None: no menu
+    faq_menu: str | None = Field(default=None, min_length=1)
+
+
 class Scenario(_Strict):
     """Everything the bot does on one line."""
 
@@ -271,7 +292,12 @@ class Scenario(_Strict):
     evaluation: Evaluation = Field(default_factory=Evaluation)
     # who decides the replies to what the rules above do not settle (docs/answerers.md)
     answerer: AnswererConfig = Field(default_factory=AnswererConfig)
-    language: str = Field(default="en", pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+    buttons: Buttons = Field(default_factory=Buttons)
+    # the language of the texts above; `translations` give them in others (dialog/scenario_file.py)
+    language: str = Field(default="en", pattern=LANGUAGE)
+    translations: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    # every language the line speaks (filled in when the file is read)
+    languages: list[str] = Field(default_factory=list)
 
 
 class ScenarioSet(_Strict):
@@ -279,12 +305,17 @@ class ScenarioSet(_Strict):
 
     default: Scenario
     lines: dict[int, Scenario] = Field(default_factory=dict)
+    # the scenarios in their other languages: line id ("default" for the default) -> language
+    variants: dict[str, dict[str, Scenario]] = Field(default_factory=dict)
 
-    def for_line(self, line_id: int | None) -> Scenario:
-        """The scenario of a line (the default when the line has no override or is unknown)."""
-        if line_id is None:
-            return self.default
-        return self.lines.get(line_id, self.default)
+    def for_line(self, line_id: int | None, language: str | None = None) -> Scenario:
+        """The scenario of a line (the default when the line has no override or is unknown), in
+        `language` where the line has it, else in its own."""
+        key = str(line_id) if line_id is not None and line_id in self.lines else "default"
+        base = self.default if key == "default" else self.lines[line_id]  # type: ignore[index]
+        if language is None or language == base.language:
+            return base
+        return self.variants.get(key, {}).get(language, base)
 
     def with_reconcile(self, interval_s: int) -> ScenarioSet:
         """The set with `timers.reconcile_s` = `interval_s` wherever a scenario leaves it unset
@@ -302,85 +333,9 @@ class ScenarioSet(_Strict):
             update={
                 "default": filled(self.default),
                 "lines": {k: filled(v) for k, v in self.lines.items()},
+                "variants": {
+                    k: {lang: filled(v) for lang, v in by_lang.items()}
+                    for k, by_lang in self.variants.items()
+                },
             }
         )
-
-
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def parse_scenario(document: Any, source: str = "<scenario>") -> ScenarioSet:
-    """Validate a loaded YAML document into a ScenarioSet; ScenarioError names the bad path."""
-    if not isinstance(document, dict) or "default" not in document:
-        raise ScenarioError(f"{source}: the top level must be a mapping with a 'default' key")
-    unknown = set(document) - {"default", "lines"}
-    if unknown:
-        raise ScenarioError(f"{source}: unknown top-level keys {sorted(unknown)}")
-    default, lines = document["default"], document.get("lines") or {}
-    if not isinstance(default, dict) or not isinstance(lines, dict):
-        raise ScenarioError(f"{source}: 'default' and 'lines' must be mappings")
-    merged: dict[str, Any] = {}
-    for line_id, override in lines.items():
-        if not isinstance(override, dict):
-            raise ScenarioError(f"{source}: lines.{line_id} must be a mapping")
-        merged[str(line_id)] = _merge(default, override)
-    try:
-        return ScenarioSet.model_validate({"default": default, "lines": merged})
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False)
-        # a misspelt key also makes its right spelling "missing": name the misspelling first
-        first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-        where = ".".join(str(part) for part in first["loc"])
-        raise ScenarioError(f"{source}: {where}: {first['msg']}{_did_you_mean(first)}") from exc
-
-
-def _did_you_mean(error: Any) -> str:
-    """For a key no model knows, the nearest one that some scenario model does."""
-    if error["type"] != "extra_forbidden" or not error["loc"]:
-        return ""
-    known = _keys_of(ScenarioSet)
-    near = difflib.get_close_matches(str(error["loc"][-1]), sorted(known), n=1)
-    return f"; did you mean {near[0]!r}?" if near else ""
-
-
-def _keys_of(model: type[BaseModel]) -> set[str]:
-    """Every key of `model` and of the models nested in its fields."""
-    keys, todo, seen = set(), [model], set()
-    while todo:
-        current = todo.pop()
-        seen.add(current)
-        for name, info in current.model_fields.items():
-            keys.add(name)
-            nested = [info.annotation, *typing.get_args(info.annotation)]
-            for inner in (a for t in nested for a in (t, *typing.get_args(t))):
-                if isinstance(inner, type) and issubclass(inner, BaseModel) and inner not in seen:
-                    todo.append(inner)
-    return keys
-
-
-def load_scenario(path: str | Path | None = None) -> ScenarioSet:
-    """Load and validate a scenario file; None loads the shipped default."""
-    try:
-        if path is None:
-            text = (
-                resources.files("orchestrator.dialog")
-                .joinpath("scenarios/default.yaml")
-                .read_text(encoding="utf-8")
-            )
-            source = "scenarios/default.yaml"
-        else:
-            text = Path(path).read_text(encoding="utf-8")
-            source = str(path)
-        document = yaml.safe_load(text)
-    except OSError as exc:
-        raise ScenarioError(f"cannot read scenario {path}: {exc}") from exc
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"{path or 'default scenario'}: not valid YAML: {exc}") from exc
-    return parse_scenario(document, source)

@@ -121,6 +121,15 @@ class DialogState(_Model):
     unasked: bool = False
     answers: int = 0
     recent: list[Turn] = Field(default_factory=list)
+    # buttons offered this session (label -> what a press means), the collected data shown for
+    # confirmation, the client message each field came from (an edit or deletion of it counts),
+    # the dialog's language (None: the line's)
+    offered: dict[str, str] = Field(default_factory=dict)
+    confirming: bool = False
+    confirmed: bool = False
+    sources: dict[str, int] = Field(default_factory=dict)
+    last_message_id: int | None = None
+    language: str | None = None
 
     # the humans
     operator_id: int | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,9 +11,10 @@ from orchestrator.dialog.effects import CancelTimer, Effect, ScheduleTimer, Send
 from orchestrator.dialog.scenario import Scenario
 from orchestrator.dialog.state import DialogState
 
-__all__ = ["TURN_TEXT_MAX", "Step", "render"]
+__all__ = ["OFFERED_MAX", "TURN_TEXT_MAX", "Step", "render"]
 
 TURN_TEXT_MAX = 1000  # what an answerer is shown of one past turn
+OFFERED_MAX = 20  # button labels a session remembers (the latest)
 
 _GREETING_VIA: dict[str, Via] = {
     "imopenlines.bot.session.message.send": "session",
@@ -38,12 +39,19 @@ class Step:
         """Append an effect."""
         self.effects.append(effect)
 
-    def say(self, text: str, via: Via = "bot") -> None:
-        """Post a message into the chat (skipped when the scenario leaves the text empty)."""
-        if text:
-            self.emit(SendMessage(chat_id=self.state.chat_id, text=text, via=via))
-            if via != "note":
-                self.remember("bot", text, self.now)
+    def say(self, text: str, via: Via = "bot", buttons: Sequence[tuple[str, str]] = ()) -> None:
+        """Post a message into the chat (skipped when the scenario leaves the text empty), with
+        `buttons` ((label, value) pairs) under it: only the bot's own messages carry them."""
+        if not text:
+            return
+        keyboard = [{"text": label, "value": value} for label, value in buttons if via == "bot"]
+        self.emit(SendMessage(chat_id=self.state.chat_id, text=text, via=via, buttons=keyboard))
+        if keyboard:
+            # a client may press a button, or type its label: both mean its value
+            offered = {**self.state.offered, **{b["text"]: b["value"] for b in keyboard}}
+            self.state.offered = dict(list(offered.items())[-OFFERED_MAX:])
+        if via != "note":
+            self.remember("bot", text, self.now)
 
     def remember(self, role: str, text: str, at: float) -> None:
         """Keep a turn of the conversation for the line's answerer (only where it has one)."""

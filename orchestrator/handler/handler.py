@@ -25,7 +25,8 @@ from orchestrator.dialog.effects import effect_payload
 from orchestrator.dialog.inputs import Input, input_from_record
 from orchestrator.dialog.machine import scenario_for, transition
 from orchestrator.dialog.reconcile import RECONCILED
-from orchestrator.dialog.scenario import ScenarioSet, load_scenario
+from orchestrator.dialog.scenario import ScenarioSet
+from orchestrator.dialog.scenario_file import load_scenario
 from orchestrator.dialog.state import DialogState
 from orchestrator.errors import IllegalTransition
 from orchestrator.events.convert import inputs_of_stored

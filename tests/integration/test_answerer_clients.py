@@ -16,7 +16,8 @@ from aiohttp import web
 from orchestrator.dialog.actions import AnswerRequest, DialogView, Turn
 from orchestrator.dialog.answerer_config import AnswererConfig, HttpAnswerer, LlmAnswerer
 from orchestrator.dialog.effects import AskAnswerer, EffectId
-from orchestrator.dialog.scenario import ScenarioSet, load_scenario
+from orchestrator.dialog.scenario import ScenarioSet
+from orchestrator.dialog.scenario_file import load_scenario
 from orchestrator.errors import ConfigurationError
 from orchestrator.handler.answerers import (
     AnswererFailed,

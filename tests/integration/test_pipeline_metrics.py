@@ -10,7 +10,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 
-from orchestrator.dialog.scenario import load_scenario
+from orchestrator.dialog.scenario_file import load_scenario
 from orchestrator.handler.handler import DialogMachineHandler
 from orchestrator.pipeline.records import EffectRecord, StoredEvent
 from orchestrator.pipeline.runner import Decision, FollowUp, Runner

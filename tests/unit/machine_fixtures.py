@@ -8,6 +8,7 @@ from typing import Any
 from orchestrator.dialog.inputs import (
     Answered,
     BotJoined,
+    ButtonPressed,
     ClientMessage,
     EffectFailed,
     Input,
@@ -22,7 +23,8 @@ from orchestrator.dialog.inputs import (
     TranscriptFetched,
     VoteSaved,
 )
-from orchestrator.dialog.scenario import Scenario, load_scenario
+from orchestrator.dialog.scenario import Scenario
+from orchestrator.dialog.scenario_file import load_scenario
 from orchestrator.dialog.state import Collected, DialogState, DialogStatus
 
 S = DialogStatus
@@ -106,6 +108,8 @@ def input_of(kind: str) -> Input:
         ),
         # the portal shows no open session in the chat: the finish push was lost
         "session_checked": SessionChecked(session_id=SESSION, current_session_id=0, at=at),
+        # the client pressed the first FAQ topic of the menu under the greeting
+        "button_pressed": ButtonPressed(value="faq:0", message_id=1, user_id=4567, at=at, **PORTAL),
         # an answer to a question that is not out (no line of the test scenario asks one)
         "answered": Answered(
             turn=3, action={"action": "reply", "text": "Hi"}, session_id=SESSION, at=at

@@ -8,7 +8,8 @@ from typing import Any
 from orchestrator.dialog.effects import Effect, FinishBotSession, HandToQueue, SendMessage, Transfer
 from orchestrator.dialog.inputs import BotJoined, ClientMessage, EffectFailed, Input, TimerFired
 from orchestrator.dialog.machine import DialogState, DialogStatus, transition
-from orchestrator.dialog.scenario import Scenario, parse_scenario
+from orchestrator.dialog.scenario import Scenario
+from orchestrator.dialog.scenario_file import parse_scenario
 from tests.unit.machine_fixtures import BOT, PORTAL, T0, scenario
 
 S = DialogStatus
@@ -236,7 +237,7 @@ def test_inside_working_hours_the_bot_works_normally() -> None:
 
 def load_line2() -> Scenario:
     """Line 2 of the shipped file: Mon-Fri 9-18 in Berlin."""
-    from orchestrator.dialog.scenario import load_scenario
+    from orchestrator.dialog.scenario_file import load_scenario
 
     return load_scenario(None).for_line(2)
 

@@ -10,7 +10,7 @@ import pytest
 
 from orchestrator.dialog.effects import EffectId
 from orchestrator.dialog.inputs import BotJoined, LeadCreated, TimerFired, input_record
-from orchestrator.dialog.scenario import load_scenario
+from orchestrator.dialog.scenario_file import load_scenario
 from orchestrator.dialog.state import DialogState, DialogStatus
 from orchestrator.events.convert import stored_inputs
 from orchestrator.events.models import parse_event

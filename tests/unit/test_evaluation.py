@@ -8,7 +8,8 @@ from orchestrator.dialog.effects import CreateLead, SaveHeadVote
 from orchestrator.dialog.evaluation import first_response_s, handling_s, rate
 from orchestrator.dialog.inputs import SessionFinished, TranscriptFetched
 from orchestrator.dialog.machine import transition
-from orchestrator.dialog.scenario import Evaluation, parse_scenario
+from orchestrator.dialog.scenario import Evaluation
+from orchestrator.dialog.scenario_file import parse_scenario
 from orchestrator.dialog.state import DialogState, DialogStatus
 from tests.unit.machine_fixtures import PORTAL, SESSION, T0, scenario, state_in
 

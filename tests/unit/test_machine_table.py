@@ -88,6 +88,9 @@ TABLE: dict[tuple[str | None, str], tuple[str, tuple[str, ...]]] = {
 # no question to the line's answerer is out in any of these states: an answer is stale
 for _status in ("bot", "operator_queue", "operator", "finished", "voted"):
     TABLE[(_status, "answered")] = NOOP
+    # a button pressed once people have the dialog, or after the close, changes nothing
+    TABLE[(_status, "button_pressed")] = NOOP
+TABLE[("bot", "button_pressed")] = ("bot", (SEND, SEND, TIMER))  # the topic's answer, re-ask
 for _closed in ("lead", "failed"):
     for _kind in INPUT_TYPES:
         TABLE[(_closed, _kind)] = NOOP

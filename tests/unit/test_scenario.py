@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from orchestrator.dialog.scenario import Hours, load_scenario, parse_scenario
+from orchestrator.dialog.scenario import Hours
+from orchestrator.dialog.scenario_file import load_scenario, parse_scenario
 from orchestrator.errors import ScenarioError
 
 

@@ -19,7 +19,7 @@ from orchestrator.dialog.migrations import (
     stored_version,
     upgrade,
 )
-from orchestrator.dialog.scenario import load_scenario
+from orchestrator.dialog.scenario_file import load_scenario
 from orchestrator.dialog.state import DialogState, DialogStatus
 from orchestrator.errors import StateSchemaError, StateSchemaTooNew
 from orchestrator.handler.handler import DialogMachineHandler
@@ -57,7 +57,18 @@ def test_a_version_0_state_loads_as_the_current_version_with_the_same_fields() -
     assert state.schema_version == SCHEMA_VERSION
     assert state.status is DialogStatus.OPERATOR
     # with what later versions added, at its empty values (version 2: the answerer's)
-    added = {"pending_ask": None, "unasked": False, "answers": 0, "recent": []}
+    added = {
+        "pending_ask": None,
+        "unasked": False,
+        "answers": 0,
+        "recent": [],
+        "offered": {},
+        "confirming": False,
+        "confirmed": False,
+        "sources": {},
+        "last_message_id": None,
+        "language": None,
+    }
     assert json.loads(state.to_json()) == {**raw, SCHEMA_FIELD: SCHEMA_VERSION, **added}
 
 
