@@ -46,6 +46,9 @@ ACTIONS: dict[str, Action] = {
     "client-command": lambda p, b: p.client_command(
         _chat(p, b), int(b["message_id"]), str(b["command"])
     ),
+    "client-press": lambda p, b: p.client_press(_chat(p, b), int(b["message_id"]), str(b["label"])),
+    "client-edit": lambda p, b: p.client_edit(_chat(p, b), int(b["message_id"]), str(b["text"])),
+    "client-delete": lambda p, b: p.client_delete(_chat(p, b), int(b["message_id"])),
 }
 
 
@@ -54,6 +57,9 @@ ACTORS = {
     "client-message": "client",
     "client-vote": "client",
     "client-command": "client",
+    "client-press": "client",
+    "client-edit": "client",
+    "client-delete": "client",
     "operator-answer": "operator",
     "operator-message": "operator",
     "operator-finish": "operator",

@@ -155,12 +155,18 @@ def forget(store: PortalStore, bot: Bot) -> None:
 
 
 def keyboard_command(
-    store: PortalStore, chat_id: int, message_id: int, command: str, user_id: int = 0
+    store: PortalStore,
+    chat_id: int,
+    message_id: int,
+    command: str,
+    user_id: int = 0,
+    label: str | None = None,
 ) -> dict[str, Any]:
     """A client clicks a COMMAND button of a bot message (control API `client-command`): the
     button's bot gets ONIMBOTV2COMMANDADD with `command.context = "keyboard"`; a BLOCK=Y button
     is blocked afterwards. Refused (400) when the message has no such live button or the
-    command is not registered for that bot."""
+    command is not registered for that bot. `label` picks the button when several raise the
+    same command (with different COMMAND_PARAMS)."""
     item = store.messages.get(message_id)
     room = store.chats.get(chat_id)
     if item is None or room is None or item.chat_id != chat_id or item.deleted:
@@ -170,7 +176,9 @@ def keyboard_command(
         (
             b
             for b in item.params.get("KEYBOARD") or []
-            if isinstance(b, dict) and b.get("COMMAND") == name
+            if isinstance(b, dict)
+            and b.get("COMMAND") == name
+            and (label is None or b.get("TEXT") == label)
         ),
         None,
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from emulator import closing, events_v2, lifecycle, messaging, planting, snapshot
+from emulator import client_actions, closing, events_v2, lifecycle, messaging, planting, snapshot
 from emulator.primitives import RestError
 from emulator.state import Bot, Chat, Session, User
 from emulator.store import PortalStore
@@ -62,6 +62,18 @@ class Portal(PortalStore):
     def client_command(self, chat_id: int, message_id: int, command: str) -> dict[str, Any]:
         """The client clicks a COMMAND keyboard button of a v2 bot's message."""
         return events_v2.keyboard_command(self, chat_id, message_id, command)
+
+    def client_press(self, chat_id: int, message_id: int, label: str) -> dict[str, Any]:
+        """The client presses a keyboard button by its label (emulator.client_actions)."""
+        return client_actions.client_press(self, chat_id, message_id, label)
+
+    def client_edit(self, chat_id: int, message_id: int, text: str) -> dict[str, Any]:
+        """The client edits its own message."""
+        return client_actions.client_edit(self, chat_id, message_id, text)
+
+    def client_delete(self, chat_id: int, message_id: int) -> dict[str, Any]:
+        """The client deletes its own message."""
+        return client_actions.client_delete(self, chat_id, message_id)
 
     def emit_bot_event(
         self, bot: Bot, event: str, data: dict[str, Any], *, chat_id: int, ref: str

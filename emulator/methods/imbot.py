@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from emulator import messaging, payloads
+from emulator.client_actions import DELETED_TEXT
 from emulator.methods._common import app_bot, php_empty, php_int
 from emulator.portal import Portal
 from emulator.primitives import RestError
@@ -17,7 +18,6 @@ from emulator.state import BOT_EVENT_PARAMS, Bot, Chat, Message
 REQUIRED_HANDLERS = ("EVENT_MESSAGE_ADD", "EVENT_WELCOME_MESSAGE", "EVENT_BOT_DELETE")
 ATTACH_LIMIT = 30_000
 DIALOG_ID = re.compile(r"^(chat\d+|\d+)$")
-DELETED_TEXT = "This message was deleted."
 
 
 def _handler_urls(params: dict[str, Any]) -> dict[str, str]:

@@ -61,6 +61,22 @@ class EmulatorControl:
         """An operator finishes the dialog."""
         return await self._call("POST", "operator-finish", {"chat_id": chat_id, "user_id": user_id})
 
+    async def client_press(self, chat_id: int, message_id: int, label: str) -> Any:
+        """The client presses a keyboard button of a bot message, by its label."""
+        body = {"chat_id": chat_id, "message_id": message_id, "label": label}
+        return await self._call("POST", "client-press", body)
+
+    async def client_edit(self, chat_id: int, message_id: int, text: str) -> Any:
+        """The client edits its own message."""
+        body = {"chat_id": chat_id, "message_id": message_id, "text": text}
+        return await self._call("POST", "client-edit", body)
+
+    async def client_delete(self, chat_id: int, message_id: int) -> Any:
+        """The client deletes its own message."""
+        return await self._call(
+            "POST", "client-delete", {"chat_id": chat_id, "message_id": message_id}
+        )
+
     async def client_vote(self, chat_id: int, vote: str) -> Any:
         """The client rates the dialog: like or dislike."""
         return await self._call("POST", "client-vote", {"chat_id": chat_id, "vote": vote})

@@ -26,6 +26,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import ConfigurationError, MethodError
+from orchestrator.events.bots_v2 import BUTTON_COMMAND
 
 if TYPE_CHECKING:
     from orchestrator.bitrix import BotV2Api, PortalApi
@@ -176,6 +177,8 @@ async def register_v2(
         event_mode=bot.event_mode or args.event_mode,
         webhook_url=url or "",
     )
+    # the command its keyboard buttons raise (idempotent; hidden from the command list)
+    await bots.register_command(bot.id, BUTTON_COMMAND, title={"en": "Answer"}, hidden=True)
     report: dict[str, Any] = {
         "api": "v2",
         "bot_id": bot.id,
@@ -186,6 +189,7 @@ async def register_v2(
         "webhook_url": url,
         "bot": "mode updated" if updated and state == "found" else state,
         "bot_token_state": token_state,
+        "button_command": f"/{BUTTON_COMMAND}",
     }
     if oauth and not args.no_bind:
         report.update(await bind_offline(api, args.ingress_url))

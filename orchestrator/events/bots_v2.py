@@ -28,6 +28,7 @@ from pydantic import Field, field_validator
 from orchestrator.events.base import YN, BaseEvent, EventModel, Id, chat_key, int_at
 
 __all__ = [
+    "BUTTON_COMMAND",
     "V2_EVENT_NAMES",
     "BotV2CommandAdd",
     "BotV2Delete",
@@ -40,6 +41,10 @@ __all__ = [
     "V2User",
     "fetched_ts",
 ]
+
+# The command our keyboard buttons raise (`register-bot` registers it, hidden; a button's
+# COMMAND_PARAMS is what its press means): ONIMBOTV2COMMANDADD of it is a press.
+BUTTON_COMMAND = "answer"
 
 V2_EVENT_NAMES = frozenset(
     {

@@ -13,6 +13,7 @@ from typing import Any
 
 from orchestrator.dialog.inputs import (
     BotJoined,
+    ButtonPressed,
     ClientMessage,
     Input,
     MessageDeleted,
@@ -25,6 +26,7 @@ from orchestrator.dialog.inputs import (
 )
 from orchestrator.events import models as ev
 from orchestrator.events.base import chat_of_dialog
+from orchestrator.events.bots_v2 import BUTTON_COMMAND
 
 __all__ = ["inputs_from_event", "inputs_of_stored", "stored_inputs"]
 
@@ -71,9 +73,30 @@ def inputs_from_event(event: ev.Event) -> list[Input]:
         if isinstance(event, ev.SessionStart):
             return [SessionStarted(**base)]
         return [SessionFinished(**base)]
-    # ONIMBOT(V2)DELETE, ONAPPINSTALL, ONAPPUNINSTALL: portal-level, not dialog inputs;
-    # ONIMBOTV2COMMANDADD: the dialog has no commands (its buttons are plain replies) yet
+    if isinstance(event, ev.BotV2CommandAdd):
+        return _pressed(event, at)
+    # ONIMBOT(V2)DELETE, ONAPPINSTALL, ONAPPUNINSTALL: portal-level, not dialog inputs
     return []
+
+
+def _pressed(event: ev.BotV2CommandAdd, at: float) -> list[Input]:
+    """A press of one of our keyboard buttons (the BUTTON_COMMAND) by the line's client; other
+    commands, and presses by an operator (who sees the same keyboard), mean nothing here."""
+    chat, command, user = event.data.chat, event.data.command, event.data.user
+    chat_id = chat.id or chat_of_dialog(chat.dialogId)
+    if command is None or command.command.lstrip("/") != BUTTON_COMMAND:
+        return []
+    if not chat.is_lines or not chat_id or not user.connector or not command.params:
+        return []
+    message_id = event.data.message.id if event.data.message else 0
+    return [
+        ButtonPressed(
+            value=command.params,
+            message_id=message_id,
+            user_id=user.id,
+            **_portal(event, chat_id, chat.session_id, chat.line_id, at),
+        )
+    ]
 
 
 def _portal(

@@ -52,7 +52,7 @@ from orchestrator.dialog.inputs import (
     input_record,
 )
 from orchestrator.errors import AccessDenied, MethodError
-from orchestrator.handler import leads, resend
+from orchestrator.handler import keyboards, leads, resend
 from orchestrator.handler.answerers import AnswererPool
 from orchestrator.handler.answerers.pool import TYPING_EVERY_S
 from orchestrator.observe import metrics
@@ -305,12 +305,16 @@ class EffectExecutor:
                 bot.bot_id,
                 f"chat{effect.chat_id}",
                 effect.text,
+                keyboard=keyboards.v2(effect.buttons),
                 skip_connector=True if effect.via == "note" else None,
             )
+            if effect.buttons and bot.event_mode == "fetch":
+                await keyboards.watch(self.timers.redis, Keys(self.timers.prefix), api.member_id)
             return
         await api.imbot_message_add(
             f"chat{effect.chat_id}",
             effect.text,
+            keyboard=keyboards.v1(effect.buttons),
             skip_connector=True if effect.via == "note" else None,
         )
 

@@ -191,6 +191,11 @@ class Keys:
         """Pub/sub channel: a member id whose portal signalled new offline events."""
         return f"{self.prefix}:offline-wake"
 
+    def keyboards(self, member_id: str) -> str:
+        """Set while a fetch-mode bot's keyboard may be pressed (expires by itself): a press
+        reaches us only through the bot's event log, so its poller stays quick meanwhile."""
+        return f"{self.prefix}:{{{_safe('member_id', member_id)}}}:keyboards"
+
     def watermark(self, member_id: str) -> str:
         """HASH "bot-<id>" -> Unix ms up to which that bot's event log is in our inboxes."""
         return f"{self.prefix}:{{{_safe('member_id', member_id)}}}:watermark"

@@ -17,25 +17,62 @@ TIMEOUT_S = 30.0  # each path must settle well within this
 class Client:
     """One client of line 1 typing into the widget and reading the bot's replies."""
 
-    def __init__(self, stack: Stack, name: str = "Anna Smith") -> None:
+    def __init__(self, stack: Stack, name: str = "Anna Smith", line: int = SUPPORT_LINE) -> None:
         self.stack = stack
         self.name = name
+        self.line = line
         self.chat_id = 0
         self.user_code: str | None = None
+        self.sent: list[int] = []  # the ids of the client's messages, in order
 
     async def say(self, text: str, *, expect: str | None = None) -> None:
         """Write; with `expect`, wait until the bot has written that text since."""
         before = len(self.texts())
         answer = await self.stack.control.client_message(
-            SUPPORT_LINE, text, user_code=self.user_code, name=self.name
+            self.line, text, user_code=self.user_code, name=self.name
         )
         self.chat_id, self.user_code = int(answer["chat_id"]), str(answer["user_code"])
-        if expect is not None:
+        self.sent.append(int(answer["message_id"]))
+        await self._expect(before, expect)
 
-            async def replied() -> bool:
-                return expect in self.texts()[before:]
+    async def press(self, label: str, *, expect: str | None = None) -> None:
+        """Press the newest live button labelled `label` under one of the bot's messages."""
+        before = len(self.texts())
 
-            await eventually(replied, TIMEOUT_S)
+        def message_with_it() -> int | None:
+            for message in reversed(messages(self)):
+                for button in message.params.get("KEYBOARD") or []:
+                    if button.get("TEXT") == label and button.get("DISABLED") != "Y":
+                        return int(message.id)
+            return None
+
+        async def offered() -> bool:
+            return message_with_it() is not None
+
+        await eventually(offered, TIMEOUT_S)
+        await self.stack.control.client_press(self.chat_id, message_with_it() or 0, label)
+        await self._expect(before, expect)
+
+    async def edit(self, message_id: int, text: str, *, expect: str | None = None) -> None:
+        """Change one of the client's messages."""
+        before = len(self.texts())
+        await self.stack.control.client_edit(self.chat_id, message_id, text)
+        await self._expect(before, expect)
+
+    async def delete(self, message_id: int, *, expect: str | None = None) -> None:
+        """Delete one of the client's messages."""
+        before = len(self.texts())
+        await self.stack.control.client_delete(self.chat_id, message_id)
+        await self._expect(before, expect)
+
+    async def _expect(self, before: int, expect: str | None) -> None:
+        if expect is None:
+            return
+
+        async def replied() -> bool:
+            return expect in self.texts()[before:]
+
+        await eventually(replied, TIMEOUT_S)
 
     def texts(self) -> list[str]:
         """What our bot wrote in the chat (notes to the operator included)."""

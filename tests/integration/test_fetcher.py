@@ -253,3 +253,23 @@ def test_the_cadence_is_busy_only_while_the_log_brings_something_new() -> None:
     assert cadence.after(Round(fetched=3, duplicates=3), 20.0) == 5.0
     assert cadence.after(Round(), 5.0) == 10.0
     assert cadence.after(Round(), 20.0) == 30.0
+
+
+async def test_while_a_keyboard_is_out_the_idle_log_is_read_at_the_quick_end(
+    redis: aioredis.Redis, portal: tuple[Any, Settings]
+) -> None:
+    """A button press reaches a fetch-mode bot only through its log: while `Keys.keyboards` is
+    set (the executor sets it with each keyboard it sends) an idle poller does not back off
+    past idle_min_s; once it expires, it does."""
+    _, hook = portal
+    bot = await _bot(redis, hook)
+    async with BitrixClient.from_settings(hook) as client:
+        fetcher = _fetcher(redis, hook, client, bot)
+        fetcher.cadence = Cadence(busy_s=2.0, idle_min_s=5.0, idle_max_s=30.0)
+        assert await fetcher.next_wait(Round(), 10.0) == 20.0
+        key = Keys(hook.key_prefix).keyboards(hook.b24_member_id or "")
+        await redis.set(key, b"1", px=60_000)
+        assert await fetcher.next_wait(Round(), 10.0) == 5.0
+        assert await fetcher.next_wait(Round(fetched=2, stored=2), 10.0) == 2.0  # busy stays
+        await redis.delete(key)
+        assert await fetcher.next_wait(Round(), 10.0) == 20.0

@@ -27,7 +27,9 @@ doubling to `idle_max_s` while the log stays empty. Where the portal's Open Line
 are bound offline, the offline consumer's drains (one per ONOFFLINEEVENT notice) bring the
 client's messages in first, and the log only confirms them. A dialog timer held back by the
 watermark (orchestrator/pipeline/timers.py) publishes `Keys.fetch_wake`, which brings the next
-poll forward (never closer than `min_gap_s` to the last). Each poll is one call through the
+poll forward (never closer than `min_gap_s` to the last). While a keyboard of ours is out
+(`Keys.keyboards`, set by the executor when it sends one, which also wakes the poller), the idle
+wait stays at `idle_min_s`: a button press has no other way to us. Each poll is one call through the
 REST client, whose coalescer sends it first and lets it ride inside a `batch` with the dialogs'
 own calls when there are any (orchestrator/bitrix/batch.py).
 """
@@ -232,8 +234,18 @@ class BotFetcher:
             round_ = await self.poll_once()
             if not round_.saved:
                 break
-            wait = self.cadence.after(round_, wait)
+            wait = await self.next_wait(round_, wait)
             await self._sleep_holding(wait, stop)
+
+    async def next_wait(self, round_: Round, previous: float) -> float:
+        """The cadence's wait, kept at the quick end of the idle range while a button of ours
+        may be pressed: its press comes only through this log (no offline event carries it)."""
+        wait = self.cadence.after(round_, previous)
+        if wait > self.cadence.idle_min_s and await self.store.redis.exists(
+            self.store.keys.keyboards(self.member_id)
+        ):
+            return self.cadence.idle_min_s
+        return wait
 
     async def _sleep_holding(self, seconds: float, stop: asyncio.Event) -> None:
         """Sleep until the next poll is due or a notice wakes us (but not sooner than
