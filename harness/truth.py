@@ -20,19 +20,22 @@ from our Redis. The counts:
     duplicate messages  a message of ours shown again in the same chat within one turn
     contact data missing  an e-mail or phone a client wrote in a session that none of the
                         session's leads carries, as the lead stands after every
-                        `crm.lead.update` (the journal's `lead_updated`)
+                        `crm.lead.update` (the journal's `lead_updated`); a message the
+                        client edited counts with its last text, one it deleted not at all
 
 How intent is known without our books: a turn is the span between two things people do in the
-chat (a client or an operator writing, a new session). In one turn the bot answers each event
-that calls for an answer (its joining the chat, a client's message while it holds the session)
-and never says the same text twice in a row; a re-ask of the scenario follows an answer in
-between ("How may I call you?", an FAQ answer, "How may I call you?" when the client's first
-message was a question: the join and that message both called for an answer). So a text of
-ours counts as posted twice when the turn shows it more often than the events in that turn
-called for an answer (an event not answered before the next thing people do still calls in
-the turn after), or twice with no other message of ours between the copies. Blind spots:
-a repeat that lands after the client's next message falls in the next turn; a repeat of a text
-whose copy was due anyway in a turn with two such events, separated by another message of ours.
+chat (a client or an operator writing, a client editing or deleting a message, a new session;
+a client pressing a button of a v2 bot is an event that calls for an answer, as a message is).
+In one turn the bot answers each event that calls for an answer (its joining the chat, a
+client's message while it holds the session) and never says the same text twice in a row; a
+re-ask of the scenario follows an answer in between ("How may I call you?", an FAQ answer,
+"How may I call you?" when the client's first message was a question: the join and that
+message both called for an answer). So a text of ours counts as posted twice when the turn
+shows it more often than the events in that turn called for an answer (an event not answered
+before the next thing people do still calls in the turn after), or twice with no other message
+of ours between the copies. Blind spots: a repeat that lands after the client's next message
+falls in the next turn; a repeat of a text whose copy was due anyway in a turn with two such
+events, separated by another message of ours.
 """
 
 from __future__ import annotations
@@ -61,10 +64,19 @@ OUR_METHODS = frozenset(
 # the bot closing the session.
 OUR_SESSION_REASONS = frozenset({"queue", "transfer", "bot_finish"})
 # Events after which the bot must say or do something the portal shows.
+# (A press of a v2 bot's button is its command event: it calls for an answer like a message.)
 CALLS_FOR_AN_ANSWER = frozenset(
-    {"ONIMBOTJOINCHAT", "ONIMBOTMESSAGEADD", "ONIMBOTV2JOINCHAT", "ONIMBOTV2MESSAGEADD"}
+    {
+        "ONIMBOTJOINCHAT",
+        "ONIMBOTMESSAGEADD",
+        "ONIMBOTV2JOINCHAT",
+        "ONIMBOTV2MESSAGEADD",
+        "ONIMBOTV2COMMANDADD",
+    }
 )
-CLIENT_WRITES = frozenset({"ONIMBOTMESSAGEADD", "ONIMBOTV2MESSAGEADD"})
+CLIENT_WRITES = frozenset({"ONIMBOTMESSAGEADD", "ONIMBOTV2MESSAGEADD", "ONIMBOTV2COMMANDADD"})
+# A client changing what it wrote is a thing people do in the chat, as writing is.
+CLIENT_CHANGES = frozenset({"message_updated", "message_deleted"})
 # How an event reached us: pushed (and answered), or queued for our bot to fetch.
 DELIVERED = frozenset({"event_posted", "event_queued"})
 # Posts that carry no event, only "look at your queues" (the queues keep what it was about).
@@ -125,7 +137,9 @@ class ChatTruth:
             said.clear()
 
         for e in self.entries:
-            person = e["kind"] == "message" and e.get("author") in ("client", "operator")
+            person = (e["kind"] == "message" and e.get("author") in ("client", "operator")) or (
+                e["kind"] in CLIENT_CHANGES and _via(e) == "client"
+            )
             new_session = e["kind"] == "session" and e.get("reason") == "start"
             if person or new_session:
                 close_turn()
@@ -257,9 +271,7 @@ class PortalTruth:
             chat = self.chats.get(chat_id)
             if chat is None:
                 continue
-            for e in chat.entries:
-                if e["kind"] != "message" or e.get("author") != "client":
-                    continue
+            for e in _as_finally_written(chat.entries):
                 text = str(e.get("text", "")).strip()
                 kind = "EMAIL" if _EMAIL.fullmatch(text) else "PHONE" if _is_phone(text) else ""
                 if not kind:
@@ -322,6 +334,23 @@ class PortalTruth:
 
 def _is_phone(text: str) -> bool:
     return bool(_PHONE.fullmatch(text)) and sum(c.isdigit() for c in text) >= 7
+
+
+def _as_finally_written(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The client's messages as the chat shows them at the end: an edit's text in place of the
+    first (`message_updated`), a deleted one left out (`message_deleted`)."""
+    messages: dict[int, dict[str, Any]] = {}
+    for n, e in enumerate(entries):
+        if e["kind"] not in ("message", *CLIENT_CHANGES):
+            continue  # (offline rows, say, have a message id of their own kind)
+        mid = int(e.get("message_id") or -1 - n)  # (an entry without an id stands alone)
+        if e["kind"] == "message" and e.get("author") == "client":
+            messages[mid] = dict(e)
+        elif e["kind"] == "message_updated" and mid in messages:
+            messages[mid]["text"] = e.get("text", "")
+        elif e["kind"] == "message_deleted":
+            messages.pop(mid, None)
+    return list(messages.values())
 
 
 def _contact(kind: str, value: object) -> str:

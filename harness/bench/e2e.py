@@ -29,7 +29,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -52,6 +52,7 @@ from harness.bench.play import (
     verdicts,
     wait_terminal,
 )
+from harness.demo.answerer import DemoAnswerer, demo_answerer
 from harness.demo.portal_setup import write_demo_scenario
 from harness.demo.stack import Stack, StackOptions, run_stack
 from harness.judge import Tamper, judge_portals, seal, why_stopped
@@ -87,6 +88,7 @@ class E2EOptions:
         0  # then this many dialogs one at a time, on a fresh stack (harness/bench/light.py)
     )
     tamper: Tamper | None = None  # a test seam (harness/judge.py), never set by the command
+    answerer: str = "rules"  # http: the demo's answerer service decides on every line
 
 
 def _portal_result(play: PortalPlay, watch: StepWatch, counters: dict[str, Any]) -> dict[str, Any]:
@@ -253,13 +255,14 @@ def _fairness(baseline: dict[str, Any], burst: dict[str, Any]) -> dict[str, Any]
     }
 
 
-def _bench_settings(settings: Settings, tmp: str) -> Settings:
+def _bench_settings(settings: Settings, tmp: str, answerer_url: str | None) -> Settings:
     prefix = f"bench{uuid.uuid4().hex[:6]}"
+    scenario = write_demo_scenario(Path(tmp) / "scenario.yaml", answerer_url, everywhere=True)
     return settings.model_copy(
         update={
             "key_prefix": prefix,
             "queue_name": f"{prefix}:queue",
-            "scenario_path": write_demo_scenario(Path(tmp) / "scenario.yaml"),
+            "scenario_path": scenario,
             "spool_dir": str(Path(tmp) / "spool"),
             "log_level": "WARNING",
         }
@@ -267,31 +270,45 @@ def _bench_settings(settings: Settings, tmp: str) -> Settings:
 
 
 @asynccontextmanager
-async def _bench_stack(settings: Settings, opts: E2EOptions, portals: int) -> AsyncIterator[Stack]:
-    """A fresh stack (Redis, `portals` portals, ingress, workers), cleaned up after."""
+async def _bench_stack(
+    settings: Settings, opts: E2EOptions, portals: int, seen: list[DemoAnswerer] | None = None
+) -> AsyncIterator[Stack]:
+    """A fresh stack (Redis, `portals` portals, ingress, workers, and with `--answerer http`
+    the answerer service, added to `seen`), cleaned up after."""
     with tempfile.TemporaryDirectory(prefix="ol-bench-e2e-") as tmp:
-        run_settings = _bench_settings(settings, tmp)
-        stack_opts = StackOptions(
-            workers=opts.workers,
-            in_process=opts.in_process,
-            log_dir=Path(opts.log_dir or tmp),
-            emulator={"portals": portals},
-            bot=opts.bot,
-        )
-        try:
-            async with run_stack(run_settings, stack_opts) as stack:
-                yield stack
-        finally:
-            if settings.redis_url:  # someone else's Redis: leave nothing of ours behind
-                from harness.demo.main import _forget  # the demo's own clean-up
+        async with AsyncExitStack() as scope:
+            service = None
+            if opts.answerer == "http":
+                service = await scope.enter_async_context(demo_answerer())
+                if seen is not None:
+                    seen.append(service)
+            run_settings = _bench_settings(settings, tmp, service.url if service else None)
+            stack_opts = StackOptions(
+                workers=opts.workers,
+                in_process=opts.in_process,
+                log_dir=Path(opts.log_dir or tmp),
+                emulator={"portals": portals},
+                bot=opts.bot,
+            )
+            try:
+                async with run_stack(run_settings, stack_opts) as stack:
+                    yield stack
+            finally:
+                if settings.redis_url:  # someone else's Redis: leave nothing of ours behind
+                    from harness.demo.main import _forget  # the demo's own clean-up
 
-                await _forget(run_settings)
+                    await _forget(run_settings)
 
 
 async def _one_run(settings: Settings, opts: E2EOptions, counts: list[int]) -> dict[str, Any]:
-    """A fresh stack, one measured run, its summary."""
-    async with _bench_stack(settings, opts, len(counts)) as stack:
-        return _summary(await _measure(stack, counts, opts), stack)
+    """A fresh stack, one measured run, its summary (and what the answerer was asked)."""
+    seen: list[DemoAnswerer] = []
+    async with _bench_stack(settings, opts, len(counts), seen) as stack:
+        summary = _summary(await _measure(stack, counts, opts), stack)
+    summary["answerer"] = {"kind": opts.answerer}
+    for service in seen:
+        summary["answerer"] |= {"asked": service.asked, "by_action": dict(service.by_action)}
+    return summary
 
 
 async def run_bench(settings: Settings, opts: E2EOptions, console: Console) -> dict[str, Any]:
@@ -343,6 +360,7 @@ def options(args: argparse.Namespace) -> E2EOptions:
         bot=args.bot,
         idle_s=args.idle,
         light=args.light,
+        answerer=args.answerer,
     )
 
 

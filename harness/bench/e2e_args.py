@@ -37,6 +37,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="after the run, seconds the idle portals' polling cost is read over (default 60)",
     )
     p.add_argument(
+        "--answerer",
+        choices=("rules", "http"),
+        default="rules",
+        help="who answers what the rules do not settle: the scenario (default), or a contact "
+        "center's service on loopback (harness/demo/answerer.py) for every line: its cost",
+    )
+    p.add_argument(
         "--bot",
         choices=("v2", "v1"),
         default="v2",

@@ -67,6 +67,12 @@ def render(report: dict[str, Any], console: Console) -> None:
                 f"{light['light_reply_p50_ms']} / {light['light_reply_p99_ms']}",
             )
         )
+    answerer = report.get("answerer") or {}
+    if answerer.get("kind") == "http":
+        actions = ", ".join(f"{k} {n}" for k, n in sorted(answerer.get("by_action", {}).items()))
+        rows.append(
+            ("answerer service (every line): questions", f"{answerer.get('asked')} ({actions})")
+        )
     rows += [
         ("events acknowledged / lost (the portal's journal)", "{acknowledged} / {lost}"),
         ("duplicate leads / duplicate messages", "{duplicate_leads} / {duplicate_messages}"),

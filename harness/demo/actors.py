@@ -18,9 +18,24 @@ from enum import StrEnum
 import structlog
 
 from harness.demo.control import ControlError, EmulatorControl, PortalView, SessionView
-from harness.demo.portal_setup import AFTER_HOURS_LINE, SUPPORT_LINE, VOTE_WAIT_S
+from harness.demo.portal_setup import (
+    AFTER_HOURS_LINE,
+    ASSISTANT_LINE,
+    CONFIRM_YES,
+    SUPPORT_LINE,
+    VOTE_WAIT_S,
+)
 
-__all__ = ["MIX", "Actors", "ClientRun", "Persona", "client_name", "client_runs", "persona_for"]
+__all__ = [
+    "DEMO_MIX",
+    "MIX",
+    "Actors",
+    "ClientRun",
+    "Persona",
+    "client_name",
+    "client_runs",
+    "persona_for",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -33,14 +48,20 @@ class Persona(StrEnum):
     FAQ = "ask a FAQ, then for a human"
     SILENT = "fall silent"
     AFTER_HOURS = "write after hours"
+    BUTTONS = "use the buttons"
+    EDITOR = "correct a typo in their e-mail"
+    ASSISTED = "ask the contact center's assistant"
 
 
-# Out of every 10 clients.
+# Out of every 10 clients (`bench e2e`: the same dialogs run after run).
 MIX = (
     [Persona.DATA] * 4
     + [Persona.OPERATOR] * 2
     + [Persona.FAQ, Persona.SILENT, Persona.SILENT, Persona.AFTER_HOURS]
 )
+# The demo's: out of every 13, three clients of the assistant desk too (line 3: buttons, edits,
+# the contact center's answerer).
+DEMO_MIX = [*MIX, Persona.BUTTONS, Persona.EDITOR, Persona.ASSISTED]
 
 
 # A reply is looked for every 10 ms during its first 300 ms (a light load's replies come in
@@ -57,14 +78,14 @@ def client_name(index: int) -> str:
     return f"{_FIRST[index % len(_FIRST)]} {_LAST[(index // len(_FIRST)) % len(_LAST)]}"
 
 
-def persona_for(index: int) -> Persona:
+def persona_for(index: int, mix: list[Persona] = MIX) -> Persona:
     """The persona of the `index`-th client (a fixed mix, so runs compare)."""
-    return MIX[index % len(MIX)]
+    return mix[index % len(mix)]
 
 
-def client_runs(count: int) -> list[ClientRun]:
-    """The demo's clients, personas mixed."""
-    return [ClientRun(index, persona_for(index)) for index in range(count)]
+def client_runs(count: int, mix: list[Persona] = MIX) -> list[ClientRun]:
+    """`count` clients, personas mixed."""
+    return [ClientRun(index, persona_for(index, mix)) for index in range(count)]
 
 
 @dataclass
@@ -86,6 +107,7 @@ class Actors:
     wait_s: float = 90.0  # a person gives up on a reply after this (a bound, not a target)
     poll_s: float = 0.1
     step_s: list[float] = field(default_factory=list)  # client message -> bot reply
+    press_s: list[float] = field(default_factory=list)  # button press -> bot reply
     reply_at: list[float] = field(default_factory=list)  # when each of step_s came (monotonic)
     quiet: set[int] = field(default_factory=set)  # chats whose client will never vote
     rng: random.Random = field(default_factory=lambda: random.Random(7))
@@ -144,12 +166,11 @@ class Actors:
             run.error = str(exc)
             log.warning("demo_client_stuck", index=run.index, persona=run.persona, error=run.error)
 
-    async def _give_data(self, run: ClientRun, line: int) -> None:
+    async def _give_data(self, run: ClientRun, line: int, *, confirm: bool = False) -> None:
         await self._say(run, client_name(run.index), line=line)
         await self._say(run, f"client{run.index}@example.com", line=line)
-        await self._say(
-            run, f"+1 555 01{run.index % 100:02d} {1000 + run.index}", line=line, expect_reply=False
-        )
+        phone = f"+1 555 01{run.index % 100:02d} {1000 + run.index}"
+        await self._say(run, phone, line=line, expect_reply=confirm)
 
     async def _vote_when_asked(self, run: ClientRun, vote: str) -> None:
         await self._until(
@@ -182,6 +203,57 @@ class Actors:
         await self._say(run, "Hi, are you there?", line=AFTER_HOURS_LINE)
         await self._give_data(run, AFTER_HOURS_LINE)
         await self._vote_when_asked(run, "like")
+
+    async def _press(self, run: ClientRun, label: str, *, expect_reply: bool = True) -> None:
+        """Press the newest live button `label` under one of the bot's messages, once it shows;
+        then wait for the bot, as a person would (its latency apart from the typed replies')."""
+        message_id = 0
+
+        def shown() -> bool:
+            nonlocal message_id
+            message_id = self.view.button_message(run.chat_id, label) or 0
+            return bool(message_id)
+
+        await self._until(f"the button {label!r}", shown)
+        before = len(self.view.bot_texts(run.chat_id))
+        pressed = time.monotonic()
+        await self.control.client_press(run.chat_id, message_id, label)
+        if expect_reply:
+            await self._until(
+                "the bot's answer to a button",
+                lambda: len(self.view.bot_texts(run.chat_id)) > before,
+                fine=True,
+            )
+            self.press_s.append(time.monotonic() - pressed)
+
+    async def _buttons(self, run: ClientRun) -> None:
+        await self._say(run, "Hello", line=ASSISTANT_LINE)
+        await self._press(run, "Delivery")
+        await self._give_data(run, ASSISTANT_LINE, confirm=True)
+        await self._press(run, CONFIRM_YES, expect_reply=False)
+        await self._vote_when_asked(run, "like")
+
+    async def _editor(self, run: ClientRun) -> None:
+        await self._say(run, "Hi, I would like to order something", line=ASSISTANT_LINE)
+        await self._say(run, client_name(run.index), line=ASSISTANT_LINE)
+        await self._say(run, f"client{run.index}@exmaple.com", line=ASSISTANT_LINE)
+        typo = self.view.last_client_message(run.chat_id)
+        phone = f"+1 555 02{run.index % 100:02d} {1000 + run.index}"
+        await self._say(run, phone, line=ASSISTANT_LINE, expect_reply=False)
+        await self._until(
+            "the confirmation",
+            lambda: self.view.button_message(run.chat_id, CONFIRM_YES) is not None,
+        )
+        # reading it back, the client sees the typo and corrects the message it wrote
+        await self.control.client_edit(run.chat_id, typo, f"client{run.index}@example.com")
+        await self._press(run, CONFIRM_YES, expect_reply=False)
+        await self._vote_when_asked(run, "like")
+
+    async def _assisted(self, run: ClientRun) -> None:
+        await self._say(run, "Do you deliver to Spain?", line=ASSISTANT_LINE)
+        await self._give_data(run, ASSISTANT_LINE, confirm=True)
+        await self._press(run, CONFIRM_YES, expect_reply=False)
+        await self._vote_when_asked(run, "dislike" if run.index % 2 else "like")
 
     # --- operators ---------------------------------------------------------------------------
 
@@ -239,4 +311,7 @@ _SCRIPTS: dict[Persona, Callable[[Actors, ClientRun], Awaitable[None]]] = {
     Persona.FAQ: Actors._faq,
     Persona.SILENT: Actors._silent,
     Persona.AFTER_HOURS: Actors._after_hours,
+    Persona.BUTTONS: Actors._buttons,
+    Persona.EDITOR: Actors._editor,
+    Persona.ASSISTED: Actors._assisted,
 }

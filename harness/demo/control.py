@@ -163,6 +163,26 @@ class PortalView:
         self._refresh()
         return list(self._to_client.get(chat_id, []))
 
+    def button_message(self, chat_id: int, label: str) -> int | None:
+        """The newest message of the chat with a live button `label`, if any."""
+        found = None
+        for message in self.portal.messages.values():
+            if message.chat_id != chat_id or message.deleted:
+                continue
+            for button in message.params.get("KEYBOARD") or []:
+                if button.get("TEXT") == label and button.get("DISABLED") != "Y":
+                    found = max(found or 0, int(message.id))
+        return found
+
+    def last_client_message(self, chat_id: int) -> int:
+        """The id of the client's newest message in the chat."""
+        chat = self.portal.get_chat(chat_id)
+        return max(
+            int(m.id)
+            for m in self.portal.messages.values()
+            if m.chat_id == chat_id and m.author_id == chat.client_id
+        )
+
     def session(self, chat_id: int) -> SessionView | None:
         """The chat's open session, else its latest one."""
         chat = self.portal.get_chat(chat_id)

@@ -26,7 +26,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from harness.bench.e2e_watch import STEPS, StepWatch
 from harness.bench.play import PortalPlay
 from harness.charts import available as charts_available
-from harness.demo.actors import Actors, ClientRun, client_runs
+from harness.demo.actors import DEMO_MIX, Actors, ClientRun, client_runs
+from harness.demo.answerer import DemoAnswerer, demo_answerer
 from harness.demo.chart import chart_path, write_chart
 from harness.demo.diagnose import pipeline_notes
 from harness.demo.portal_setup import write_demo_scenario
@@ -54,6 +55,8 @@ class DemoOptions:
     output: str = "demo.json"
     bot: str = "v2"  # v2: our fetch-mode bot on a fresh portal; v1: the seeded v1 bot, pushed
     tamper: Tamper | None = None  # a test seam (harness/judge.py), never set by the command
+    # the contact center's service answering the assistant desk (run_demo starts it)
+    answerer: DemoAnswerer | None = None
 
 
 async def _states(stack: Stack, runs: list[ClientRun]) -> dict[int, DialogState | None]:
@@ -97,28 +100,34 @@ async def _play(
 async def run_demo(settings: Settings, opts: DemoOptions, console: Console) -> Verdict:
     """Play the demo on a fresh stack; the verdict says whether everything agreed."""
     with tempfile.TemporaryDirectory(prefix="ol-demo-") as tmp:
-        prefix = f"demo{uuid.uuid4().hex[:6]}"
-        settings = settings.model_copy(
-            update={
-                "key_prefix": prefix,
-                "queue_name": f"{prefix}:queue",
-                "scenario_path": write_demo_scenario(Path(tmp) / "scenario.yaml"),
-                "spool_dir": str(Path(tmp) / "spool"),
-                "log_level": "WARNING",
-            }
-        )
-        stack_opts = StackOptions(
-            workers=opts.workers, in_process=opts.in_process, log_dir=Path(tmp), bot=opts.bot
-        )
-        console.print(
-            f"Starting Redis, the emulated portal, the ingress and {opts.workers} workers..."
-        )
-        try:
-            async with run_stack(settings, stack_opts) as stack:
-                return await play_on(stack, opts, console)
-        finally:
-            if settings.redis_url:  # someone else's Redis: leave nothing of ours behind
-                await _forget(settings)
+        async with demo_answerer() as service:
+            opts.answerer = service
+            return await _run_demo(settings, opts, console, Path(tmp), service.url)
+
+
+async def _run_demo(
+    settings: Settings, opts: DemoOptions, console: Console, tmp: Path, answerer_url: str
+) -> Verdict:
+    prefix = f"demo{uuid.uuid4().hex[:6]}"
+    settings = settings.model_copy(
+        update={
+            "key_prefix": prefix,
+            "queue_name": f"{prefix}:queue",
+            "scenario_path": write_demo_scenario(tmp / "scenario.yaml", answerer_url),
+            "spool_dir": str(tmp / "spool"),
+            "log_level": "WARNING",
+        }
+    )
+    stack_opts = StackOptions(
+        workers=opts.workers, in_process=opts.in_process, log_dir=tmp, bot=opts.bot
+    )
+    console.print(f"Starting Redis, the emulated portal, the ingress and {opts.workers} workers...")
+    try:
+        async with run_stack(settings, stack_opts) as stack:
+            return await play_on(stack, opts, console)
+    finally:
+        if settings.redis_url:  # someone else's Redis: leave nothing of ours behind
+            await _forget(settings)
 
 
 async def _forget(settings: Settings) -> None:
@@ -138,7 +147,7 @@ async def play_on(stack: Stack, opts: DemoOptions, console: Console) -> Verdict:
     """Play the demo's clients on a running stack and judge the outcome against the portal."""
     actors = Actors(stack.control, stack.view)
     stop = asyncio.Event()
-    runs = client_runs(opts.dialogs)
+    runs = client_runs(opts.dialogs, DEMO_MIX)
     # The later steps (handoff -> accepted, finish -> vote, finish -> lead) are read off the
     # in-process portal, the way `bench e2e` times them.
     plays = [
@@ -190,6 +199,12 @@ async def play_on(stack: Stack, opts: DemoOptions, console: Console) -> Verdict:
     verdict.replies = [
         (at - started, latency) for at, latency in zip(actors.reply_at, actors.step_s, strict=True)
     ]
+    verdict.steps["button press -> bot reply"] = (
+        percentile(actors.press_s, 50),
+        percentile(actors.press_s, 99),
+    )
+    if opts.answerer is not None:
+        verdict.answerer = {"asked": opts.answerer.asked, **opts.answerer.by_action}
     verdict.portal = (await judge_portals(plays)).report()
     verdict.reasons = broken(
         {

@@ -39,6 +39,9 @@ class Verdict:
     dialogs: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
     by_persona: Counter[str] = field(default_factory=Counter)
+    # persona -> how its dialogs ended (our state, checked against the portal's below)
+    persona_ends: dict[str, Counter[str]] = field(default_factory=dict)
+    answerer: dict[str, int] = field(default_factory=dict)  # what the demo's service was asked
     leads: int = 0
     votes_saved: int = 0
     portal_head_votes: int = 0
@@ -69,6 +72,8 @@ class Verdict:
             "elapsed_s": round(self.elapsed_s, 1),
             "by_status": dict(self.by_status),
             "by_persona": dict(self.by_persona),
+            "persona_ends": {p: dict(c) for p, c in self.persona_ends.items()},
+            "answerer": self.answerer,
             "leads": self.leads,
             "votes_saved": self.votes_saved,
             "portal_head_votes": self.portal_head_votes,
@@ -103,6 +108,7 @@ def _check_dialog(
         v.by_status["none"] += 1
         return
     v.by_status[state.status.value] += 1
+    v.persona_ends.setdefault(run.persona.value, Counter())[state.status.value] += 1
     if state.status not in TERMINAL:
         v.problems.append(f"{where}: still {state.status.value}")
     session = next((s for s in portal["sessions"] if s["id"] == state.session_id), None)
@@ -179,7 +185,11 @@ def render(v: Verdict, console: Console) -> None:
     for status, count in sorted(v.by_status.items()):
         table.add_row(f"dialogs ended in '{status}'", str(count))
     for persona, count in sorted(v.by_persona.items()):
-        table.add_row(f"clients who {persona}", str(count))
+        ends = v.persona_ends.get(persona, Counter())
+        table.add_row(f"clients who {persona}", f"{count} ({ends.get('lead', 0)} in 'lead')")
+    if v.answerer:
+        actions = ", ".join(f"{k} {n}" for k, n in sorted(v.answerer.items()) if k != "asked")
+        table.add_row("the assistant desk's answerer: asked", f"{v.answerer['asked']} ({actions})")
     table.add_row("leads on the portal (one per session)", str(v.leads))
     for name, key in (
         ("events acknowledged (the portal's journal)", "acknowledged"),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+from harness.demo.actors import Persona
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -13,11 +16,12 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_demo_with_ten_dialogs_agrees_with_the_portal_and_exits_zero(
     redis_url: str, tmp_path: Path
 ) -> None:
-    """Ten simulated dialogs (every persona) reach a terminal state through the ingress and two
-    worker processes; the summary agrees with the emulator's own state; exit code 0."""
+    """Thirteen simulated dialogs (every persona, the assistant desk's three among them: buttons,
+    an edited e-mail, the contact center's answerer) reach a terminal state through the ingress
+    and two worker processes; the summary agrees with the emulator's own state; exit code 0."""
     env = {**os.environ, "REDIS_URL": redis_url, "COLUMNS": "120"}
     done = subprocess.run(
-        [sys.executable, "-m", "orchestrator.cli", "demo", "--dialogs", "10", "--timeout", "90"],
+        [sys.executable, "-m", "orchestrator.cli", "demo", "--dialogs", "13", "--timeout", "90"],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -31,3 +35,9 @@ def test_demo_with_ten_dialogs_agrees_with_the_portal_and_exits_zero(
     # the report's chart, beside the JSON, as the summary says
     assert "wrote demo.json and demo.png" in done.stdout
     assert (tmp_path / "demo.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    report = json.loads((tmp_path / "demo.json").read_text())
+    for persona in Persona:  # every persona's dialogs, the new ones' too, ended in a lead
+        assert set(report["persona_ends"][persona.value]) == {"lead"}, persona
+    assert report["duplicate_messages"] == 0
+    assert report["answerer"]["asked"] >= 1
+    assert "clients who use the buttons" in done.stdout

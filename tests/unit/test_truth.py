@@ -195,3 +195,24 @@ def test_necessary_calls_count_what_the_portal_shows_and_name_the_read() -> None
         "leads": 1,
         "read: imopenlines.session.history.get (the client's vote)": 1,
     }
+
+
+def test_a_press_and_an_edit_are_things_people_do() -> None:
+    """A v2 button press calls for an answer like a message (the prompt asked again after the
+    topic's answer is no duplicate); an edit by the client starts a turn (the e-mail asked
+    again after an invalid edit is none either); contact data counts as finally written."""
+    j = _first_turn(Journal()).bot("How may I call you?")
+    j.event("ONIMBOTV2COMMANDADD").bot("We deliver in 3 days.").bot("How may I call you?")
+    j.client("Boris").bot("What is your e-mail?").client("boris@exmaple.com")
+    typo = len(j.entries) - 1
+    j.entries[typo]["message_id"] = 501
+    j.bot("And your phone?")
+    j.add("message_updated", chat_id=CHAT, message_id=501, text="boris@wrong", via="client")
+    j.bot("What is your e-mail?")
+    j.add("message_updated", chat_id=CHAT, message_id=501, text="boris@example.com", via="client")
+    j.ended()
+    assert j.truth().chats[CHAT].duplicates() == []
+    [lacking] = j.truth().contact_data_missing([CHAT])
+    assert "boris@example.com" in lacking  # the edit is what counts, not the typo
+    j.add("message_deleted", chat_id=CHAT, message_id=501, via="client")
+    assert j.truth().contact_data_missing([CHAT]) == []
