@@ -232,7 +232,8 @@ class PortalRuntime:
         )
 
     def count(self, method: str, what: str) -> None:
-        self.method_counters[method][what] += 1
+        # method names are case-insensitive: a call counts under one name however it is spelt
+        self.method_counters[method.lower()][what] += 1
 
     def counters(self) -> dict[str, Any]:
         return {

@@ -5,6 +5,7 @@ the chat, the portal's keyboard state and the lead it holds."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -227,3 +228,27 @@ async def test_a_line_that_speaks_two_languages(
                 await operator_closes(client, OPERATOR)
                 await ends_with_one_lead(client)
             assert not any("Wie" in text or "Danke" in text for text in anna.texts())
+
+
+async def test_a_v2_bot_shows_it_is_thinking_while_the_answer_is_pending(
+    e2e_settings: Settings,
+    redis: aioredis.Redis,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An answer that takes a second: the client sees the v2 bot's typing indicator
+    (`imbot.v2.Chat.InputAction.notify`), then the answer."""
+    monkeypatch.setenv("ANSWERER_SECRET", SECRET)
+
+    async def slow(_: dict[str, Any]) -> web.StreamResponse:
+        await asyncio.sleep(1.0)
+        return web.json_response({"action": "reply", "text": "Found it: it ships today."})
+
+    async with answer_service(SECRET, slow) as service:
+        answerer = {"kind": "http", "http": {"url": service.url}, "typing_after_s": 0.2}
+        async with _stack(e2e_settings, redis, tmp_path, answerer=answerer) as stack:
+            client = Client(stack)
+            await client.say("Where is my order?", expect="Found it: it ships today.")
+            assert calls(stack, "imbot.v2.chat.inputaction.notify") >= 1
+            portal = stack.emu.portals[0].portal  # it records the bot's indicator per chat
+            assert any(chat == client.chat_id for _, chat in portal.bots_v2.input_actions)
