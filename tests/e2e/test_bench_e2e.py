@@ -88,6 +88,22 @@ def test_bench_e2e_writes_the_report_keys_and_the_chart(redis_url: str, tmp_path
     assert (tmp_path / "bench-e2e.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_bench_e2e_with_a_contact_centers_answerer(redis_url: str, tmp_path: Path) -> None:
+    """`--answerer http`: the demo's answerer service decides on every line; the report says
+    what it was asked, and the run still loses nothing and ends every dialog in a lead."""
+    env = {**os.environ, "REDIS_URL": redis_url, "COLUMNS": "140"}
+    argv = [sys.executable, "-m", "orchestrator.cli", "bench", "e2e", "--answerer", "http"]
+    argv += ["--dialogs", "10", "--workers", "1", "--timeout", "90", "--idle", "1", "--light", "0"]
+    done = _run_bounded(argv, cwd=tmp_path, env=env, timeout_s=110)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    report = json.loads((tmp_path / "bench-e2e.json").read_text())
+    assert report["answerer"]["kind"] == "http"
+    assert report["answerer"]["asked"] >= 5  # the first message of every talking client
+    assert sum(report["answerer"]["by_action"].values()) == report["answerer"]["asked"]
+    assert (report["verdict"], report["lost"], report["duplicate_messages"]) == ("pass", 0, 0)
+    assert "answerer service (every line)" in done.stdout
+
+
 def _run_bounded(
     argv: list[str], *, cwd: Path, env: dict[str, str], timeout_s: float
 ) -> subprocess.CompletedProcess[str]:

@@ -99,7 +99,7 @@ class AnswererPool:
             kind = client.kind
             try:
                 raw = await _bounded(client.answer(effect.request, str(effect_id)), config, typing)
-                action = parse_action(raw, effect.request).model_dump(exclude_none=True)
+                action = parse_action(raw, effect.request).model_dump(exclude_defaults=True)
             except TimeoutError:
                 failure = "timeout"
             except AnswererFailed as exc:
