@@ -65,16 +65,8 @@ OUR_METHODS = frozenset(
 OUR_SESSION_REASONS = frozenset({"queue", "transfer", "bot_finish"})
 # Events after which the bot must say or do something the portal shows.
 # (A press of a v2 bot's button is its command event: it calls for an answer like a message.)
-CALLS_FOR_AN_ANSWER = frozenset(
-    {
-        "ONIMBOTJOINCHAT",
-        "ONIMBOTMESSAGEADD",
-        "ONIMBOTV2JOINCHAT",
-        "ONIMBOTV2MESSAGEADD",
-        "ONIMBOTV2COMMANDADD",
-    }
-)
 CLIENT_WRITES = frozenset({"ONIMBOTMESSAGEADD", "ONIMBOTV2MESSAGEADD", "ONIMBOTV2COMMANDADD"})
+CALLS_FOR_AN_ANSWER = CLIENT_WRITES | {"ONIMBOTJOINCHAT", "ONIMBOTV2JOINCHAT"}
 # A client changing what it wrote is a thing people do in the chat, as writing is.
 CLIENT_CHANGES = frozenset({"message_updated", "message_deleted"})
 # How an event reached us: pushed (and answered), or queued for our bot to fetch.

