@@ -110,7 +110,7 @@ async def test_a_v2_bots_buttons_are_pressed_once_and_lead_on(
         client = Client(stack)
         await client.say("Hello", expect="How may I call you?")
         labels = [b["TEXT"] for b in _keyboard(client, "Popular topics:")]
-        assert labels == ["Prices", "Delivery", "Talk to a person"]
+        assert labels == ["Prices", "Delivery", "Opening hours", "Talk to a person"]
         # its presses come by the bot's log alone: the poller keeps it quick meanwhile
         watch = Keys(stack.settings.key_prefix).keyboards(stack.member_id)
         assert await stack.redis.pttl(watch) > 0
