@@ -254,7 +254,7 @@ class EffectExecutor:
                 metrics.VOTES.labels(member_id=member_id).inc()
                 return VoteSaved(session_id=effect.session_id, at=time.time())
             case CreateLead():
-                lead_id = await leads.ensure_lead(api, effect)
+                lead_id = await leads.ensure_lead(api, effect, retried=attempt > 1)
                 return LeadCreated(session_id=effect.session_id, lead_id=lead_id, at=time.time())
             case CheckSession():
                 dialog = await api.dialog_get(chat_id=effect.chat_id)

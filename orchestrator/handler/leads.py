@@ -1,22 +1,26 @@
-"""The lead step: exactly one CRM lead per session, whatever crashes and retries happen.
+"""The lead step: exactly one CRM lead per session, whatever crashes and retries happen, in the
+fewest calls that keep that guarantee.
 
-Order (docs/bitrix24.md §5.16, §7.2; docs/design.md §3):
-1. look up a lead we made for the session (`crm.lead.list` by ORIGINATOR_ID + ORIGIN_ID);
-2. else the chat's own CRM binding (the line's CRM_CREATE, or an earlier
-   `imopenlines.crm.lead.create`) is the session's lead;
-3. else `imopenlines.crm.lead.create` (answers `true`, no id: read the chat's binding after it);
-   it works only for the session's operator while the session is open, so on
-   ERROR_USER_NOT_OPERATOR (or a closed session) fall back to `crm.lead.add` with the collected
-   data and ORIGINATOR_ID/ORIGIN_ID, which step 1 finds on any later try.
-An OutcomeUnknown on a create is followed by the lookups again before anything else; if they
-find nothing the create did not happen, and the error goes up so the runner retries the step.
+The machine asks for the lead once the portal has closed the session (docs/design.md §3). Order
+(docs/bitrix24.md §5.16, §7.2):
+1. only when an earlier try of this step may have run (a retry: the worker died after its add,
+   or the add's outcome was unknown), look up the lead it made (`crm.lead.list` by
+   ORIGINATOR_ID + ORIGIN_ID); a first try has nothing to find;
+2. the chat's own CRM binding (`imopenlines.dialog.get`): a lead the line made (its CRM_CREATE)
+   or an operator made in the chat is the session's lead — completed, not doubled;
+3. else `crm.lead.add` with the collected data and ORIGINATOR_ID/ORIGIN_ID (what step 1 finds).
+`imopenlines.crm.lead.create` is never tried here: it works only for the session's operator while
+the session is open, and after the close it always answers ERROR_USER_NOT_OPERATOR or a closed
+session — a call known to fail, which cost every dialog one call before.
+An OutcomeUnknown on the add is followed by the lookup; if it finds nothing the add did not
+happen, and the error goes up so the runner retries the step (from step 1).
 
-A lead we did not make with `crm.lead.add` (the line's own, or the portal's from
-`imopenlines.crm.lead.create`) was made from the chat's client profile, without what the bot
-collected. So it is completed: `crm.lead.get`, then one `crm.lead.update` with only the collected
-fields it lacks — NAME when empty or different, each e-mail and phone as a new multifield value
-when not among the lead's (docs/bitrix24.md §7.2: a value without an ID is added, nothing the lead
-holds is touched). Reading first makes a retry after a crash write nothing twice.
+A lead we did not make (the line's own, an operator's) was made from the chat's client profile,
+without what the bot collected. So it is completed: `crm.lead.get`, then one `crm.lead.update`
+with only the collected fields it lacks — NAME when empty or different, each e-mail and phone as
+a new multifield value when not among the lead's (docs/bitrix24.md §7.2: a value without an ID is
+added, nothing the lead holds is touched). Reading first makes a retry after a crash write
+nothing twice.
 """
 
 from __future__ import annotations
@@ -29,12 +33,11 @@ import structlog
 from orchestrator.bitrix.methods import PortalApi
 from orchestrator.bitrix.models import Lead
 from orchestrator.dialog.effects import CreateLead
-from orchestrator.errors import MethodError, OutcomeUnknown
+from orchestrator.errors import OutcomeUnknown
 from orchestrator.observe import metrics
 
 __all__ = [
     "COLLECTED_FIELDS",
-    "FALLBACK_CODES",
     "chat_lead_binding",
     "complete_lead",
     "ensure_lead",
@@ -43,16 +46,6 @@ __all__ = [
 ]
 
 log = structlog.get_logger(__name__)
-
-# imopenlines.crm.lead.create refusals after which crm.lead.add is the way (§5.16).
-FALLBACK_CODES = frozenset(
-    {
-        "ERROR_USER_NOT_OPERATOR",
-        "IMOL_CHAT_ERROR_ANSWER_NOT_LOAD_SESSION",  # the session is closed already
-        "IMOL_CHAT_ERROR_NOT_LOAD_DATA",
-        "IMOL_CHAT_ERROR_NOT_LOAD_CRM",
-    }
-)
 
 # What the bot collects from the client; every other field of a lead it did not make is the
 # line's or an operator's, and stays as it is.
@@ -78,30 +71,30 @@ async def chat_lead_binding(api: PortalApi, chat_id: int) -> int | None:
     return None
 
 
-async def _existing(api: PortalApi, effect: CreateLead) -> int | None:
-    found = await find_own_lead(api, effect)  # made by crm.lead.add: it carries the fields
-    if found is None:
-        found = await chat_lead_binding(api, effect.chat_id)
+async def ensure_lead(api: PortalApi, effect: CreateLead, *, retried: bool) -> int | None:
+    """The session's lead id: found, or created once; either way carrying the collected data.
+    `retried`: an earlier try of this step may have run (its lead may exist)."""
+    if retried:
+        found = await find_own_lead(api, effect)  # made by crm.lead.add: it carries the fields
         if found is not None:
-            await complete_lead(api, found, effect)
-    return found
-
-
-async def ensure_lead(api: PortalApi, effect: CreateLead) -> int | None:
-    """The session's lead id: found, or created once; either way carrying the collected data."""
-    found = await _existing(api, effect)
-    if found is not None:
+            _count(api, "found_existing")
+            return found
+    bound = await chat_lead_binding(api, effect.chat_id)
+    if bound is not None:
+        await complete_lead(api, bound, effect)
         _count(api, "found_existing")
-        return found
+        return bound
     try:
-        return await _create(api, effect)
+        lead_id = await api.crm_lead_add(_fields(effect))
     except OutcomeUnknown:
-        found = await _existing(api, effect)
+        found = await find_own_lead(api, effect)
         if found is not None:
             log.info("lead_found_after_unknown_outcome", lead_id=found)
             _count(api, "found_existing")
             return found
         raise  # it did not happen: the runner's retry starts over from the lookups
+    _count(api, "created")
+    return lead_id
 
 
 async def complete_lead(api: PortalApi, lead_id: int, effect: CreateLead) -> None:
@@ -142,26 +135,6 @@ def _same(key: str, value: object) -> str:
 
 def _count(api: PortalApi, outcome: str) -> None:
     metrics.LEADS.labels(member_id=api.member_id, outcome=outcome).inc()
-
-
-async def _create(api: PortalApi, effect: CreateLead) -> int | None:
-    try:
-        await api.crm_lead_create(effect.chat_id)
-    except MethodError as exc:
-        if exc.code not in FALLBACK_CODES:
-            raise
-        log.info("lead_fallback_to_crm_lead_add", code=exc.code)
-        lead_id = await api.crm_lead_add(_fields(effect))
-        _count(api, "fallback")
-        return lead_id
-    bound = await chat_lead_binding(api, effect.chat_id)
-    if bound is None:
-        # true without a binding: the portal made nothing (no CRM on the line); make it ourselves
-        bound = await api.crm_lead_add(_fields(effect))
-    else:
-        await complete_lead(api, bound, effect)  # the portal made it from the client's profile
-    _count(api, "created")
-    return bound
 
 
 def _fields(effect: CreateLead) -> dict[str, Any]:

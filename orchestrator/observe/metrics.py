@@ -181,7 +181,8 @@ HANDOFFS = Counter(
 )
 LEADS = Counter(
     "ol_leads",
-    "Lead steps by outcome (created, found_existing, fallback: crm.lead.add after a refusal)",
+    "Lead steps by outcome (created: crm.lead.add; found_existing: ours on a retry, or the "
+    "chat's own lead, completed)",
     ["member_id", "outcome"],
 )
 LEADS_COMPLETED = Counter(
