@@ -200,7 +200,7 @@ class EffectExecutor:
             except (MethodError, AccessDenied) as exc:
                 log.warning("effect_refused", kind=record.kind, code=exc.code)
                 return [_failed(effect_id, record, exc.code or "ERROR")]
-        log.debug("effect_executed", kind=record.kind, result=type(result).__name__)
+            log.debug("effect_executed", kind=record.kind, result=type(result).__name__)
         return [] if result is None else [follow_up(effect_id.dialog_key, result)]
 
     def give_up(self, record: EffectRecord, error_code: str) -> list[FollowUp] | None:

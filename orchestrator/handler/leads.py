@@ -93,6 +93,7 @@ async def ensure_lead(api: PortalApi, effect: CreateLead, *, retried: bool) -> i
             _count(api, "found_existing")
             return found
         raise  # it did not happen: the runner's retry starts over from the lookups
+    log.info("lead_added", lead_id=lead_id)
     _count(api, "created")
     return lead_id
 
