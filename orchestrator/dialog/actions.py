@@ -30,6 +30,7 @@ __all__ = [
     "Turn",
     "action_schema",
     "parse_action",
+    "request_schema",
 ]
 
 REQUEST_VERSION = 1
@@ -189,6 +190,14 @@ def _first_error(exc: ValidationError) -> str:
     error = exc.errors(include_url=False)[0]
     where = ".".join(str(part) for part in error["loc"]) or "answer"
     return f"{where}: {error['msg']}"
+
+
+def request_schema() -> dict[str, Any]:
+    """The JSON schema of a request (published as docs/answerer-request.schema.json)."""
+    schema = AnswerRequest.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "Open Lines orchestrator answerer request"
+    return schema
 
 
 def action_schema() -> dict[str, Any]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.dialog.actions import AnswerRequest, action_schema, parse_action
+from orchestrator.dialog.actions import AnswerRequest, action_schema, parse_action, request_schema
 from orchestrator.dialog.answerer_config import AnswererConfig
 from orchestrator.dialog.effects import AskAnswerer, SendMessage
 from orchestrator.dialog.inputs import Answered, ClientMessage
@@ -181,7 +181,10 @@ def test_invalid_answers_are_refused_with_a_reason(raw: Any, why: str) -> None:
         parse_action(raw, request)
 
 
-def test_the_published_schema_is_the_validators() -> None:
-    """docs/answerer-action.schema.json is what `action_schema()` generates."""
+def test_the_published_schemas_are_the_validators() -> None:
+    """docs/answerer-action.schema.json and docs/answerer-request.schema.json are what
+    `action_schema()` and `request_schema()` generate."""
     published = json.loads((ROOT / "docs" / "answerer-action.schema.json").read_text())
     assert published == action_schema()
+    asked = json.loads((ROOT / "docs" / "answerer-request.schema.json").read_text())
+    assert asked == request_schema()
