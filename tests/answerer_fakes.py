@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from harness.loopback import serve
 from orchestrator.handler.answerers.signing import HEADER, verify
 
 Behaviour = Callable[[dict[str, Any]], Awaitable[web.StreamResponse]]
@@ -42,15 +43,8 @@ async def serving(
     """An aiohttp app with one POST route on a free loopback port; yields its URL."""
     app = web.Application()
     app.router.add_post(path, handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        yield f"http://127.0.0.1:{port}{path}"
-    finally:
-        await runner.cleanup()
+    async with serve(app) as base:
+        yield f"{base}{path}"
 
 
 @asynccontextmanager

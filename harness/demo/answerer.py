@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from harness.loopback import serve
 from orchestrator.handler.answerers.signing import HEADER, verify
 
 __all__ = ["ANSWERS", "SECRET_ENV", "DemoAnswerer", "demo_answerer"]
@@ -80,17 +81,10 @@ async def demo_answerer() -> AsyncIterator[DemoAnswerer]:
 
     app = web.Application()
     app.router.add_post("/answer", handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    service.url = f"http://127.0.0.1:{port}/answer"
-    try:
+    async with serve(app) as base:
+        service.url = f"{base}/answer"
         with _env(SECRET_ENV, secret):
             yield service
-    finally:
-        await runner.cleanup()
 
 
 @contextmanager

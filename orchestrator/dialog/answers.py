@@ -79,11 +79,9 @@ def _apply(step: Step, action: AnyAction, at: float) -> None:
     match action:
         case Reply():
             st.unanswered = 0
-            step.say(action.text, buttons=[(b.text, b.value) for b in action.buttons])
+            step.say(action.text, buttons=_pairs(action))
         case Ask():
-            ask_field(
-                step, action.field, action.text, at, [(b.text, b.value) for b in action.buttons]
-            )
+            ask_field(step, action.field, action.text, at, _pairs(action))
         case Handoff() if st.after_hours:
             # nobody to hand to: say so and keep collecting, as for a client who asks
             step.say(step.scenario.hours.outside_message)
@@ -92,6 +90,10 @@ def _apply(step: Step, action: AnyAction, at: float) -> None:
         case Finish():
             step.say(action.text or "")
             finish_by_bot(step)
+
+
+def _pairs(action: Reply | Ask) -> list[tuple[str, str]]:
+    return [(b.text, b.value) for b in action.buttons]
 
 
 def _fallback(step: Step, pending: PendingAsk, failure: str, at: float) -> None:

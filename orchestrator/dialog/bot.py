@@ -47,7 +47,7 @@ def begin(step: Step, at: float) -> None:
         st.after_hours = True
         step.say(step.scenario.hours.outside_message)
     _topic_menu(step)
-    _ask_next(step)
+    ask_next(step)
     _arm_silence(step)
 
 
@@ -148,12 +148,12 @@ def _take_answer(step: Step, text: str, at: float) -> None:
     if spec.accepts(text):
         keep(step, spec.name, text)
         step.say(step.scenario.collect.thanks if _all_done(step) else "")
-        _ask_next(step, at)
+        ask_next(step, at)
         return
     st.reasks += 1
     if st.reasks > step.scenario.collect.max_reasks:
         st.skipped.append(spec.name)
-        _ask_next(step, at)
+        ask_next(step, at)
     else:
         step.say(spec.invalid)
 
@@ -186,7 +186,8 @@ def _next_field(step: Step) -> str | None:
     return None
 
 
-def _ask_next(step: Step, at: float | None = None) -> None:
+def ask_next(step: Step, at: float | None = None) -> None:
+    """Ask for the next missing field, or go on as when all are in (confirm, hand off)."""
     st = step.state
     name = _next_field(step)
     st.reasks = 0
@@ -219,11 +220,6 @@ def keep(step: Step, name: str, value: str) -> None:
         st.sources = {**st.sources, name: st.last_message_id}
 
 
-def ask_next(step: Step, at: float | None = None) -> None:
-    """Ask for the next missing field, or go on as when all are in (confirm, hand off)."""
-    _ask_next(step, at)
-
-
 # What a press of our buttons means (the rest are an answerer's values: as if typed).
 OPERATOR, CONFIRM_YES, CONFIRM_NO, FAQ = "operator", "confirm:yes", "confirm:no", "faq:"
 
@@ -251,11 +247,10 @@ def press(step: Step, value: str, at: float) -> bool:
             _reprompt(step)
         else:
             handoff(step, "button", at)
-    elif value.startswith(FAQ) and value[len(FAQ) :].isdigit():
-        index = int(value[len(FAQ) :])
-        if index < len(step.scenario.faq):
+    elif value.startswith(FAQ) and (index := value.removeprefix(FAQ)).isdigit():
+        if int(index) < len(step.scenario.faq):
             st.unanswered = 0
-            step.say(step.scenario.faq[index].answer)
+            step.say(step.scenario.faq[int(index)].answer)
             _reprompt(step)
     elif value in (CONFIRM_YES, CONFIRM_NO):
         if not st.confirming:
@@ -265,7 +260,7 @@ def press(step: Step, value: str, at: float) -> bool:
             st.confirmed = True
         else:
             st.data, st.sources, st.skipped = type(st.data)(), {}, []
-        _ask_next(step, at)
+        ask_next(step, at)
     else:
         answer(step, value, False, at, pressed=True)
     if st.status is DialogStatus.BOT and not st.closing:
@@ -290,7 +285,7 @@ def ask_field(
         st.reasks += 1
         if st.reasks > step.scenario.collect.max_reasks:
             st.skipped.append(name)
-            _ask_next(step, at)
+            ask_next(step, at)
             return
     else:
         st.asking, st.reasks = name, 0

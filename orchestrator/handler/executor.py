@@ -184,6 +184,7 @@ class EffectExecutor:
         self.api_for = api_for
         self.effect_log = effect_log
         self.timers = timers
+        self.keys = Keys(timers.prefix)
         self.bots = bots
         self.answerers = answerers
 
@@ -274,7 +275,7 @@ class EffectExecutor:
     ) -> None:
         """Show the client the bot is typing, unless it was shown in this dialog within the last
         few seconds (by any worker: the mark is in Redis and expires by itself)."""
-        key = Keys(self.timers.prefix).dialog(effect_id.member_id, effect_id.dialog_key).typing
+        key = self.keys.dialog(effect_id.member_id, effect_id.dialog_key).typing
         every_ms = int(TYPING_EVERY_S * 1000)
         if not await self.timers.redis.set(key, b"1", nx=True, px=every_ms):
             return
@@ -309,7 +310,7 @@ class EffectExecutor:
                 skip_connector=True if effect.via == "note" else None,
             )
             if effect.buttons and bot.event_mode == "fetch":
-                await keyboards.watch(self.timers.redis, Keys(self.timers.prefix), api.member_id)
+                await keyboards.watch(self.timers.redis, self.keys, api.member_id)
             return
         await api.imbot_message_add(
             f"chat{effect.chat_id}",

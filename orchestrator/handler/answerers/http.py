@@ -41,22 +41,26 @@ class HttpAnswererClient:
             "Idempotency-Key": key,
             HEADER: sign(self.secret, body),
         }
-        for attempt in range(self.config.retries + 1):
+        tries = 0
+        while True:
+            tries += 1
             try:
-                async with self.session.post(self.config.url, data=body, headers=headers) as resp:
-                    if resp.status != 200:
-                        raise AnswererFailed("error", f"HTTP {resp.status}")
-                    raw = await resp.content.read(ANSWER_MAX_BYTES + 1)
-                    if len(raw) > ANSWER_MAX_BYTES:
-                        raise AnswererFailed("invalid", "answer too large")
-                    try:
-                        return json.loads(raw)
-                    except ValueError:
-                        raise AnswererFailed("invalid", "answer is not JSON") from None
+                return await self._post(body, headers)
             except aiohttp.ClientConnectorError as exc:
                 # nothing was sent: safe to try again
-                if attempt == self.config.retries:
+                if tries > self.config.retries:
                     raise AnswererFailed("error", f"cannot connect: {exc}") from exc
             except aiohttp.ClientError as exc:
                 raise AnswererFailed("error", f"{type(exc).__name__}: {exc}") from exc
-        raise AnswererFailed("error", "no try was made")  # unreachable: retries >= 0
+
+    async def _post(self, body: bytes, headers: dict[str, str]) -> Any:
+        async with self.session.post(self.config.url, data=body, headers=headers) as resp:
+            if resp.status != 200:
+                raise AnswererFailed("error", f"HTTP {resp.status}")
+            raw = await resp.content.read(ANSWER_MAX_BYTES + 1)
+        if len(raw) > ANSWER_MAX_BYTES:
+            raise AnswererFailed("invalid", "answer too large")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise AnswererFailed("invalid", "answer is not JSON") from None

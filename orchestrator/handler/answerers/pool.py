@@ -70,14 +70,14 @@ class AnswererPool:
         if not remote:
             return pool
         # every secret and file first: a missing one stops the worker before it connects
-        needs = {config: _needs(config, scenario_dir, env) for config in remote}
+        makers = {config: _prepare(config, scenario_dir, env) for config in remote}
         pool.session = aiohttp.ClientSession(
             # the line's timeout bounds each question; this only keeps sockets from hanging
             timeout=aiohttp.ClientTimeout(total=60, connect=5),
             headers={"User-Agent": "openlines-orchestrator-answerer/1"},
         )
-        for config, (secret, knowledge) in needs.items():
-            pool.clients[config] = _client(config, pool.session, secret, knowledge)
+        for config, make in makers.items():
+            pool.clients[config] = make(pool.session)
         return pool
 
     async def aclose(self) -> None:
@@ -147,27 +147,24 @@ async def _keep_typing(after_s: float, typing: Typing) -> None:
         await asyncio.sleep(TYPING_EVERY_S)
 
 
-def _needs(config: AnswererConfig, base: Path, env: Mapping[str, str]) -> tuple[str, str]:
-    """The answerer's secret and (for llm) its knowledge text; ConfigurationError if missing."""
+def _prepare(
+    config: AnswererConfig, base: Path, env: Mapping[str, str]
+) -> Callable[[aiohttp.ClientSession], AnswererClient]:
+    """What makes the config's client on a session, its secret (and for llm its knowledge text)
+    read now: ConfigurationError when one is missing."""
     if config.http is not None and config.kind == "http":
-        return _secret(env, config.http.secret_env), ""
-    assert config.llm is not None  # AnswererConfig refuses kind llm without it
+        http, secret = config.http, _secret(env, config.http.secret_env)
+        return lambda session: HttpAnswererClient(session, http, secret)
+    llm = config.llm
+    assert llm is not None  # AnswererConfig refuses kind llm without it
     try:
-        knowledge = LlmAnswererClient.read_knowledge(config.llm, base)
+        knowledge = LlmAnswererClient.read_knowledge(llm, base)
     except OSError as exc:
         raise ConfigurationError(
-            f"answerer knowledge_path {config.llm.knowledge_path!r} cannot be read: {exc}"
+            f"answerer knowledge_path {llm.knowledge_path!r} cannot be read: {exc}"
         ) from exc
-    return _secret(env, config.llm.api_key_env), knowledge
-
-
-def _client(
-    config: AnswererConfig, session: aiohttp.ClientSession, secret: str, knowledge: str
-) -> AnswererClient:
-    if config.http is not None and config.kind == "http":
-        return HttpAnswererClient(session, config.http, secret)
-    assert config.llm is not None
-    return LlmAnswererClient(session, config.llm, secret, knowledge)
+    key = _secret(env, llm.api_key_env)
+    return lambda session: LlmAnswererClient(session, llm, key, knowledge)
 
 
 def _secret(env: Mapping[str, str], name: str) -> str:
