@@ -151,9 +151,9 @@ async def test_a_service_that_times_out_leaves_the_rules_to_answer(
 ) -> None:
     """Past timeout_s the rules answer the same message, the client saw the bot typing, the
     timeout is counted, and the dialog still ends in a lead."""
-    slow = action({"action": "reply", "text": "Too late to be said."}, delay_s=5.0)
+    slow = action({"action": "reply", "text": "Too late to be said."}, delay_s=8.0)
     async with answer_service(secret, slow) as service:
-        limits = {"timeout_s": 0.6, "typing_after_s": 0.2}
+        limits = {"timeout_s": 1.5, "typing_after_s": 0.1}
         async with _stack(e2e_settings, redis, tmp_path, _http(service.url, **limits)) as stack:
             before = _answers("timeout")
             client = Client(stack)

@@ -236,12 +236,12 @@ async def test_a_v2_bot_shows_it_is_thinking_while_the_answer_is_pending(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """An answer that takes a second: the client sees the v2 bot's typing indicator
+    """An answer that takes two seconds: the client sees the v2 bot's typing indicator
     (`imbot.v2.Chat.InputAction.notify`), then the answer."""
     monkeypatch.setenv("ANSWERER_SECRET", SECRET)
 
     async def slow(_: dict[str, Any]) -> web.StreamResponse:
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(2.0)
         return web.json_response({"action": "reply", "text": "Found it: it ships today."})
 
     async with answer_service(SECRET, slow) as service:

@@ -205,7 +205,7 @@ async def test_the_pool_times_out_shows_typing_and_validates(tmp_path: Any) -> N
 
     answers = iter(
         [
-            action({"action": "reply", "text": "late"}, delay_s=2.0),
+            action({"action": "reply", "text": "late"}, delay_s=4.0),
             action({"action": "ask", "field": "phone"}),  # not a field of this line
             action({"action": "reply", "text": "Yes, to Spain too."}),
         ]
@@ -216,7 +216,7 @@ async def test_the_pool_times_out_shows_typing_and_validates(tmp_path: Any) -> N
 
     async with answer_service(SECRET, behave) as service:
         config = AnswererConfig(
-            kind="http", http={"url": service.url}, timeout_s=0.5, typing_after_s=0.1
+            kind="http", http={"url": service.url}, timeout_s=1.5, typing_after_s=0.05
         )
         pool = AnswererPool.build(_scenarios(config), tmp_path, env={"ANSWERER_SECRET": SECRET})
         try:
@@ -227,7 +227,7 @@ async def test_the_pool_times_out_shows_typing_and_validates(tmp_path: Any) -> N
         finally:
             await pool.aclose()
     assert (slow.action, slow.failure) == (None, "timeout")
-    assert len(shown) == 1  # once within the half second: not again before TYPING_EVERY_S
+    assert len(shown) == 1  # once within the wait: not again before TYPING_EVERY_S
     assert (invalid.action, invalid.failure) == (None, "invalid")
     assert (good.action, good.failure) == ({"action": "reply", "text": "Yes, to Spain too."}, "")
     assert good.turn == 4
